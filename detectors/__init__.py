@@ -1,0 +1,1 @@
+"""Two-stage detectors: model definitions, synthetic data, training, stage-split ONNX export."""

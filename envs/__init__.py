@@ -1,0 +1,1 @@
+"""Board and two-stage detector simulator (gymnasium). Numpy only: no torch here."""

@@ -1,0 +1,1 @@
+"""Clock governors: baselines, the learned policy, the safety shield, training and evaluation."""

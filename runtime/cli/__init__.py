@@ -1,0 +1,39 @@
+"""The ``lotus`` command line.
+
+Each command group lives in its own module and imports its heavy dependencies lazily, inside
+the command, so ``lotus --help`` stays fast and the daemon never pulls in torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from envs.errors import LotusError
+from runtime.cli import bench, sim
+
+app = typer.Typer(
+    name="lotus",
+    help="On-device two-stage inference with a learned CPU+GPU clock governor.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("sim", help="Run one simulated rollout of a policy on a board and plot it.")(sim.sim)
+app.add_typer(bench.app, name="bench", help="Measure speed: simulator, daemon.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``lotus`` console script: user errors become one line on stderr."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, standalone_mode=True)
+    except LotusError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

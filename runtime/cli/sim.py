@@ -1,0 +1,1 @@
+"""``lotus sim``: placeholder replaced below."""
