@@ -130,9 +130,7 @@ class BoardProfile(_Strict):
         """The named power mode (the default one when ``name`` is None)."""
         key = name or self.default_mode
         if key not in self.modes:
-            raise ProfileError(
-                f"board {self.name!r} has no power mode {key!r}; choose one of {', '.join(self.modes)}"
-            )
+            raise ProfileError(f"board {self.name!r} has no power mode {key!r}; choose one of {', '.join(self.modes)}")
         return self.modes[key]
 
 

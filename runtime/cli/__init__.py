@@ -12,7 +12,7 @@ import sys
 import typer
 
 from envs.errors import LotusError
-from runtime.cli import bench, sim
+from runtime.cli import bench, boards, sim
 
 app = typer.Typer(
     name="lotus",
@@ -23,6 +23,10 @@ app = typer.Typer(
 )
 app.command("sim", help="Run one simulated rollout of a policy on a board and plot it.")(sim.sim)
 app.add_typer(bench.app, name="bench", help="Measure speed: simulator, daemon.")
+app.add_typer(boards.app, name="boards", help="Detected board, sensors and controllable clocks; fake sysfs trees.")
+app.command("restore-clocks", help="Restore the governors, clock limits and fan saved by the daemon.")(
+    boards.restore_clocks
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,420 @@
+"""The simulator core: one implementation of board physics and detector timing.
+
+:class:`SimCore` steps ``n`` boards at once. With ``ops=SCALAR`` (``n == 1``) its state is
+Python floats, with ``ops=ARRAY`` numpy arrays ``[n]``; every formula is written once against
+:mod:`envs.ops`, so a single env and a batch of envs give the same numbers for the same seeds.
+
+One ``step`` is one governor decision. In ``stage`` mode a decision made *before* stage 1
+covers the wait for the camera frame and stage 1; a decision made *after* stage 1 (proposal
+count known) covers stage 2. In ``frame`` mode one decision covers the whole frame.
+
+Simplifications (documented so the trends can be judged): power is constant over a segment
+(idle wait, stage) and taken at its start temperatures; the firmware throttle is evaluated at
+segment ends, once per 1 s poll boundary crossed, and caps both CPU and GPU one step per poll
+while the hotter die is above the trip; a late camera frame is dropped in favour of the newest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from envs.board import BoardProfile, load_board
+from envs.ops import ARRAY, SCALAR, normal
+from envs.scenario import Scenario
+from envs.schema import LATENCY_EMA_ALPHA, TEMP_SLOPE_TAU_S, ActionTable
+from envs.thermal import FAN_LEVELS, N_COEF, advance, advance_batched, coefficient_table
+from envs.traces import make_trace
+from envs.workload import WorkloadProfile, load_workload
+
+FAN_OFF, FAN_ON, FAN_AUTO = 0, 1, 2
+CPU_THREADS_SHARE = 0.75  # share of online cores a stage's CPU-bound part keeps busy (assumption)
+TRACE_CAP = 200_000  # frames of trace kept per board (1 h 50 min at 30 fps); longer episodes cycle
+
+STATE_FIELDS = (
+    "t", "th_c", "th_g", "th_s", "phase", "frame", "req_c", "req_g", "cap_c", "cap_g", "fan_level",
+    "arrival", "frame_start", "stage1_ms", "proposals", "last_proposals", "last_latency", "lat_ema",
+    "slope", "tmax_prev", "energy", "frame_energy", "counter", "key", "dropped", "lat_hist0",
+    "lat_hist1", "lat_hist2", "s1_hist0", "s1_hist1", "s1_hist2", "done",
+    # per-board randomised parameters
+    "amb", "trip", "wl_scale", "fan_mode", "r_scale",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A scenario with its profiles loaded and its tables precomputed (shared by all boards)."""
+
+    scenario: Scenario
+    board: BoardProfile
+    workload: WorkloadProfile
+    actions: ActionTable
+    period_s: float  # 0: back-to-back
+    deadline_ms: float
+    cpu_ghz: tuple[float, ...]
+    gpu_ghz: tuple[float, ...]
+    dyn_cpu_w: tuple[float, ...]  # dynamic power per unit activity at each CPU clock
+    dyn_gpu_w: tuple[float, ...]
+    budget_w: float
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario) -> Resolved:
+        board = load_board(scenario.board)
+        mode = board.mode(scenario.power_mode)
+        workload = load_workload(scenario.workload)
+        fps = workload.default_fps if scenario.fps is None else scenario.fps
+        deadline = scenario.deadline_ms or workload.default_deadline_ms
+        cpu_hz = np.asarray(mode.cpu_freqs_khz, dtype=float) * 1e3
+        gpu_hz = np.asarray(mode.gpu_freqs_hz, dtype=float)
+        return cls(
+            scenario=scenario,
+            board=board,
+            workload=workload,
+            actions=ActionTable.from_mode(mode),
+            period_s=1.0 / fps if fps > 0 else 0.0,
+            deadline_ms=float(deadline),
+            cpu_ghz=_floats(cpu_hz / 1e9),
+            gpu_ghz=_floats(gpu_hz / 1e9),
+            dyn_cpu_w=_floats(mode.cpu_online * board.cpu.c_eff_nf * 1e-9 * _volts(board.cpu, cpu_hz) ** 2 * cpu_hz),
+            dyn_gpu_w=_floats(board.gpu.c_eff_nf * 1e-9 * _volts(board.gpu, gpu_hz) ** 2 * gpu_hz),
+            budget_w=mode.budget_w,
+        )
+
+
+def _floats(values: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(x) for x in values)
+
+
+def _volts(domain: Any, hz: np.ndarray) -> np.ndarray:
+    v = domain.voltage
+    frac = np.clip((hz - v.knee_hz) / (v.max_hz - v.knee_hz), 0.0, 1.0)
+    return v.v_min_v + (v.v_max_v - v.v_min_v) * frac
+
+
+def trace_length(scenario: Scenario) -> int:
+    """Frames of proposal trace drawn per episode; longer episodes cycle through it."""
+    return min(scenario.episode_frames + 1, TRACE_CAP)
+
+
+def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
+    """Initial state and randomised parameters of one board, drawn from ``rng`` only."""
+    sc, rz = res.scenario, res.scenario.randomize
+    amb, trip, r_scale, wl_scale = sc.ambient_c, sc.trip_c or res.board.throttling.trip_c, 1.0, 1.0
+    fan_mode = {"off": FAN_OFF, "on": FAN_ON, "auto": FAN_AUTO}[sc.fan]
+    heat, trace_name = 0.0, sc.trace
+    if rz is not None:
+        amb = float(rng.uniform(*rz.ambient_c)) if rz.ambient_c else amb
+        trip = float(rng.uniform(*rz.trip_c)) if rz.trip_c else trip
+        r_scale = float(rng.uniform(*rz.r_scale)) if rz.r_scale else r_scale
+        wl_scale = float(rng.uniform(*rz.workload_scale)) if rz.workload_scale else wl_scale
+        if rz.fan_auto_prob > 0 and rng.random() < rz.fan_auto_prob:
+            fan_mode = FAN_AUTO
+        heat = float(rng.uniform(*rz.init_heat))
+        if rz.traces:
+            trace_name = rz.traces[int(rng.integers(len(rz.traces)))]
+    start = sc.init_temp_c if sc.init_temp_c is not None else amb + heat * (trip - 8.0 - amb)
+    wl = res.workload
+    trace = make_trace(trace_name, rng, trace_length(sc), wl.mean_proposals, wl.max_proposals)
+    n_c, n_g = res.actions.n_cpu, res.actions.n_gpu
+    t0 = 0.0
+    return {
+        "t": t0, "th_c": start - amb, "th_g": start - amb, "th_s": start - amb, "phase": 0, "frame": 0,
+        "req_c": n_c - 1, "req_g": n_g - 1, "cap_c": n_c - 1, "cap_g": n_g - 1,
+        "fan_level": FAN_LEVELS - 1 if fan_mode == FAN_ON else 0,
+        "arrival": t0, "frame_start": t0, "stage1_ms": 0.0, "proposals": int(trace[0]),
+        "last_proposals": int(trace[0]), "last_latency": 0.0, "lat_ema": 0.0, "slope": 0.0,
+        "tmax_prev": start, "energy": 0.0, "frame_energy": 0.0, "counter": 0,
+        "key": int(rng.integers(0, 2**63, dtype=np.int64)), "dropped": 0,
+        "lat_hist0": 0.0, "lat_hist1": 0.0, "lat_hist2": 0.0,
+        "s1_hist0": 0.0, "s1_hist1": 0.0, "s1_hist2": 0.0, "done": False,
+        "amb": amb, "trip": trip, "wl_scale": wl_scale, "fan_mode": fan_mode, "r_scale": r_scale,
+        "_trace": trace, "_coef_table": coefficient_table(res.board, r_scale),
+    }  # fmt: skip
+
+
+class SimCore:
+    """State and dynamics of ``n`` simulated boards running one scenario."""
+
+    def __init__(self, res: Resolved, n: int = 1, batched: bool = False) -> None:
+        self.res = res
+        self.n = n
+        self.batched = batched or n > 1
+        self.ops = ARRAY if self.batched else SCALAR
+        b = res.board
+        self.poll_s = b.throttling.poll_s
+        self.hyst = b.throttling.hysteresis_c
+        self.steps = b.throttling.steps_per_poll
+        self.shutdown = b.throttling.shutdown_c
+        if self.batched:
+            self.cpu_ghz = np.asarray(res.cpu_ghz)
+            self.gpu_ghz = np.asarray(res.gpu_ghz)
+            self.dyn_c = np.asarray(res.dyn_cpu_w)
+            self.dyn_g = np.asarray(res.dyn_gpu_w)
+            self.traces = np.zeros((n, trace_length(res.scenario)), dtype=np.int64)
+            self.coef_tables = np.zeros((n, FAN_LEVELS, N_COEF))
+            self.coef = np.zeros((N_COEF, n))
+            self._rows = np.arange(n)
+            for name in STATE_FIELDS:
+                dtype = np.uint64 if name in ("key", "counter") else bool if name == "done" else float
+                if name in ("phase", "frame", "req_c", "req_g", "cap_c", "cap_g", "fan_level", "proposals",
+                            "last_proposals", "dropped", "fan_mode"):  # fmt: skip
+                    dtype = np.int64
+                setattr(self, name, np.zeros(n, dtype=dtype))
+            # the three temperature rises are rows of one array, updated in place
+            self._theta = np.zeros((3, n))
+            self._power = np.zeros((3, n))
+            self.th_c, self.th_g, self.th_s = self._theta
+        else:
+            self.cpu_ghz, self.gpu_ghz = res.cpu_ghz, res.gpu_ghz
+            self.dyn_c, self.dyn_g = res.dyn_cpu_w, res.dyn_gpu_w
+
+    # -- reset -------------------------------------------------------------------------------
+    def reset_board(self, i: int, rng: np.random.Generator) -> None:
+        """Draw board ``i`` afresh from ``rng``."""
+        init = draw_board(self.res, rng)
+        trace, table = init.pop("_trace"), init.pop("_coef_table")
+        if not self.batched:
+            for name, value in init.items():
+                setattr(self, name, value)
+            self.trace = trace
+            self.coef_table = table
+            self.coef = table[self.fan_level]
+            return
+        for name, value in init.items():
+            getattr(self, name)[i] = value
+        self.traces[i] = trace
+        self.coef_tables[i] = np.asarray(table)
+        self.coef[:, i] = self.coef_tables[i, init["fan_level"]]
+
+    # -- one segment of constant power --------------------------------------------------------
+    def _segment(self, dur_s, fc_idx, fg_idx, act_c, act_g, mem_frac):  # noqa: ANN001, ANN202
+        o, b = self.ops, self.res.board
+        p_c = o.take(self.dyn_c, fc_idx) * act_c + b.cpu.static_w_25c * o.exp(
+            b.cpu.leak_per_c * (self.th_c + self.amb - 25.0)
+        )
+        p_g = o.take(self.dyn_g, fg_idx) * act_g + b.gpu.static_w_25c * o.exp(
+            b.gpu.leak_per_c * (self.th_g + self.amb - 25.0)
+        )
+        p_s = b.base_w + b.mem_active_w * mem_frac
+        if self.batched:
+            self._power[0], self._power[1], self._power[2] = p_c, p_g, p_s
+            advance_batched(self.coef, self._theta, self._power, dur_s)
+        else:
+            self.th_c, self.th_g, self.th_s = advance(
+                self.coef, self.th_c, self.th_g, self.th_s, p_c, p_g, p_s, dur_s, o.exp
+            )
+        t0 = self.t
+        self.t = t0 + dur_s
+        energy = (p_c + p_g + p_s) * dur_s
+        self.energy = self.energy + energy
+        self.frame_energy = self.frame_energy + energy
+        polls = o.floor(self.t / self.poll_s) - o.floor(t0 / self.poll_s)
+        self._poll(o.to_int(polls))
+        return energy
+
+    def _poll(self, polls) -> None:  # noqa: ANN001
+        """Firmware: per poll crossed, step caps down while hot, up once cool again."""
+        if not (polls.any() if self.batched else polls):
+            return  # no poll boundary crossed: nothing changes
+        o = self.ops
+        hottest = o.maximum(self.th_c, self.th_g) + self.amb
+        hot = o.where(hottest > self.trip, polls * self.steps, 0)
+        cool = o.where(hottest < self.trip - self.hyst, polls, 0)
+        self.cap_c = o.clip(self.cap_c - hot + cool, 0, self.res.actions.n_cpu - 1)
+        self.cap_g = o.clip(self.cap_g - hot + cool, 0, self.res.actions.n_gpu - 1)
+        fb = self.res.board.fan
+        pwm = o.clip((hottest - fb.on_c) / (fb.full_c - fb.on_c), 0.0, 1.0)
+        auto_level = o.rint(pwm * (FAN_LEVELS - 1))
+        level = o.where(self.fan_mode == FAN_AUTO, o.where(polls > 0, auto_level, self.fan_level), self.fan_level)
+        if self.batched:
+            changed = np.nonzero(level != self.fan_level)[0]
+            if changed.size:
+                self.fan_level = level
+                self.coef[:, changed] = self.coef_tables[changed, level[changed]].T
+        elif level != self.fan_level:
+            self.fan_level = level
+            self.coef = self.coef_table[level]
+
+    # -- one decision --------------------------------------------------------------------------
+    def step(self, cpu_idx, gpu_idx) -> dict[str, Any]:  # noqa: ANN001
+        """Apply requested clock indices and run until the next decision point.
+
+        :return: per-board step results (floats or arrays ``[n]``), see :meth:`_stage`.
+        """
+        if self.res.scenario.decision == "frame":
+            first = self._stage(cpu_idx, gpu_idx)
+            second = self._stage(cpu_idx, gpu_idx)
+            return _merge(first, second)
+        return self._stage(cpu_idx, gpu_idx)
+
+    def _stage(self, cpu_idx, gpu_idx) -> dict[str, Any]:  # noqa: ANN001
+        o, res, wl = self.ops, self.res, self.res.workload
+        phase1 = self.phase == 0
+        frame_done = self.phase == 1
+        self.req_c, self.req_g = cpu_idx, gpu_idx
+        t_start, e_start = self.t, self.energy
+        fc_idx = o.minimum(cpu_idx, self.cap_c)
+        fg_idx = o.minimum(gpu_idx, self.cap_g)
+        # 1) wait for the camera frame (only before stage 1)
+        idle_s = o.where(phase1, o.maximum(self.arrival - self.t, 0.0), 0.0)
+        b = res.board
+        if phase1.any() if self.batched else phase1:  # a zero-length segment changes nothing
+            self._segment(idle_s, fc_idx, fg_idx, b.cpu.idle_activity, b.gpu.idle_activity, 0.0)
+        self.frame_start = o.where(phase1, self.t, self.frame_start)
+        fc_idx = o.minimum(cpu_idx, self.cap_c)
+        fg_idx = o.minimum(gpu_idx, self.cap_g)
+        # 2) run the stage
+        f_c, f_g = o.take(self.cpu_ghz, fc_idx), o.take(self.gpu_ghz, fg_idx)
+        s1, fx, pp = wl.stage1, wl.stage2_fixed, wl.stage2_per_proposal
+        n_prop = self.proposals
+        cpu_ms = o.where(phase1, s1.cpu_mcycles, fx.cpu_mcycles + pp.cpu_mcycles * n_prop) / f_c
+        gpu_ms = o.where(phase1, s1.gpu_mcycles, fx.gpu_mcycles + pp.gpu_mcycles * n_prop) / f_g
+        mem_ms = o.where(phase1, s1.mem_ms, fx.mem_ms + pp.mem_ms * n_prop)
+        jitter = o.exp(wl.jitter_sigma * normal(self.key, self.counter, o)) * self.wl_scale
+        self.counter = self.counter + 1
+        cpu_ms, gpu_ms, mem_ms = cpu_ms * jitter, gpu_ms * jitter, mem_ms * jitter
+        stage_ms = cpu_ms + gpu_ms + mem_ms
+        act_c = CPU_THREADS_SHARE * cpu_ms / stage_ms + b.cpu.idle_activity
+        act_g = gpu_ms / stage_ms + b.gpu.idle_activity
+        self._segment(stage_ms * 1e-3, fc_idx, fg_idx, act_c, act_g, mem_ms / stage_ms)
+        # 3) bookkeeping
+        tmax = o.maximum(self.th_c, self.th_g) + self.amb
+        dt = self.t - t_start
+        alpha = 1.0 - o.exp(-dt / TEMP_SLOPE_TAU_S)
+        self.slope = self.slope + alpha * ((tmax - self.tmax_prev) / o.maximum(dt, 1e-6) - self.slope)
+        self.tmax_prev = tmax
+        latency = self.t - self.frame_start
+        latency_ms = latency * 1e3
+        frame_energy = self.frame_energy
+        lat_ema_prev = self.lat_ema
+        self.stage1_ms = o.where(phase1, stage_ms, self.stage1_ms)
+        self.s1_hist0, self.s1_hist1, self.s1_hist2 = (
+            o.where(phase1, self.s1_hist1, self.s1_hist0),
+            o.where(phase1, self.s1_hist2, self.s1_hist1),
+            o.where(phase1, stage_ms, self.s1_hist2),
+        )
+        self.lat_ema = o.where(
+            frame_done,
+            o.where(self.frame == 0, latency_ms, self.lat_ema + LATENCY_EMA_ALPHA * (latency_ms - self.lat_ema)),
+            self.lat_ema,
+        )
+        self.last_latency = o.where(frame_done, latency_ms, self.last_latency)
+        self.frame_energy = o.where(frame_done, 0.0, self.frame_energy)
+        self._advance_frame(frame_done)
+        self.phase = o.where(phase1, 1, 0)
+        throttled = (self.cap_c < res.actions.n_cpu - 1) | (self.cap_g < res.actions.n_gpu - 1)
+        dt_safe = o.maximum(dt, 1e-9)
+        self._last_power = (self.energy - e_start) / dt_safe
+        self._last_cpu_util = cpu_ms * 1e-3 / dt_safe
+        self._last_gpu_util = gpu_ms * 1e-3 / dt_safe
+        return {
+            "frame_done": frame_done,
+            "lat_ema_prev_ms": lat_ema_prev,
+            "max_temp_c": tmax,
+            "stage_ms": stage_ms,
+            "latency_ms": latency_ms,
+            "stage1_ms": self.stage1_ms,
+            "stage2_ms": o.where(frame_done, stage_ms, 0.0),
+            "idle_ms": idle_s * 1e3,
+            "proposals": n_prop,
+            "frame_energy_j": frame_energy,
+            "energy_j": self.energy - e_start,
+            "power_w": self._last_power,
+            "dt_s": dt,
+            "cpu_util": self._last_cpu_util,
+            "gpu_util": self._last_gpu_util,
+            "applied_cpu_idx": fc_idx,
+            "applied_gpu_idx": fg_idx,
+            "throttled": throttled,
+            "shutdown": tmax > self.shutdown,
+        }
+
+    def _advance_frame(self, frame_done) -> None:  # noqa: ANN001
+        """After stage 2: next frame index, its proposals and its camera arrival time."""
+        o = self.ops
+        nxt = self.frame + 1
+        self.frame = o.where(frame_done, nxt, self.frame)
+        if self.batched:
+            upcoming = self.traces[self._rows, self.frame % self.traces.shape[1]]
+        else:
+            upcoming = int(self.trace[self.frame % len(self.trace)])
+        self.last_proposals = o.where(frame_done, self.proposals, self.last_proposals)
+        self.proposals = o.where(frame_done, upcoming, self.proposals)
+        # shift the Lotus stability histories
+        self.lat_hist0, self.lat_hist1, self.lat_hist2 = (
+            o.where(frame_done, self.lat_hist1, self.lat_hist0),
+            o.where(frame_done, self.lat_hist2, self.lat_hist1),
+            o.where(frame_done, self.last_latency, self.lat_hist2),
+        )
+        period = self.res.period_s
+        if period <= 0:
+            self.arrival = o.where(frame_done, self.t, self.arrival)
+            return
+        newest_tick = o.floor(self.t / period) * period
+        late = newest_tick > self.arrival + 0.5 * period
+        missed = o.maximum(o.rint((newest_tick - self.arrival) / period) - 1, 0)
+        nxt_arrival = o.where(late, newest_tick, self.arrival + period)
+        self.dropped = o.where(frame_done & late, self.dropped + missed, self.dropped)
+        self.arrival = o.where(frame_done, nxt_arrival, self.arrival)
+
+    # -- readings ------------------------------------------------------------------------------
+    def raw_readings(self) -> dict[str, Any]:
+        """Physical readings for :func:`envs.schema.encode_observation` (what a board would show)."""
+        o, res = self.ops, self.res
+        stage2_next = self.phase == 1
+        cap_c, cap_g = o.minimum(self.req_c, self.cap_c), o.minimum(self.req_g, self.cap_g)
+        period = res.period_s
+        if period > 0:
+            due = o.where(stage2_next, self.arrival + period, self.arrival)
+            next_in = o.maximum(due - self.t, 0.0) * 1e3
+        else:
+            next_in = 0.0 * self.t
+        return {
+            "stage2_next": o.where(stage2_next, 1.0, 0.0),
+            "cpu_khz": o.take(self.cpu_ghz, cap_c) * 1e6,
+            "gpu_hz": o.take(self.gpu_ghz, cap_g) * 1e9,
+            "cpu_max_khz": res.cpu_ghz[-1] * 1e6,
+            "gpu_max_hz": res.gpu_ghz[-1] * 1e9,
+            "cpu_temp_c": self.th_c + self.amb,
+            "gpu_temp_c": self.th_g + self.amb,
+            "trip_c": self.trip,
+            "temp_slope_c_per_s": self.slope,
+            "proposals": o.where(stage2_next, self.proposals, self.last_proposals),
+            "max_proposals": res.workload.max_proposals,
+            "deadline_ms": res.deadline_ms,
+            "frame_elapsed_ms": o.where(stage2_next, self.stage1_ms, 0.0),
+            "last_latency_ms": self.last_latency,
+            "latency_ema_ms": self.lat_ema,
+            "last_stage1_ms": self.stage1_ms,
+            "next_frame_in_ms": next_in,
+            "power_w": self._last_power,
+            "budget_w": res.budget_w,
+            "cpu_util": self._last_cpu_util,
+            "gpu_util": self._last_gpu_util,
+            "throttled": o.where(
+                (self.cap_c < res.actions.n_cpu - 1) | (self.cap_g < res.actions.n_gpu - 1), 1.0, 0.0
+            ),  # fmt: skip
+            "fan_pwm": o.where(
+                self.fan_mode == FAN_AUTO, self.fan_level / (FAN_LEVELS - 1), o.where(self.fan_mode == FAN_ON, 1.0, 0.0)
+            ),  # fmt: skip
+        }
+
+    _last_power: Any = 0.0
+    _last_cpu_util: Any = 0.0
+    _last_gpu_util: Any = 0.0
+
+
+def _merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Combine the two stages of a ``frame``-mode step into one step result."""
+    out = dict(second)
+    for key in ("energy_j", "dt_s", "idle_ms"):
+        out[key] = first[key] + second[key]
+    dt = np.maximum(out["dt_s"], 1e-9) if isinstance(out["dt_s"], np.ndarray) else max(out["dt_s"], 1e-9)
+    out["power_w"] = out["energy_j"] / dt
+    out["cpu_util"] = (first["cpu_util"] * first["dt_s"] + second["cpu_util"] * second["dt_s"]) / dt
+    out["gpu_util"] = (first["gpu_util"] * first["dt_s"] + second["gpu_util"] * second["dt_s"]) / dt
+    out["shutdown"] = first["shutdown"] | second["shutdown"]
+    out["throttled"] = first["throttled"] | second["throttled"]
+    return out

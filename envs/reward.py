@@ -1,0 +1,84 @@
+"""Rewards: ``stable`` (ours) and ``lotus`` (the Lotus paper's, as its code computes it).
+
+Both are written against :mod:`envs.ops`, so they serve one board (floats) or many (arrays).
+
+``stable``: per decision, ``-W_THROTTLE`` while firmware throttling is active and
+``-W_HEAT * excess / HEAT_MARGIN_C`` for every C the hotter die sits above
+``trip - HEAT_MARGIN_C``; when a frame completes, also
+``-(W_LATENCY * l/D + W_JITTER * |l - l_ema|/D + W_MISS * [l > D] + W_ENERGY * E/(P_budget * D))``
+with ``l`` the frame latency, ``l_ema`` the running mean before it, ``D`` the deadline and ``E``
+the frame's energy. It prices, in this order: throttling (the board takes control away),
+latency swings, deadline misses, mean latency, energy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+W_LATENCY = 1.0
+W_JITTER = 4.0
+W_MISS = 1.0
+W_THROTTLE = 2.0
+W_HEAT = 0.5
+HEAT_MARGIN_C = 4.0
+W_ENERGY = 0.1
+
+# Lotus (governors.md 1.2): penalty factor P, weight beta, shutdown penalty for both rewards.
+LOTUS_PENALTY = 2.0
+LOTUS_BETA = 1.0
+SHUTDOWN_PENALTY = 50.0
+
+STABLE_WEIGHTS = {
+    "latency": W_LATENCY, "jitter": W_JITTER, "miss": W_MISS, "throttle": W_THROTTLE, "heat": W_HEAT,
+    "heat_margin_c": HEAT_MARGIN_C, "energy": W_ENERGY, "shutdown": SHUTDOWN_PENALTY,
+}  # fmt: skip
+
+
+def stable_reward(step: dict[str, Any], trip_c: Any, deadline_ms: float, budget_w: float, ops: Any) -> Any:
+    """Our reward for one decision (see module docstring)."""
+    heat = ops.maximum(step["max_temp_c"] - (trip_c - HEAT_MARGIN_C), 0.0) / HEAT_MARGIN_C
+    r = -W_THROTTLE * ops.where(step["throttled"], 1.0, 0.0) - W_HEAT * heat
+    lat = step["latency_ms"]
+    jitter = ops.where(step["lat_ema_prev_ms"] > 0, abs(lat - step["lat_ema_prev_ms"]), 0.0)
+    frame_cost = (
+        W_LATENCY * lat / deadline_ms
+        + W_JITTER * jitter / deadline_ms
+        + W_MISS * ops.where(lat > deadline_ms, 1.0, 0.0)
+        + W_ENERGY * step["frame_energy_j"] / (budget_w * deadline_ms * 1e-3)
+    )
+    r = r - ops.where(step["frame_done"], frame_cost, 0.0)
+    return r - SHUTDOWN_PENALTY * ops.where(step["shutdown"], 1.0, 0.0)
+
+
+def _squash(h: Any, ops: Any) -> Any:
+    # tanh(h) for positive headroom, raw (negative) headroom otherwise
+    e = ops.exp(-2.0 * ops.maximum(h, 0.0))
+    return ops.where(h > 0, (1.0 - e) / (1.0 + e), h)
+
+
+def _softsign(x: Any) -> Any:
+    return x / (1.0 + abs(x))
+
+
+def _std3(a: Any, b: Any, c: Any, ops: Any) -> Any:
+    m = (a + b + c) / 3.0
+    return ops.sqrt(((a - m) ** 2 + (b - m) ** 2 + (c - m) ** 2) / 3.0)
+
+
+def lotus_reward(step: dict[str, Any], core: Any, deadline_ms: float, ops: Any) -> Any:
+    """The Lotus reward ``r_temp + r_time + beta / (1 + std)`` after a decision."""
+    t_bound = core.trip
+    h_c = _squash(t_bound - (core.th_c + core.amb), ops)
+    h_g = _squash(t_bound - (core.th_g + core.amb), ops)
+    r_temp = 0.5 * ops.where(h_c > 0, h_c, LOTUS_PENALTY * h_c) + 0.5 * ops.where(h_g > 0, h_g, LOTUS_PENALTY * h_g)
+    done = step["frame_done"]
+    t2ddl = ops.where(done, deadline_ms - step["latency_ms"], deadline_ms - step["stage1_ms"])
+    soft = _softsign(t2ddl / 1000.0)
+    r_time = LOTUS_BETA * ops.where(t2ddl > 0, soft, LOTUS_PENALTY * soft)
+    std = ops.where(
+        done,
+        _std3(core.lat_hist0, core.lat_hist1, core.lat_hist2, ops),
+        _std3(core.s1_hist0, core.s1_hist1, core.s1_hist2, ops),
+    )
+    r = r_temp + r_time + LOTUS_BETA / (1.0 + std)
+    return r - SHUTDOWN_PENALTY * ops.where(step["shutdown"], 1.0, 0.0)

@@ -1,0 +1,71 @@
+"""Scenario: which board, workload, room and reward one simulated episode uses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Range = tuple[float, float]
+
+
+class Randomization(BaseModel):
+    """Domain-randomisation ranges, each drawn uniformly per board at every reset.
+
+    A range left ``None`` keeps the scenario's fixed value.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ambient_c: Range | None = Field(None, description="ambient temperature, C")
+    r_scale: Range | None = Field(None, description="factor on heatsink-to-ambient thermal resistance")
+    workload_scale: Range | None = Field(None, description="factor on every stage cost")
+    fan_auto_prob: float = Field(0.0, ge=0, le=1, description="chance the fan follows its curve")
+    trip_c: Range | None = Field(None, description="passive trip point, C (Lotus emulates tight limits)")
+    init_heat: Range = Field((0.0, 0.0), description="start temperature as a fraction of ambient->trip")
+    traces: tuple[str, ...] | None = Field(None, description="trace generators to pick from per episode")
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> Randomization:
+        for name in ("ambient_c", "r_scale", "workload_scale", "trip_c", "init_heat"):
+            rng = getattr(self, name)
+            if rng is not None and rng[1] < rng[0]:
+                raise ValueError(f"randomize.{name}: low {rng[0]} is above high {rng[1]}")
+        return self
+
+
+class Scenario(BaseModel):
+    """Everything that defines one simulated episode, validated once.
+
+    :param board: shipped board profile name or a YAML path.
+    :param power_mode: nvpmodel mode name; the board's default when None.
+    :param ambient_c: room temperature, C.
+    :param workload: shipped workload profile name, a YAML path, or a model manifest path.
+    :param trace: proposal generator (``steady``, ``bursty``, ``video``) or a CSV path.
+    :param fps: camera rate (frames/s); 0 means back-to-back; None uses the workload default.
+    :param deadline_ms: latency target, ms; None uses the workload default.
+    :param decision: ``stage`` (two decisions per frame, as Lotus) or ``frame`` (one, as zTT).
+    :param episode_frames: frames per episode before truncation.
+    :param reward: ``stable`` (ours) or ``lotus`` (the Lotus paper's).
+    :param trip_c: passive trip override, C; None uses the board's (99 C on Orin).
+    :param fan: ``off`` (passive, closed enclosure), ``on`` (full PWM) or ``auto`` (fan curve).
+    :param init_temp_c: temperature every node starts at; None starts at ambient.
+    :param randomize: domain-randomisation ranges, or None for a fixed scenario.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    board: str = "orin-nano"
+    power_mode: str | None = None
+    ambient_c: float = Field(25.0, ge=-40, le=80)
+    workload: str = "frcnn-lite"
+    trace: str = "video"
+    fps: float | None = Field(None, ge=0, le=1000)
+    deadline_ms: float | None = Field(None, gt=0)
+    decision: Literal["stage", "frame"] = "stage"
+    episode_frames: int = Field(1800, ge=1)
+    reward: Literal["stable", "lotus"] = "stable"
+    trip_c: float | None = Field(None, gt=0, le=150)
+    fan: Literal["off", "on", "auto"] = "off"
+    init_temp_c: float | None = Field(None, ge=-40, le=150)
+    randomize: Randomization | None = None

@@ -1,0 +1,87 @@
+"""Run a policy through a simulated scenario and record what happened."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from envs.detector_env import TwoStageDetectorEnv
+from envs.scenario import Scenario
+from governor.policies import Policy
+
+STEP_KEYS = (
+    "time_s", "cpu_temp_c", "gpu_temp_c", "applied_cpu_khz", "applied_gpu_hz", "requested_cpu_khz",
+    "requested_gpu_hz", "power_w", "throttled",
+)  # fmt: skip
+FRAME_KEYS = ("time_s", "latency_ms", "stage1_ms", "stage2_ms", "proposals", "frame_energy_j")
+
+
+@dataclass
+class Recording:
+    """Per-step and per-frame series of one rollout (numpy arrays after :meth:`finish`)."""
+
+    policy: str
+    seed: int
+    scenario: Scenario
+    deadline_ms: float
+    steps: dict[str, list] = field(default_factory=lambda: {k: [] for k in (*STEP_KEYS, "dt_s")})
+    frames: dict[str, list] = field(default_factory=lambda: {k: [] for k in FRAME_KEYS})
+    dropped_frames: int = 0
+    shutdown: bool = False
+    total_reward: float = 0.0
+
+    def finish(self) -> Recording:
+        self.steps = {k: np.asarray(v) for k, v in self.steps.items()}
+        self.frames = {k: np.asarray(v) for k, v in self.frames.items()}
+        return self
+
+
+def episode_frames_for(duration_s: float, fps: float) -> int:
+    """Frames needed to cover ``duration_s`` (back-to-back frames: an upper bound)."""
+    return int(math.ceil(duration_s * fps)) + 2 if fps > 0 else int(duration_s * 500) + 2
+
+
+def rollout(
+    policy: Policy,
+    scenario: Scenario,
+    duration_s: float,
+    seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> Recording:
+    """Drive one simulated board with ``policy`` for ``duration_s`` simulated seconds.
+
+    :param progress: called with the simulated time advanced since the previous call.
+    """
+    env = TwoStageDetectorEnv(scenario)
+    fps = env.res.period_s and 1.0 / env.res.period_s
+    if scenario.episode_frames < episode_frames_for(duration_s, fps):
+        env = TwoStageDetectorEnv(scenario.model_copy(update={"episode_frames": episode_frames_for(duration_s, fps)}))
+    rec = Recording(policy.name, seed, env.scenario, env.res.deadline_ms)
+    obs, _ = env.reset(seed=seed)
+    policy.reset(1)
+    last_t, reported = 0.0, 0.0
+    steps, frames = rec.steps, rec.frames
+    while True:
+        action = int(policy.act(obs[None, :])[0])
+        obs, reward, terminated, truncated, info = env.step(action)
+        rec.total_reward += reward
+        for k in STEP_KEYS:
+            steps[k].append(info[k])
+        steps["dt_s"].append(info["time_s"] - last_t)
+        last_t = info["time_s"]
+        if info["frame_done"]:
+            for k in FRAME_KEYS:
+                frames[k].append(info[k])
+        if progress is not None and last_t - reported >= 1.0:
+            progress(last_t - reported)
+            reported = last_t
+        if terminated or truncated or last_t >= duration_s:
+            rec.shutdown = bool(terminated)
+            rec.dropped_frames = info["dropped_frames"]
+            break
+    if progress is not None:
+        progress(max(last_t - reported, 0.0))
+    return rec.finish()
