@@ -1,0 +1,182 @@
+"""The concrete board: clock domains plus sensors, composed by each backend's ``detect``."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from runtime.hw.base import BoardDescription, ClockDomain, NvpMode, RailInfo, Snapshot
+from runtime.hw.cpu import CpuLoad
+from runtime.hw.fan import Fan
+from runtime.hw.nvpmodel import NvpModel
+from runtime.hw.sysfs import SysfsIO
+from runtime.hw.thermal import ThermalZones
+
+log = logging.getLogger(__name__)
+
+
+class PowerSource(Protocol):
+    def read(self) -> tuple[dict[str, float], dict[str, float]]: ...
+    def info(self) -> list[RailInfo]: ...
+    def close(self) -> None: ...
+
+
+class LoadSource(Protocol):
+    def read(self) -> float | None: ...
+    def close(self) -> None: ...
+
+
+class TempSource(Protocol):
+    def read(self) -> dict[str, float]: ...
+
+
+class HwBoard:
+    """A board made of parts; any part may be missing (None or empty) and is then not reported."""
+
+    def __init__(
+        self,
+        backend: str,
+        io: SysfsIO,
+        domains: dict[str, ClockDomain],
+        thermal: ThermalZones | None = None,
+        power: list[PowerSource] | None = None,
+        cpu_load: CpuLoad | None = None,
+        gpu_load: LoadSource | None = None,
+        fan: Fan | None = None,
+        nvpmodel: NvpModel | None = None,
+        extra_temps: list[TempSource] | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.backend, self.io, self.sysfs_root = backend, io, io.root
+        self.domains = domains
+        self.thermal, self.power = thermal, power or []
+        self.cpu_load, self.gpu_load, self.fan, self._nvpmodel = cpu_load, gpu_load, fan, nvpmodel
+        self.extra_temps = extra_temps or []
+        self._on_close = on_close
+
+    # --- hot path ----------------------------------------------------------------------------
+    def snapshot(self, *, temps: bool = True, power: bool = True, util: bool = True) -> Snapshot:
+        """Read every sensor once: clocks, temperatures, rails, utilisation, fan PWM.
+
+        Switch groups off to save time on a fast path (INA3221 rails sit behind I2C on Jetson and
+        are usually the slowest part): ``snapshot(power=False)`` between stages, full reads less often.
+        """
+        temps_c: dict[str, float] = {}
+        if temps:
+            temps_c = self.thermal.read() if self.thermal else {}
+            for source in self.extra_temps:
+                temps_c.update(source.read())
+        power_w: dict[str, float] = {}
+        energy_j: dict[str, float] = {}
+        if power:
+            for source in self.power:
+                watts, joules = source.read()
+                power_w.update(watts)
+                energy_j.update(joules)
+        return Snapshot(
+            t_mono_s=time.monotonic(),
+            freqs={name: d.current() for name, d in self.domains.items()},
+            temps_c=temps_c,
+            power_w=power_w,
+            energy_j=energy_j,
+            cpu_util_pct=self.cpu_load.read() if self.cpu_load and util else None,
+            gpu_load_pct=self.gpu_load.read() if self.gpu_load and util else None,
+            fan_pwm=self.fan.read_pwm() if self.fan else None,
+        )
+
+    def set_clocks(self, cpu: int | None = None, gpu: int | None = None) -> None:
+        """Set every CPU domain to ``cpu`` kHz and every GPU domain to ``gpu`` Hz (None: leave)."""
+        for domain in self.domains.values():
+            target = cpu if domain.kind == "cpu" else gpu if domain.kind == "gpu" else None
+            if target is not None:
+                domain.set(target)
+
+    # --- control ------------------------------------------------------------------------------
+    def take_control(self) -> list[str]:
+        """Open each domain's full range and switch to ``userspace`` where the kernel offers it.
+
+        Domains without ``userspace`` stay on their governor and are driven by min/max pinning.
+        Returns one line per domain saying which method it will use. Save state before calling.
+        """
+        lines = []
+        for domain in self.domains.values():
+            table = domain.available()
+            if table:
+                domain.set_limits(table[0], table[-1])
+            governors = domain.governors() if hasattr(domain, "governors") else ()
+            if "userspace" in governors and domain.governor() != "userspace":
+                domain.set_governor("userspace")
+            lines.append(f"{domain.name}: {getattr(domain, 'method', 'minmax')}")
+        return lines
+
+    def set_fan_pwm(self, pwm: int) -> None:
+        from envs.errors import DeviceError
+
+        if self.fan is None:
+            raise DeviceError(f"{self.backend}: no controllable fan found under {self.sysfs_root}")
+        self.fan.set_pwm(pwm)
+
+    def nvpmodel(self) -> NvpMode | None:
+        return self._nvpmodel.read() if self._nvpmodel else None
+
+    # --- description and state ---------------------------------------------------------------
+    def model(self) -> str | None:
+        text = self.io.read_text(self.io.path("/proc/device-tree/model"))
+        if text:
+            return text.rstrip("\x00")
+        cpuinfo = self.io.read_text(self.io.path("/proc/cpuinfo")) or ""
+        for line in cpuinfo.splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+        return platform.machine() if self.sysfs_root == Path("/") else None
+
+    def describe(self) -> BoardDescription:
+        desc = BoardDescription(backend=self.backend, model=self.model(), sysfs_root=str(self.sysfs_root))
+        desc.domains = [d.info() for d in self.domains.values()]
+        desc.zones = self.thermal.info() if self.thermal else []
+        desc.rails = [rail for source in self.power for rail in source.info()]
+        desc.fan = self.fan.info() if self.fan else None
+        desc.nvpmodel = self.nvpmodel()
+        desc.cpu_util = self.cpu_load is not None
+        desc.gpu_load = self.gpu_load is not None
+        if not any(d.kind == "gpu" for d in desc.domains):
+            desc.notes.append("no controllable GPU clock found")
+        if not desc.rails:
+            desc.notes.append("no power rails found: energy will be estimated, not measured")
+        for info in desc.domains:
+            if not info.writable:
+                desc.notes.append(
+                    f"{info.name}: clock not writable ({info.path}); run as root or install the rule"
+                )
+        return desc
+
+    def state_records(self) -> list[dict[str, Any]]:
+        records = [d.state_record() for d in self.domains.values()]
+        if self.fan:
+            records += self.fan.state_records()
+        return records
+
+    def close(self) -> None:
+        for part in [
+            *self.domains.values(),
+            self.thermal,
+            *self.power,
+            self.cpu_load,
+            self.gpu_load,
+            self.fan,
+        ]:
+            close = getattr(part, "close", None)
+            if close:
+                close()
+        if self._on_close:
+            self._on_close()
+
+    def __enter__(self) -> HwBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
