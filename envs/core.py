@@ -2,7 +2,8 @@
 
 :class:`SimCore` steps ``n`` boards at once. With ``ops=SCALAR`` (``n == 1``) its state is
 Python floats, with ``ops=ARRAY`` numpy arrays ``[n]``; every formula is written once against
-:mod:`envs.ops`, so a single env and a batch of envs give the same numbers for the same seeds.
+:mod:`envs.ops`, so a single env and a batch of envs give the same numbers for the same seeds
+(to the last bit or so: numpy's vectorised ``exp`` may round differently from libm's).
 
 One ``step`` is one governor decision. In ``stage`` mode a decision made *before* stage 1
 covers the wait for the camera frame and stage 1; a decision made *after* stage 1 (proposal
@@ -307,7 +308,8 @@ class SimCore:
         throttled = (self.cap_c < res.actions.n_cpu - 1) | (self.cap_g < res.actions.n_gpu - 1)
         dt_safe = o.maximum(dt, 1e-9)
         self._last_power = (self.energy - e_start) / dt_safe
-        self._last_cpu_util = cpu_ms * 1e-3 / dt_safe
+        # the inference thread is busy (computing or waiting on the GPU) for the whole stage
+        self._last_cpu_util = stage_ms * 1e-3 / dt_safe
         self._last_gpu_util = gpu_ms * 1e-3 / dt_safe
         return {
             "frame_done": frame_done,

@@ -9,7 +9,7 @@ import numpy as np
 
 from envs.core import Resolved, SimCore
 from envs.ops import SCALAR
-from envs.reward import lotus_reward, stable_reward
+from envs.reward import compute_reward
 from envs.scenario import Scenario
 from envs.schema import encode_observation, observation_space
 
@@ -89,10 +89,7 @@ class TwoStageDetectorEnv(gym.Env):
         c, g = self._decode(action)
         core, res = self.core, self.res
         out = core.step(c, g)
-        if self.scenario.reward == "stable":
-            reward = stable_reward(out, core.trip, res.deadline_ms, res.budget_w, SCALAR)
-        else:
-            reward = lotus_reward(out, core, res.deadline_ms, SCALAR)
+        reward = compute_reward(self.scenario.reward, out, core, res.deadline_ms, res.budget_w, SCALAR)
         terminated = bool(out["shutdown"])
         truncated = bool(out["frame_done"]) and core.frame >= self.scenario.episode_frames
         if terminated or truncated:

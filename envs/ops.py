@@ -2,7 +2,8 @@
 
 ``SCALAR`` works on Python floats (fast for one board: no numpy call overhead), ``ARRAY`` on
 numpy arrays ``[N]`` (fast for many boards). The simulator core is written against this small
-interface only, which is what makes a single env and a batch of N envs give identical numbers.
+interface only, which is what makes a single env and a batch of N envs give the same numbers
+(identical observations; rewards equal to ~1e-12, as numpy's ``exp`` may round unlike libm's).
 """
 
 from __future__ import annotations

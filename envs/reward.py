@@ -1,4 +1,4 @@
-"""Rewards: ``stable`` (ours) and ``lotus`` (the Lotus paper's, as its code computes it).
+"""Rewards: ``stable`` (ours), ``lotus`` (the Lotus paper's, as its code computes it), ``ztt``.
 
 Both are written against :mod:`envs.ops`, so they serve one board (floats) or many (arrays).
 
@@ -20,7 +20,7 @@ W_JITTER = 4.0
 W_MISS = 1.0
 W_THROTTLE = 2.0
 W_HEAT = 0.5
-HEAT_MARGIN_C = 4.0
+HEAT_MARGIN_C = 6.0
 W_ENERGY = 0.1
 
 # Lotus (governors.md 1.2): penalty factor P, weight beta, shutdown penalty for both rewards.
@@ -82,3 +82,33 @@ def lotus_reward(step: dict[str, Any], core: Any, deadline_ms: float, ops: Any) 
     )
     r = r_temp + r_time + LOTUS_BETA / (1.0 + std)
     return r - SHUTDOWN_PENALTY * ops.where(step["shutdown"], 1.0, 0.0)
+
+
+# zTT (governors.md 2): u + v1 + beta / power, power in 0.1 W units, beta 2; the target
+# temperature sits ZTT_TEMP_BELOW_TRIP_C under the trip (zTT used 50 C on a TX2 at room temperature).
+ZTT_BETA = 2.0
+ZTT_TEMP_BELOW_TRIP_C = 10.0
+
+
+def ztt_reward(step: dict[str, Any], core: Any, deadline_ms: float, ops: Any) -> Any:
+    """zTT's reward: frame-rate satisfaction + CPU temperature term + inverse power."""
+    lat = ops.maximum(step["latency_ms"], 1e-3)
+    u = ops.where(lat <= deadline_ms, 1.0, deadline_ms / lat)  # fps / target fps
+    t_cpu = core.th_c + core.amb
+    target = core.trip - ZTT_TEMP_BELOW_TRIP_C
+    gap = target - t_cpu
+    e = ops.exp(-2.0 * ops.clip(gap, -20.0, 20.0))
+    v1 = ops.where(t_cpu >= target, -2.0, 0.2 * (1.0 - e) / (1.0 + e))
+    r = u + v1 + ZTT_BETA / ops.maximum(step["power_w"] * 10.0, 1.0)
+    return r - SHUTDOWN_PENALTY * ops.where(step["shutdown"], 1.0, 0.0)
+
+
+def compute_reward(kind: str, step: dict[str, Any], core: Any, deadline_ms: float, budget_w: float, ops: Any) -> Any:
+    """The reward named ``kind`` for one decision (floats or arrays ``[N]``)."""
+    if kind == "stable":
+        return stable_reward(step, core.trip, deadline_ms, budget_w, ops)
+    if kind == "lotus":
+        return lotus_reward(step, core, deadline_ms, ops)
+    if kind == "ztt":
+        return ztt_reward(step, core, deadline_ms, ops)
+    raise ValueError(f"unknown reward {kind!r}")

@@ -24,7 +24,7 @@ index  name                meaning (raw unit)                                   
 10     last_stage1         last stage-1 time / deadline                                [0, 4]
 11     next_frame_in       time until the next frame is due / deadline (0: no camera)  [0, 4]
 12     power               board power / power-mode budget                             [0, 2]
-13     cpu_util            CPU busy fraction since the last decision                   [0, 1]
+13     cpu_util            inference-thread busy fraction since the last decision      [0, 1]
 14     gpu_util            GPU busy fraction since the last decision                   [0, 1]
 15     throttled           1 when firmware throttling caps a clock                     {0, 1}
 16     fan                 fan PWM fraction                                            [0, 1]

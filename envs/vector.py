@@ -3,7 +3,8 @@
 :class:`BatchedDetectorEnv` follows the SB3 ``VecEnv`` conventions (auto-reset, the final
 observation kept aside) but returns arrays, not per-board dicts, so it stays fast; the SB3
 adapter lives in :mod:`governor.vec_env`. For the same seeds it produces the same numbers as
-``n`` :class:`envs.detector_env.TwoStageDetectorEnv` instances (tested).
+``n`` :class:`envs.detector_env.TwoStageDetectorEnv` instances, up to floating-point rounding
+(numpy's and libm's ``exp`` may differ in the last bit; tested).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from gymnasium.utils import seeding
 from envs.core import Resolved, SimCore
 from envs.detector_env import make_scenario
 from envs.ops import ARRAY
-from envs.reward import lotus_reward, stable_reward
+from envs.reward import compute_reward
 from envs.scenario import Scenario
 from envs.schema import encode_observation, observation_space
 
@@ -65,7 +66,7 @@ class BatchedDetectorEnv:
         :return: ``obs [n, F]``, ``reward [n]``, ``terminated [n]``, ``truncated [n]`` and a dict of
             per-board arrays (the step results: latency_ms, stage times, temperatures, ...).
         """
-        a = np.asarray(actions, dtype=np.int64)
+        a = np.array(actions, dtype=np.int64)  # a copy: the core keeps references to the requested clocks
         if self.multi_discrete:
             c, g = a[:, 0], a[:, 1]
         else:
@@ -74,10 +75,7 @@ class BatchedDetectorEnv:
             raise ValueError("action index out of range")
         core, res = self.core, self.res
         out = core.step(c, g)
-        if self.scenario.reward == "stable":
-            reward = stable_reward(out, core.trip, res.deadline_ms, res.budget_w, ARRAY)
-        else:
-            reward = lotus_reward(out, core, res.deadline_ms, ARRAY)
+        reward = compute_reward(self.scenario.reward, out, core, res.deadline_ms, res.budget_w, ARRAY)
         out["cpu_temp_c"] = core.th_c + core.amb
         out["gpu_temp_c"] = core.th_g + core.amb
         out["time_s"] = core.t.copy()
@@ -87,6 +85,8 @@ class BatchedDetectorEnv:
         obs = self.observe()
         done = terminated | truncated
         if done.any():
+            # results must not change when finished boards are reset below
+            out = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in out.items()}
             self.final_obs = obs.copy()
             for i in np.nonzero(done)[0]:
                 core.reset_board(int(i), self.rngs[i])

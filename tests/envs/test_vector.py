@@ -1,0 +1,213 @@
+"""BatchedDetectorEnv: same numbers as N single envs, auto-reset, and the SB3 VecEnv adapter."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from envs import BatchedDetectorEnv, Randomization, TwoStageDetectorEnv
+
+RANDOMIZE = Randomization(
+    ambient_c=(20.0, 35.0), r_scale=(0.8, 1.2), workload_scale=(0.9, 1.1), init_heat=(0.0, 0.8),
+    traces=("steady", "bursty", "video"),
+)  # fmt: skip
+
+SCENARIOS = [
+    pytest.param({"episode_frames": 15}, id="plain"),
+    pytest.param({"episode_frames": 15, "decision": "frame", "reward": "lotus"}, id="frame-lotus"),
+    pytest.param({"episode_frames": 12, "fan": "auto", "randomize": RANDOMIZE}, id="fan-auto-randomized"),
+    pytest.param(
+        {"episode_frames": 10**6, "ambient_c": 60.0, "init_temp_c": 103.0, "fan": "auto"}, id="shutdown-resets"
+    ),
+    pytest.param(
+        {
+            "episode_frames": 40,
+            "randomize": Randomization(trip_c=(80.0, 95.0), fan_auto_prob=0.5, init_heat=(0.9, 1.0)),
+        },
+        id="trip-fan-prob",
+    ),
+]
+
+# step results compared between a single env's info and the batched env's result arrays
+COMPARED_KEYS = (
+    "latency_ms", "stage2_ms", "stage_ms", "idle_ms", "proposals", "power_w", "energy_j", "frame_energy_j",
+    "cpu_temp_c", "gpu_temp_c", "throttled", "frame_done",
+)  # fmt: skip
+
+
+def _compare(kw: dict, seeds: list[int], n_steps: int, multi_discrete: bool = False, rtol: float = 1e-9) -> int:
+    """Step a batch and N singles with the same actions; return the number of auto-resets seen.
+
+    Observations, terminations and truncations must match exactly; rewards, latencies and
+    temperatures to ``rtol`` (``rtol=0``: bit for bit).
+    """
+    n = len(seeds)
+    venv = BatchedDetectorEnv(n, multi_discrete=multi_discrete, **kw)
+    singles = [TwoStageDetectorEnv(multi_discrete=multi_discrete, **kw) for _ in range(n)]
+    obs = venv.reset(seed=seeds)
+    assert obs.shape == (n, 17) and obs.dtype == np.float32
+    for i, env in enumerate(singles):
+        o, _ = env.reset(seed=seeds[i])
+        np.testing.assert_array_equal(obs[i], o)
+    rng = np.random.default_rng(99)
+    resets = 0
+    for step in range(n_steps):
+        if multi_discrete:
+            actions = np.stack([rng.integers(0, 20, n), rng.integers(0, 5, n)], axis=1)
+        else:
+            actions = rng.integers(0, 100, n)
+        obs, rew, term, trunc, out = venv.step(actions.copy())  # copy: see the aliasing test below
+        for i, env in enumerate(singles):
+            o, r, te, tr, info = env.step(actions[i])
+            ctx = f"board {i} step {step}"
+            assert te == term[i] and tr == trunc[i], ctx
+            pairs = [(r, rew[i])] + [(info[k], out[k][i]) for k in COMPARED_KEYS]
+            for single, batched in pairs:
+                assert single == (pytest.approx(batched, rel=rtol, abs=0) if rtol else batched), ctx
+            assert info["applied_cpu_khz"] == venv.actions.cpu_khz[out["applied_cpu_idx"][i]], ctx
+            assert info["applied_gpu_hz"] == venv.actions.gpu_hz[out["applied_gpu_idx"][i]], ctx
+            if te or tr:
+                resets += 1
+                np.testing.assert_array_equal(venv.final_obs[i], o, err_msg=ctx)
+                o, _ = env.reset()
+            np.testing.assert_array_equal(obs[i], o, err_msg=ctx)
+    return resets
+
+
+@pytest.mark.parametrize("kw", SCENARIOS)
+def test_batched_equals_singles_with_auto_reset(kw: dict) -> None:
+    resets = _compare(kw, [3, 17, 42, 1000], 120)
+    assert resets >= 4, "the comparison must cross auto-resets"
+
+
+def test_batched_equals_singles_multidiscrete() -> None:
+    _compare({"episode_frames": 10, "fan": "auto", "randomize": RANDOMIZE}, [5, 6, 7], 60, multi_discrete=True)
+
+
+def test_step_does_not_modify_callers_actions() -> None:
+    venv = BatchedDetectorEnv(2, multi_discrete=True, decision="frame", episode_frames=1)
+    venv.reset(seed=0)
+    actions = np.array([[3, 1], [5, 2]])
+    _, _, _, truncated, _ = venv.step(actions)
+    assert truncated.all()
+    np.testing.assert_array_equal(actions, [[3, 1], [5, 2]])
+
+
+def test_step_results_of_finished_boards_describe_the_finished_step() -> None:
+    venv = BatchedDetectorEnv(2, decision="frame", episode_frames=1)
+    venv.reset(seed=[0, 1])
+    _, _, _, truncated, out = venv.step(np.array([23, 45]))
+    assert truncated.all()
+    singles = []
+    for seed, action in ((0, 23), (1, 45)):
+        env = TwoStageDetectorEnv(decision="frame", episode_frames=1)
+        env.reset(seed=seed)
+        singles.append(env.step(action)[4])
+    np.testing.assert_array_equal(out["requested_cpu_idx"], [23 % 20, 45 % 20])
+    np.testing.assert_array_equal(out["requested_gpu_idx"], [23 // 20, 45 // 20])
+    np.testing.assert_allclose(out["stage1_ms"], [s["stage1_ms"] for s in singles], rtol=1e-9)
+
+
+def test_int_seed_means_consecutive_seeds() -> None:
+    a = BatchedDetectorEnv(3, randomize=RANDOMIZE).reset(seed=10)
+    b = BatchedDetectorEnv(3, randomize=RANDOMIZE).reset(seed=[10, 11, 12])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_boards_are_independent() -> None:
+    venv = BatchedDetectorEnv(4, randomize=RANDOMIZE)
+    venv.reset(seed=0)
+    assert len({float(t) for t in venv.core.amb}) == 4
+    obs, *_ = venv.step(np.full(4, 99))
+    assert len({row.tobytes() for row in obs}) == 4
+
+
+def test_batched_same_seed_reproducible() -> None:
+    def run() -> np.ndarray:
+        venv = BatchedDetectorEnv(3, episode_frames=5, randomize=RANDOMIZE)
+        venv.reset(seed=1)
+        rewards = [venv.step(np.arange(3) * 30)[1] for _ in range(30)]
+        return np.asarray(rewards)
+
+    np.testing.assert_array_equal(run(), run())
+
+
+def test_batched_rejects_out_of_range_actions() -> None:
+    venv = BatchedDetectorEnv(2)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError):
+        venv.step(np.array([0, 100]))
+    with pytest.raises(ValueError):
+        venv.step(np.array([-1, 0]))
+
+
+def test_batched_rejects_wrong_seed_count_and_zero_boards() -> None:
+    with pytest.raises(ValueError):
+        BatchedDetectorEnv(2).reset(seed=[1, 2, 3])
+    with pytest.raises(ValueError):
+        BatchedDetectorEnv(0)
+
+
+@pytest.fixture
+def vec_env_module():  # noqa: ANN201
+    if importlib.util.find_spec("governor.vec_env") is None:
+        pytest.skip("governor/vec_env.py (SB3 VecEnv adapter) is not written yet")
+    return pytest.importorskip("governor.vec_env")
+
+
+@pytest.fixture
+def feature_specs() -> dict:
+    return pytest.importorskip("governor.features").FEATURE_SPECS
+
+
+@pytest.mark.filterwarnings("ignore:The `render_mode` attribute is not defined:UserWarning")
+def test_sb3_vec_env_matches_batched_env(vec_env_module, feature_specs: dict) -> None:  # noqa: ANN001
+    """With the identity ("drl") spec the adapter is the batched env behind SB3's conventions."""
+    from stable_baselines3.common.vec_env import VecEnv
+
+    spec = feature_specs["drl"]
+    kw = {"episode_frames": 4, "decision": spec.decision, "reward": spec.reward}
+    venv = vec_env_module.DetectorVecEnv(BatchedDetectorEnv(3, **kw), spec)
+    ref = BatchedDetectorEnv(3, **kw)
+    assert isinstance(venv, VecEnv)
+    assert venv.num_envs == 3
+    venv.seed(0)
+    np.testing.assert_array_equal(venv.reset(), ref.reset(seed=0))
+    rng = np.random.default_rng(0)
+    saw_done = False
+    for _ in range(12):
+        actions = rng.integers(0, venv.action_space.n, 3)
+        obs, rewards, dones, infos = venv.step(actions)
+        r_obs, r_rew, r_term, r_trunc, _ = ref.step(venv.action_map[actions])
+        assert obs.shape == (3, 17) and rewards.shape == (3,) and dones.dtype == bool
+        np.testing.assert_array_equal(obs, r_obs)
+        np.testing.assert_allclose(rewards, r_rew, rtol=1e-6)
+        np.testing.assert_array_equal(dones, r_term | r_trunc)
+        assert len(infos) == 3
+        for i in np.flatnonzero(dones):
+            saw_done = True
+            np.testing.assert_array_equal(infos[i]["terminal_observation"], ref.final_obs[i])
+            assert infos[i]["TimeLimit.truncated"] == bool(r_trunc[i] and not r_term[i])
+    assert saw_done, "episodes of 4 frames must end within 12 steps"
+    venv.close()
+
+
+@pytest.mark.filterwarnings("ignore:The `render_mode` attribute is not defined:UserWarning")
+@pytest.mark.parametrize("name", ["drl", "lotus-dac24", "ztt"])
+def test_sb3_vec_env_spaces_follow_feature_spec(vec_env_module, feature_specs: dict, name: str) -> None:  # noqa: ANN001
+    if name not in feature_specs:
+        pytest.skip(f"feature spec {name!r} not defined")
+    spec = feature_specs[name]
+    benv = BatchedDetectorEnv(2, episode_frames=3, decision=spec.decision, reward=spec.reward)
+    venv = vec_env_module.DetectorVecEnv(benv, spec)
+    assert venv.observation_space.shape == (spec.n_inputs,)
+    assert venv.action_space.n == len(spec.action_map(benv.actions))
+    venv.seed(1)
+    obs = venv.reset()
+    for _ in range(8):
+        assert obs.shape == (2, spec.n_inputs) and obs.dtype == np.float32
+        assert all(venv.observation_space.contains(o) for o in obs)
+        obs, rewards, _, _ = venv.step(np.full(2, venv.action_space.n - 1))
+        assert np.all(np.isfinite(rewards))
