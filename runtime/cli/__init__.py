@@ -12,7 +12,7 @@ import sys
 import typer
 
 from envs.errors import LotusError
-from runtime.cli import bench, boards, sim
+from runtime.cli import bench, boards, detectors, governor, sim
 
 app = typer.Typer(
     name="lotus",
@@ -22,6 +22,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("sim", help="Run one simulated rollout of a policy on a board and plot it.")(sim.sim)
+app.command("train", help="Train a governor in the simulator (SB3) and export it to ONNX.")(governor.train)
+app.command("eval", help="Compare governors on identical simulated scenarios: table, JSON, plots.")(governor.evaluate)
+app.add_typer(detectors.app, name="detectors", help="Two-stage detector: train, export, eval, dataset, ocr-manifest.")
+app.command("compress", help="Prune, quantize and measure the detector; write the report and ship frcnn-lite.")(
+    detectors.compress
+)
 app.add_typer(bench.app, name="bench", help="Measure speed: simulator, daemon.")
 app.add_typer(boards.app, name="boards", help="Detected board, sensors and controllable clocks; fake sysfs trees.")
 app.command("restore-clocks", help="Restore the governors, clock limits and fan saved by the daemon.")(

@@ -1,0 +1,169 @@
+"""Model manifests: validated YAML describing each shipped two-stage model and its files.
+
+A model lives in ``compressed_models/<name>/manifest.yaml``. Its stage files are relative to
+that folder, or to an installed Python package's folder when ``files_from`` names one (the
+PP-OCR files ship inside ``rapidocr_onnxruntime``). Every file is checked against its sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from envs.errors import ModelLoadError
+from envs.workload import WorkloadProfile
+
+MODELS_ROOT = Path(__file__).parent
+MANIFEST_NAME = "manifest.yaml"
+
+Scalar = float | int | str | bool
+Param = Scalar | list[Scalar]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TensorSpec(_Strict):
+    """One graph input or output; string dims are dynamic."""
+
+    name: str
+    shape: list[int | str]
+    dtype: Literal["float32", "float16", "int64", "int32", "uint8"]
+    description: str = ""
+
+
+class StageSpec(_Strict):
+    """One ONNX graph of the pipeline."""
+
+    name: Literal["stage1", "stage2"]
+    role: str = Field(description="what the stage does, e.g. 'backbone + RPN'")
+    file: str = Field(description="ONNX file, relative to the model folder (or to files_from)")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+
+
+class Metrics(_Strict):
+    """Measured accuracy and latency (CPU, onnxruntime)."""
+
+    accuracy: dict[str, float] = Field(default_factory=dict, description="e.g. map50, word_accuracy")
+    stage1_ms: float = Field(ge=0, description="median stage-1 latency, ms")
+    stage2_ms: dict[int, float] = Field(description="median stage-2 latency per proposal count N, ms")
+    threads: int = Field(ge=1, description="onnxruntime intra-op threads used for the timings")
+    device: str = Field(description="where the timings were taken")
+
+
+class ModelManifest(_Strict):
+    """A shipped model: what ``compressed_models.pipeline`` needs to run it without torch."""
+
+    name: str
+    version: str
+    kind: Literal["frcnn", "ppocr"]
+    description: str = ""
+    files_from: str | None = Field(None, description="Python package whose folder holds the files")
+    stages: list[StageSpec] = Field(min_length=2, max_length=2)
+    preprocess: dict[str, Param] = Field(default_factory=dict)
+    postprocess: dict[str, Param] = Field(default_factory=dict)
+    class_names: list[str] = Field(default_factory=list)
+    metrics: Metrics
+    workload: WorkloadProfile
+    base_dir: Path | None = Field(None, exclude=True, description="resolved at load time")
+
+    def stage(self, name: str) -> StageSpec:
+        for st in self.stages:
+            if st.name == name:
+                return st
+        raise ModelLoadError(f"model {self.name!r} has no stage {name!r}")
+
+    def stage_path(self, name: str) -> Path:
+        """Absolute path of a stage's ONNX file."""
+        if self.base_dir is None:
+            raise ModelLoadError(f"model {self.name!r} was not loaded from a file")
+        return self.base_dir / self.stage(name).file
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _package_dir(package: str, manifest_path: Path) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"{manifest_path}: files come from package {package!r}, which is not installed "
+            f"(pip install 'lotus-edge[ocr]')"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve_manifest_path(name_or_path: str | Path, root: Path | None = None) -> Path:
+    """``manifest.yaml`` of a model name under ``root``, a model folder, or a YAML path."""
+    root = Path(root) if root is not None else MODELS_ROOT
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        return p
+    if p.is_dir():
+        return p / MANIFEST_NAME
+    candidate = root / str(name_or_path) / MANIFEST_NAME
+    if not candidate.exists():
+        known = ", ".join(list_models(root)) or "none"
+        raise ModelLoadError(f"unknown model {str(name_or_path)!r} in {root} (known: {known})")
+    return candidate
+
+
+def load_manifest(name_or_path: str | Path, root: Path | None = None, verify: bool = True) -> ModelManifest:
+    """Load and validate a manifest; with ``verify`` check that every stage file exists and matches its hash.
+
+    :raises ModelLoadError: naming the manifest or file that is missing, invalid or corrupt
+    """
+    path = resolve_manifest_path(name_or_path, root)
+    if not path.is_file():
+        raise ModelLoadError(f"manifest {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ModelLoadError(f"manifest {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"manifest {path} must be a YAML mapping")
+    try:
+        manifest = ModelManifest.model_validate(data)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise ModelLoadError(f"manifest {path} is invalid: {errors}") from None
+    base = _package_dir(manifest.files_from, path) if manifest.files_from else path.parent
+    manifest.base_dir = base.resolve()
+    if verify:
+        for st in manifest.stages:
+            f = manifest.base_dir / st.file
+            if not f.is_file():
+                raise ModelLoadError(f"model {manifest.name!r}: file {f} is missing")
+            digest = sha256_file(f)
+            if digest != st.sha256:
+                raise ModelLoadError(
+                    f"model {manifest.name!r}: file {f} is corrupt (sha256 {digest[:12]}..., "
+                    f"manifest says {st.sha256[:12]}...)"
+                )
+    return manifest
+
+
+def list_models(root: Path | None = None) -> list[str]:
+    """Names of the models (folders with a ``manifest.yaml``) under ``root``."""
+    root = Path(root) if root is not None else MODELS_ROOT
+    return sorted(p.parent.name for p in root.glob(f"*/{MANIFEST_NAME}"))
+
+
+def write_manifest(manifest: ModelManifest, path: Path) -> None:
+    """Write ``manifest`` as YAML (stable key order)."""
+    data = manifest.model_dump(mode="json", exclude_none=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
