@@ -65,8 +65,15 @@ def fixed(actions: ActionTable, arg: str) -> Policy:
     return ConstantPolicy(f"fixed:{arg}", actions.nearest(cpu_khz, gpu_hz))
 
 
+def stock(actions: ActionTable) -> Policy:
+    """The board's default governors (schedutil + podgov-like)."""
+    from governor.baselines import StockPolicy
+
+    return StockPolicy(actions)
+
+
 PolicyFactory = Callable[..., Policy]
-REGISTRY: dict[str, PolicyFactory] = {"performance": performance, "powersave": powersave}
+REGISTRY: dict[str, PolicyFactory] = {"performance": performance, "powersave": powersave, "stock": stock}
 PARAMETRIC: dict[str, Callable[[ActionTable, str], Policy]] = {"fixed": fixed}
 
 

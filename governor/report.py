@@ -45,7 +45,7 @@ COLUMNS = (
     ("latency_cv", "CV", "{:.3f}"), ("deadline_miss_pct", "miss %", "{:.1f}"),
     ("max_cpu_temp_c", "max CPU C", "{:.1f}"), ("max_gpu_temp_c", "max GPU C", "{:.1f}"),
     ("throttled_pct", "throttled %", "{:.1f}"), ("energy_per_frame_j", "J/frame", "{:.3f}"),
-    ("frames", "frames", "{:d}"),
+    ("frames", "frames", "{:.0f}"),
 )  # fmt: skip
 
 

@@ -31,6 +31,7 @@ class Recording:
     frames: dict[str, list] = field(default_factory=lambda: {k: [] for k in FRAME_KEYS})
     dropped_frames: int = 0
     shutdown: bool = False
+    aborted: bool = False
     total_reward: float = 0.0
 
     def finish(self) -> Recording:
@@ -59,14 +60,27 @@ def rollout(
     fps = env.res.period_s and 1.0 / env.res.period_s
     if scenario.episode_frames < episode_frames_for(duration_s, fps):
         env = TwoStageDetectorEnv(scenario.model_copy(update={"episode_frames": episode_frames_for(duration_s, fps)}))
-    rec = Recording(policy.name, seed, env.scenario, env.res.deadline_ms)
-    obs, _ = env.reset(seed=seed)
     policy.reset(1)
+    return run_env(env, lambda obs: int(policy.act(obs[None, :])[0]), policy.name, seed, duration_s, progress)
+
+
+def run_env(
+    env: TwoStageDetectorEnv,
+    decide: Callable[[np.ndarray], int],
+    name: str,
+    seed: int,
+    duration_s: float,
+    progress: Callable[[float], None] | None = None,
+    stop_above_c: float | None = None,
+) -> Recording:
+    """Step ``env`` with ``decide(obs) -> action`` until ``duration_s`` (or shutdown, or a die
+    above ``stop_above_c``, which marks the recording ``aborted``)."""
+    rec = Recording(name, seed, env.scenario, env.res.deadline_ms)
+    obs, _ = env.reset(seed=seed)
     last_t, reported = 0.0, 0.0
     steps, frames = rec.steps, rec.frames
     while True:
-        action = int(policy.act(obs[None, :])[0])
-        obs, reward, terminated, truncated, info = env.step(action)
+        obs, reward, terminated, truncated, info = env.step(decide(obs))
         rec.total_reward += reward
         for k in STEP_KEYS:
             steps[k].append(info[k])
@@ -78,10 +92,14 @@ def rollout(
         if progress is not None and last_t - reported >= 1.0:
             progress(last_t - reported)
             reported = last_t
+        hottest = max(info["cpu_temp_c"], info["gpu_temp_c"])
+        if stop_above_c is not None and (info["throttled"] or hottest > stop_above_c):
+            rec.aborted = True
+            break
         if terminated or truncated or last_t >= duration_s:
             rec.shutdown = bool(terminated)
-            rec.dropped_frames = info["dropped_frames"]
             break
+    rec.dropped_frames = int(env.core.dropped)
     if progress is not None:
         progress(max(last_t - reported, 0.0))
     return rec.finish()

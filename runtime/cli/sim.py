@@ -11,7 +11,7 @@ from runtime.cli._common import print_json, progress_bar
 
 def sim(
     board: str = typer.Option("orin-nano", help="board profile name or YAML path"),
-    policy: str = typer.Option("performance", help="performance | powersave | fixed:<cpu_khz>,<gpu_hz> | ..."),
+    policy: str = typer.Option("performance", help="performance | powersave | stock | drl | fixed:<khz>,<hz> | ..."),
     ambient: float = typer.Option(25.0, help="ambient temperature, C"),
     duration: float = typer.Option(600.0, min=1.0, help="simulated seconds"),
     out: Path = typer.Option(Path("runs/sim"), help="directory for the CSV and the PNG plot"),
@@ -33,7 +33,7 @@ def sim(
     from envs.core import Resolved
     from envs.errors import ConfigError
     from envs.scenario import Scenario
-    from governor.policies import make_policy
+    from governor.registry import build_policy
     from governor.report import format_table, plot_rollout, summarize, write_csv
     from governor.rollout import rollout
 
@@ -45,7 +45,7 @@ def sim(
     except ValidationError as exc:
         raise ConfigError(f"invalid scenario: {format_validation_error(exc)}") from None
     res = Resolved.from_scenario(scenario)  # loads and validates board, workload
-    pol = make_policy(policy, res.actions)
+    pol = build_policy(policy, res.actions)
     bar = progress_bar(duration, f"sim {pol.name}")
     try:
         rec = rollout(pol, scenario, duration, seed=seed, progress=bar.update)

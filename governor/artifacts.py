@@ -1,0 +1,94 @@
+"""Policy artifacts: the ONNX network plus a metadata JSON, and their loader (no torch here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from envs.errors import PolicyError
+from envs.schema import SCHEMA_VERSION, ActionTable
+
+SHIPPED_DIR = Path(__file__).parent / "policies"
+ARTIFACT_FORMAT = 1
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PolicyArtifact:
+    """A loaded, verified metadata JSON and the path of its ONNX file."""
+
+    meta: dict[str, Any]
+    onnx_path: Path
+    json_path: Path
+
+    @property
+    def family(self) -> str:
+        return str(self.meta["policy"])
+
+    @property
+    def actions(self) -> ActionTable:
+        return ActionTable.from_dict(self.meta["action_table"])
+
+
+def resolve_artifact(name_or_path: str | Path) -> Path:
+    """The metadata JSON of a shipped policy name (``drl``) or of a ``.json``/``.onnx`` path."""
+    text = str(name_or_path)
+    path = Path(text)
+    if path.suffix == ".onnx":
+        path = path.with_suffix(".json")
+    if path.suffix == ".json":
+        return path
+    shipped = SHIPPED_DIR / f"{text}.json"
+    return shipped
+
+
+def load_artifact(name_or_path: str | Path, expect_actions: ActionTable | None = None) -> PolicyArtifact:
+    """Read and check a policy's metadata JSON and ONNX file.
+
+    :raises PolicyError: missing or unreadable files, bad JSON, wrong schema version, hash
+        mismatch (a corrupt or swapped ONNX file), or an action table that differs from the board's.
+    """
+    json_path = resolve_artifact(name_or_path)
+    try:
+        meta = json.loads(json_path.read_text())
+    except FileNotFoundError:
+        raise PolicyError(f"policy metadata {json_path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise PolicyError(f"policy metadata {json_path} is unreadable: {exc}") from None
+    if not isinstance(meta, dict):
+        raise PolicyError(f"policy metadata {json_path} must hold a JSON object")
+    for key in ("schema_version", "policy", "action_table", "action_map", "onnx_file", "onnx_sha256"):
+        if key not in meta:
+            raise PolicyError(f"policy metadata {json_path} lacks {key!r}")
+    if meta["schema_version"] != SCHEMA_VERSION:
+        raise PolicyError(
+            f"policy {json_path} was trained for observation schema v{meta['schema_version']}, "
+            f"this lotus speaks v{SCHEMA_VERSION}: retrain or export it again"
+        )
+    onnx_path = json_path.parent / meta["onnx_file"]
+    if not onnx_path.is_file():
+        raise PolicyError(f"policy network {onnx_path} does not exist")
+    if sha256_file(onnx_path) != meta["onnx_sha256"]:
+        raise PolicyError(f"policy network {onnx_path} does not match its metadata hash (corrupt or replaced)")
+    art = PolicyArtifact(meta, onnx_path, json_path)
+    if expect_actions is not None and art.actions != expect_actions:
+        raise PolicyError(
+            f"policy {json_path} was trained for clock table {art.actions.n_cpu}x{art.actions.n_gpu} "
+            f"({meta.get('board')}, {meta.get('power_mode')}), not this board's "
+            f"{expect_actions.n_cpu}x{expect_actions.n_gpu}"
+        )
+    return art
+
+
+def write_metadata(path: Path, meta: dict[str, Any]) -> None:
+    path.write_text(json.dumps({"format": ARTIFACT_FORMAT, "schema_version": SCHEMA_VERSION, **meta}, indent=2))

@@ -1,0 +1,98 @@
+"""Per-policy views of the shared observation, and their action subsets.
+
+Every learned policy reads the *shared* observation (:mod:`envs.schema`) and answers a *joint*
+action index; what differs is which features it looks at and which joint actions it may pick.
+These adapters are numpy only, so the daemon applies them before running the ONNX network,
+exactly as training did.
+
+- ``drl`` (ours): all features, all joint actions.
+- ``lotus-dac24``: the Lotus state (stage, CPU/GPU clock index, squashed thermal headroom,
+  time to deadline, proposals), all joint actions (100 on Orin Nano 15W).
+- ``ztt``: the zTT state (CPU/GPU clock index, power, temperatures, frame rate) and its
+  3 x 3 joint actions at 3/11, 7/11 and 11/11 of each clock table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.schema import HEADROOM_SCALE_C, IDX, N_FEATURES, ActionTable
+
+
+def _identity(obs: np.ndarray, actions: ActionTable) -> np.ndarray:
+    return obs
+
+
+def _squash(h: np.ndarray) -> np.ndarray:
+    return np.where(h > 0, np.tanh(h), h)
+
+
+def _lotus_state(obs: np.ndarray, actions: ActionTable) -> np.ndarray:
+    """[stage, cpu idx/n, tanh-squashed CPU headroom, gpu idx/n, GPU headroom, t2ddl, proposals]."""
+    headroom_c = obs[:, IDX["cpu_headroom"]] * HEADROOM_SCALE_C
+    headroom_g = obs[:, IDX["gpu_headroom"]] * HEADROOM_SCALE_C
+    return np.stack(
+        [
+            obs[:, IDX["stage2_next"]],
+            obs[:, IDX["cpu_freq_frac"]],
+            _squash(headroom_c / 10.0),
+            obs[:, IDX["gpu_freq_frac"]],
+            _squash(headroom_g / 10.0),
+            obs[:, IDX["budget_left"]],
+            obs[:, IDX["proposals"]] * obs[:, IDX["stage2_next"]],  # 0 at stage 1, as in the Lotus code
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+
+def _ztt_state(obs: np.ndarray, actions: ActionTable) -> np.ndarray:
+    """[cpu clock, gpu clock, power, CPU temp, GPU temp, fps / target fps] (scaled to ~[0, 1])."""
+    fps_ratio = 1.0 / np.maximum(obs[:, IDX["last_latency"]], 1e-3)  # deadline / latency
+    return np.stack(
+        [
+            obs[:, IDX["cpu_freq_frac"]],
+            obs[:, IDX["gpu_freq_frac"]],
+            obs[:, IDX["power"]],
+            1.0 - obs[:, IDX["cpu_headroom"]],
+            1.0 - obs[:, IDX["gpu_headroom"]],
+            np.minimum(fps_ratio, 2.0),
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+
+def ztt_actions(actions: ActionTable) -> list[int]:
+    """zTT's 9 joint actions: clock indices at 3/11, 7/11, 11/11 of each table."""
+
+    def picks(n: int) -> list[int]:
+        return sorted({round(k / 11 * (n - 1)) for k in (3, 7, 11)})
+
+    return [int(actions.index(c, g)) for g in picks(actions.n_gpu) for c in picks(actions.n_cpu)]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How one policy family sees the board: observation transform and allowed joint actions."""
+
+    name: str
+    n_inputs: int
+    transform: object  # (obs [N, F], ActionTable) -> [N, n_inputs] float32
+    action_subset: object  # ActionTable -> list of joint indices, or None for all
+    decision: str  # "stage" or "frame"
+    reward: str
+
+    def inputs(self, obs: np.ndarray, actions: ActionTable) -> np.ndarray:
+        return self.transform(np.atleast_2d(obs), actions)  # type: ignore[operator]
+
+    def action_map(self, actions: ActionTable) -> np.ndarray:
+        subset = self.action_subset(actions) if self.action_subset else None  # type: ignore[operator]
+        return np.asarray(subset if subset is not None else range(actions.n), dtype=np.int64)
+
+
+FEATURE_SPECS: dict[str, FeatureSpec] = {
+    "drl": FeatureSpec("drl", N_FEATURES, _identity, None, "stage", "stable"),
+    "lotus-dac24": FeatureSpec("lotus-dac24", 7, _lotus_state, None, "stage", "lotus"),
+    "ztt": FeatureSpec("ztt", 6, _ztt_state, ztt_actions, "frame", "ztt"),
+}

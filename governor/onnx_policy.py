@@ -1,0 +1,56 @@
+"""A learned policy run with ONNX Runtime: what the daemon uses (numpy + onnxruntime only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from envs.errors import PolicyError
+from envs.schema import ActionTable
+from governor.artifacts import PolicyArtifact, load_artifact
+from governor.features import FEATURE_SPECS
+
+
+class OnnxPolicy:
+    """Argmax of an exported network over its action subset, mapped back to joint indices."""
+
+    def __init__(self, artifact: PolicyArtifact, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        self.artifact = artifact
+        self.name = artifact.family
+        self.version = str(artifact.meta.get("version", artifact.meta["onnx_sha256"][:12]))
+        spec = FEATURE_SPECS.get(artifact.family)
+        if spec is None:
+            raise PolicyError(f"policy {artifact.json_path} has unknown family {artifact.family!r}")
+        self.spec = spec
+        self.actions = artifact.actions
+        self.action_map = np.asarray(artifact.meta["action_map"], dtype=np.int64)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(artifact.onnx_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            raise PolicyError(f"policy network {artifact.onnx_path} cannot be loaded: {exc}") from None
+        self.input_name = self.session.get_inputs()[0].name
+
+    @classmethod
+    def load(cls, name_or_path: str | Path, actions: ActionTable | None = None, threads: int = 1) -> OnnxPolicy:
+        return cls(load_artifact(name_or_path, actions), threads)
+
+    def reset(self, n: int = 1) -> None:
+        return None
+
+    def scores(self, obs: np.ndarray) -> np.ndarray:
+        """Raw network outputs ``[N, len(action_map)]`` (logits or Q-values)."""
+        x = np.clip(self.spec.inputs(obs, self.actions), -5.0, 5.0).astype(np.float32)
+        return self.session.run(None, {self.input_name: x})[0]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        scores = self.scores(obs)
+        if not np.isfinite(scores).all():
+            raise PolicyError(f"policy {self.name} produced non-finite outputs")
+        return self.action_map[np.argmax(scores, axis=1)]

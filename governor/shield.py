@@ -1,0 +1,120 @@
+"""The safety shield: wraps any policy so the board never reaches its throttling trip point.
+
+Two guarantees, whatever the wrapped policy does:
+
+1. **Thermal.** From the observation it predicts the hotter die's temperature ``horizon_s``
+   ahead (current temperature + smoothed slope * horizon). The shield keeps its own clock caps,
+   like the firmware's but with a margin: above ``trip - margin_c`` both caps step one table
+   entry down every ``down_every`` decisions; once the prediction is ``band_c`` below that limit
+   they step back up every ``up_every`` decisions. The policy's request is clipped to the caps.
+2. **Validity.** A policy that raises, returns NaN/out-of-range actions, or could not be loaded
+   is replaced by the fallback policy (``stock``), with a logged warning and a counter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from envs.schema import HEADROOM_SCALE_C, IDX, ActionTable
+from governor.policies import Policy
+
+logger = logging.getLogger(__name__)
+
+
+class Shield:
+    """A policy wrapper enforcing a thermal margin and falling back on invalid output.
+
+    :param inner: the wrapped policy, or a zero-argument loader returning it (load errors
+        are caught and counted, and the fallback runs instead).
+    :param fallback: the policy used when ``inner`` fails (the board's stock behaviour).
+    :param margin_c: keep the predicted die temperature this far below the trip point, C.
+    :param horizon_s: how far ahead the prediction looks, s.
+    :param band_c: width of the hold band under the limit, C.
+    :param down_every: decisions between two cap steps down while too hot.
+    :param up_every: decisions between two cap steps up once cool.
+    """
+
+    def __init__(
+        self,
+        inner: Policy | Callable[[], Policy] | None,
+        actions: ActionTable,
+        fallback: Policy,
+        margin_c: float = 3.0,
+        horizon_s: float = 1.5,
+        band_c: float = 2.0,
+        down_every: int = 3,
+        up_every: int = 30,
+    ) -> None:
+        self.actions, self.fallback = actions, fallback
+        self.margin_c, self.horizon_s, self.band_c = margin_c, horizon_s, band_c
+        self.down_every, self.up_every = down_every, up_every
+        self._cap_c: np.ndarray | None = None
+        self._cap_g: np.ndarray | None = None
+        self._tick = 0
+        self.fallbacks = 0  # decisions answered by the fallback policy
+        self.interventions = 0  # decisions whose clocks the thermal guard lowered or held
+        self.load_error: str | None = None
+        self.inner: Policy | None
+        if callable(inner) and not hasattr(inner, "act"):
+            try:
+                self.inner = inner()
+            except Exception as exc:  # noqa: BLE001 - any load failure falls back
+                self.inner, self.load_error = None, str(exc)
+                logger.warning("policy could not be loaded (%s); using %s instead", exc, fallback.name)
+        else:
+            self.inner = inner  # type: ignore[assignment]
+        self.name = f"shield({self.inner.name if self.inner else fallback.name})"
+        self._cpu = np.asarray(actions.cpu_khz, dtype=float)
+        self._gpu = np.asarray(actions.gpu_hz, dtype=float)
+
+    def reset(self, n: int = 1) -> None:
+        self._new_caps(n)
+        if self.inner is not None:
+            self.inner.reset(n)
+        self.fallback.reset(n)
+
+    def _proposed(self, obs: np.ndarray) -> np.ndarray:
+        n = obs.shape[0]
+        if self.inner is None:
+            self.fallbacks += n
+            return self.fallback.act(obs)
+        try:
+            a = np.asarray(self.inner.act(obs))
+            if a.shape != (n,) or not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+                raise ValueError(f"bad action array {a!r}")
+            if (a < 0).any() or (a >= self.actions.n).any() or (a != np.floor(a)).any():
+                raise ValueError(f"action outside 0..{self.actions.n - 1}: {a}")
+            return a.astype(np.int64)
+        except Exception as exc:  # noqa: BLE001 - any policy failure falls back
+            self.fallbacks += n
+            logger.warning("policy %s failed (%s); %s decides instead", self.inner.name, exc, self.fallback.name)
+            return self.fallback.act(obs)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.atleast_2d(np.asarray(obs, dtype=np.float32))
+        a = self._proposed(obs)
+        n = obs.shape[0]
+        if self._cap_c is None or len(self._cap_c) != n:
+            self._new_caps(n)
+        headroom = np.minimum(obs[:, IDX["cpu_headroom"]], obs[:, IDX["gpu_headroom"]]) * HEADROOM_SCALE_C
+        # predicted distance below the trip point after the horizon
+        predicted = headroom - np.maximum(obs[:, IDX["temp_slope"]], 0.0) * self.horizon_s
+        hot = predicted < self.margin_c
+        cool = predicted > self.margin_c + self.band_c
+        self._tick += 1
+        step_down = hot & (self._tick % self.down_every == 0)
+        step_up = cool & (self._tick % self.up_every == 0)
+        self._cap_c = np.clip(self._cap_c - step_down + step_up, 0, self.actions.n_cpu - 1)
+        self._cap_g = np.clip(self._cap_g - step_down + step_up, 0, self.actions.n_gpu - 1)
+        req_c, req_g = self.actions.split(a)
+        out = self.actions.index(np.minimum(req_c, self._cap_c), np.minimum(req_g, self._cap_g)).astype(np.int64)
+        self.interventions += int((out != a).sum())
+        return out
+
+    def _new_caps(self, n: int) -> None:
+        self._cap_c = np.full(n, self.actions.n_cpu - 1, dtype=np.int64)
+        self._cap_g = np.full(n, self.actions.n_gpu - 1, dtype=np.int64)
+        self._tick = 0

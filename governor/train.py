@@ -1,0 +1,230 @@
+"""Train a governor with stable-baselines3 in the batched simulator, then export it to ONNX.
+
+Writes into ``out``: the SB3 zip, checkpoints, tensorboard logs, ``<policy>.onnx`` and
+``<policy>.json`` (what the daemon loads). Imports torch and SB3: training machines only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.errors import ConfigError
+from envs.reward import STABLE_WEIGHTS
+from envs.scenario import Randomization, Scenario
+from envs.vector import BatchedDetectorEnv
+from governor.artifacts import sha256_file, write_metadata
+from governor.features import FEATURE_SPECS, FeatureSpec
+
+logger = logging.getLogger(__name__)
+
+# Our policy trains across conditions; the paper reproductions train on the nominal room and
+# see warm starts so they meet hot states within short episodes.
+DRL_RANDOMIZATION = Randomization(
+    ambient_c=(15.0, 40.0),
+    r_scale=(0.85, 1.2),
+    workload_scale=(0.85, 1.15),
+    fan_auto_prob=0.15,
+    init_heat=(0.0, 1.0),
+    traces=("steady", "bursty", "video"),
+)
+BASELINE_RANDOMIZATION = Randomization(init_heat=(0.0, 1.0))
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved in the metadata JSON).
+
+    :param policy: ``drl`` (ours), ``lotus-dac24`` or ``ztt``.
+    :param algo: ``ppo`` or ``dqn``.
+    :param steps: environment steps (decisions summed over all boards).
+    :param n_envs: boards simulated in parallel.
+    :param episode_frames: frames per training episode.
+    """
+
+    policy: str = "drl"
+    algo: str = "ppo"
+    board: str = "orin-nano"
+    power_mode: str | None = None
+    workload: str = "frcnn-lite"
+    steps: int = 600_000
+    n_envs: int = 32
+    episode_frames: int = 600
+    seed: int = 0
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+
+
+def default_algo(policy: str) -> str:
+    return {"drl": "ppo", "lotus-dac24": "dqn", "ztt": "dqn"}[policy]
+
+
+def training_scenario(cfg: TrainConfig, spec: FeatureSpec) -> Scenario:
+    return Scenario(
+        board=cfg.board,
+        power_mode=cfg.power_mode,
+        workload=cfg.workload,
+        decision=spec.decision,  # type: ignore[arg-type]
+        reward=spec.reward,  # type: ignore[arg-type]
+        episode_frames=cfg.episode_frames,
+        randomize=DRL_RANDOMIZATION if cfg.policy == "drl" else BASELINE_RANDOMIZATION,
+    )
+
+
+def _hyperparams(cfg: TrainConfig) -> dict[str, Any]:
+    if cfg.algo == "ppo":
+        base = dict(
+            n_steps=256, batch_size=1024, n_epochs=5, learning_rate=3e-4, gamma=0.98, gae_lambda=0.95,
+            ent_coef=0.005, clip_range=0.2, policy_kwargs={"net_arch": [128, 128]},
+        )  # fmt: skip
+    elif cfg.policy == "lotus-dac24":  # governors.md 1.2: Lotus DQN settings, adapted to SB3
+        base = dict(
+            learning_rate=1e-3, buffer_size=4000, batch_size=16, gamma=0.99, tau=0.005, target_update_interval=1,
+            learning_starts=1000, train_freq=4, exploration_fraction=0.3, exploration_initial_eps=0.9,
+            exploration_final_eps=0.01, policy_kwargs={"net_arch": [64, 128, 256]},
+        )  # fmt: skip
+    elif cfg.policy == "ztt":  # governors.md 2: zTT's tiny DQN that learns a contextual bandit (gamma 0)
+        base = dict(
+            learning_rate=1e-3, buffer_size=500, batch_size=64, gamma=0.0, learning_starts=200, train_freq=1,
+            target_update_interval=100, exploration_fraction=0.5, exploration_initial_eps=1.0,
+            exploration_final_eps=0.0, policy_kwargs={"net_arch": [6, 6]},
+        )  # fmt: skip
+    else:
+        base = dict(learning_rate=1e-3, buffer_size=100_000, batch_size=256, gamma=0.98, learning_starts=5000,
+                    train_freq=4, target_update_interval=2000, exploration_fraction=0.2,
+                    policy_kwargs={"net_arch": [128, 128]})  # fmt: skip
+    return {**base, **cfg.hyperparams}
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Run one training job; returns the metadata written next to the ONNX export."""
+    from stable_baselines3 import DQN, PPO
+    from stable_baselines3.common.callbacks import CheckpointCallback
+
+    from governor.vec_env import DetectorVecEnv
+
+    if cfg.policy not in FEATURE_SPECS:
+        raise ConfigError(f"unknown policy family {cfg.policy!r}; choose one of {', '.join(FEATURE_SPECS)}")
+    if cfg.algo not in ("ppo", "dqn"):
+        raise ConfigError(f"unknown algorithm {cfg.algo!r}; choose ppo or dqn")
+    spec = FEATURE_SPECS[cfg.policy]
+    out.mkdir(parents=True, exist_ok=True)
+    scenario = training_scenario(cfg, spec)
+    venv = DetectorVecEnv(BatchedDetectorEnv(cfg.n_envs, scenario), spec)
+    venv.seed(cfg.seed)
+    algo_cls = PPO if cfg.algo == "ppo" else DQN
+    extra: dict[str, Any] = {}
+    if cfg.policy == "lotus-dac24" and cfg.algo == "dqn":
+        from governor.lotus_dqn import LotusDQN
+
+        algo_cls, extra = LotusDQN, {"actions": venv.benv.actions}
+    ckpt_dir = out / "checkpoints"
+    latest = _latest_checkpoint(ckpt_dir) if resume else None
+    hp = _hyperparams(cfg)
+    if latest is not None:
+        logger.info("resuming from %s", latest)
+        model = algo_cls.load(latest, env=venv, device="cpu")
+        if extra:
+            model.set_table(extra["actions"])
+        done_steps = model.num_timesteps
+    else:
+        model = algo_cls("MlpPolicy", venv, seed=cfg.seed, device="cpu", verbose=0,
+                         tensorboard_log=str(out / "tb"), **hp, **extra)  # fmt: skip
+        done_steps = 0
+    save_every = max(cfg.steps // 5 // cfg.n_envs, 1)
+    callback = CheckpointCallback(save_every, str(ckpt_dir), name_prefix=cfg.policy, save_replay_buffer=False)
+    t0 = time.perf_counter()
+    model.learn(
+        total_timesteps=max(cfg.steps - done_steps, 0), callback=callback, progress_bar=progress,
+        reset_num_timesteps=latest is None, tb_log_name=cfg.policy,
+    )  # fmt: skip
+    train_s = time.perf_counter() - t0
+    model.save(out / f"{cfg.policy}.zip")
+    return export(model, cfg, spec, scenario, out, train_s)
+
+
+def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    files = sorted(ckpt_dir.glob("*_steps.zip"), key=lambda p: int(p.stem.rsplit("_", 2)[-2]))
+    return files[-1] if files else None
+
+
+
+
+def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, out: Path, train_s: float) -> dict:
+    """Export the policy network to ONNX, check it picks SB3's actions, write the metadata JSON."""
+    import warnings
+
+    import onnxruntime as ort
+    import torch as th
+
+    policy = model.policy.to("cpu").eval()
+    if cfg.algo == "ppo":
+
+        class Logits(th.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.p = policy
+
+            def forward(self, obs: th.Tensor) -> th.Tensor:
+                feats = self.p.extract_features(obs, self.p.pi_features_extractor)
+                return self.p.action_net(self.p.mlp_extractor.forward_actor(feats))
+
+        net: th.nn.Module = Logits()
+    else:
+        net = policy.q_net
+    onnx_path = out / f"{cfg.policy}.onnx"
+    dummy = th.zeros(1, spec.n_inputs, dtype=th.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        th.onnx.export(net, (dummy,), str(onnx_path), input_names=["obs"], output_names=["scores"],
+                       dynamic_axes={"obs": {0: "batch"}, "scores": {0: "batch"}}, opset_version=17,
+                       dynamo=False)  # fmt: skip
+    sample = _sample_inputs(cfg, spec, scenario)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    onnx_act = sess.run(None, {"obs": sample})[0].argmax(axis=1)
+    sb3_act, _ = model.predict(sample, deterministic=True)
+    agreement = float((onnx_act == sb3_act).mean())
+    if agreement < 0.99:
+        raise RuntimeError(f"ONNX export disagrees with SB3 on {100 * (1 - agreement):.1f} % of observations")
+    from envs.core import Resolved
+
+    res = Resolved.from_scenario(scenario)
+    meta = {
+        "policy": cfg.policy,
+        "version": datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
+        "algo": cfg.algo,
+        "board": res.board.name,
+        "power_mode": cfg.power_mode or res.board.default_mode,
+        "decision": spec.decision,
+        "reward": spec.reward,
+        "reward_weights": STABLE_WEIGHTS if spec.reward == "stable" else None,
+        "n_inputs": spec.n_inputs,
+        "action_table": res.actions.to_dict(),
+        "action_map": spec.action_map(res.actions).tolist(),
+        "onnx_file": onnx_path.name,
+        "onnx_sha256": sha256_file(onnx_path),
+        "export_agreement": agreement,
+        "export_samples": int(len(sample)),
+        "train_seconds": round(train_s, 1),
+        "training": {**asdict(cfg), "hyperparams": _hyperparams(cfg)},
+        "scenario": scenario.model_dump(mode="json"),
+    }
+    write_metadata(out / f"{cfg.policy}.json", meta)
+    return meta
+
+
+def _sample_inputs(cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, n: int = 2048) -> np.ndarray:
+    """Observations from random-action rollouts, for the export check."""
+    benv = BatchedDetectorEnv(16, scenario)
+    obs = benv.reset(seed=cfg.seed + 1000)
+    rng = np.random.default_rng(cfg.seed)
+    rows = []
+    while sum(len(r) for r in rows) < n:
+        rows.append(spec.inputs(obs, benv.actions))
+        obs, *_ = benv.step(rng.integers(0, benv.actions.n, size=benv.n))
+    return np.clip(np.concatenate(rows)[:n], -5.0, 5.0).astype(np.float32)

@@ -1,0 +1,71 @@
+"""The batched simulator as a stable-baselines3 ``VecEnv`` (training only: imports SB3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from envs.vector import BatchedDetectorEnv
+from governor.features import FeatureSpec
+
+
+class DetectorVecEnv(VecEnv):
+    """``n`` simulated boards behind SB3's ``VecEnv`` API, seen through a :class:`FeatureSpec`.
+
+    Actions are indices into the spec's action subset; observations are the spec's inputs.
+    """
+
+    def __init__(self, benv: BatchedDetectorEnv, spec: FeatureSpec) -> None:
+        self.benv, self.spec = benv, spec
+        self.action_map = spec.action_map(benv.actions)
+        obs_space = spaces.Box(-5.0, 5.0, shape=(spec.n_inputs,), dtype=np.float32)
+        super().__init__(benv.n, obs_space, spaces.Discrete(len(self.action_map)))
+        self._actions: np.ndarray | None = None
+
+    def _inputs(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip(self.spec.inputs(obs, self.benv.actions), -5.0, 5.0).astype(np.float32)
+
+    def reset(self) -> np.ndarray:
+        seeds = list(self._seeds) if any(s is not None for s in self._seeds) else None
+        obs = self.benv.reset(seed=seeds)
+        self._reset_seeds()
+        return self._inputs(obs)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.int64).reshape(-1)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        assert self._actions is not None, "step_async first"
+        obs, reward, terminated, truncated, _ = self.benv.step(self.action_map[self._actions])
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            final = self._inputs(self.benv.final_obs)
+            for i in np.nonzero(dones)[0]:
+                infos[i]["terminal_observation"] = final[i]
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        return self._inputs(obs), reward.astype(np.float32), dones, infos
+
+    def close(self) -> None:
+        return None
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self.benv, attr_name)] * len(self._indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self.benv, attr_name, value)
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
+        return [getattr(self.benv, method_name)(*args, **kwargs)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False] * len(self._indices(indices))
+
+    def _indices(self, indices: Any) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        return [indices] if isinstance(indices, int) else list(indices)

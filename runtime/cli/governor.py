@@ -1,0 +1,103 @@
+"""``lotus train`` and ``lotus eval``: learn a governor in the simulator, compare governors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from runtime.cli._common import print_json, progress_bar
+
+
+def _scenario(**fields: object):  # noqa: ANN202
+    from pydantic import ValidationError
+
+    from envs.board import format_validation_error
+    from envs.core import Resolved
+    from envs.errors import ConfigError
+    from envs.scenario import Scenario
+
+    try:
+        scenario = Scenario(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid scenario: {format_validation_error(exc)}") from None
+    Resolved.from_scenario(scenario)  # loads board, workload and trace now: errors surface before work starts
+    return scenario
+
+
+def train(
+    algo: str = typer.Option(None, help="ppo | dqn (default: ppo for drl, dqn for lotus-dac24 and ztt)"),
+    policy: str = typer.Option("drl", help="drl | lotus-dac24 | ztt"),
+    board: str = typer.Option("orin-nano", help="board profile name or YAML path"),
+    power_mode: str = typer.Option(None, help="nvpmodel mode (board default if omitted)"),
+    steps: int = typer.Option(3_000_000, min=1000, help="environment steps (decisions over all boards)"),
+    envs: int = typer.Option(32, min=1, help="boards simulated in parallel"),
+    out: Path = typer.Option(Path("runs/train"), help="output directory"),
+    seed: int = typer.Option(0, help="random seed"),
+    resume: bool = typer.Option(False, help="continue from the latest checkpoint in OUT"),
+    threads: int = typer.Option(1, min=1, help="torch threads (1 is fastest for these small networks)"),
+    json_out: bool = typer.Option(False, "--json", help="print the metadata JSON"),
+) -> None:
+    """Train a governor with stable-baselines3 and export it to ONNX + metadata JSON."""
+    import torch
+
+    from governor.train import TrainConfig, default_algo
+    from governor.train import train as run_train
+
+    torch.set_num_threads(threads)
+    cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
+                      steps=steps, n_envs=envs, seed=seed)  # fmt: skip
+    _scenario(board=board, power_mode=power_mode)
+    meta = run_train(cfg, out, resume=resume, progress=not json_out)
+    if json_out:
+        print_json(meta)
+        return
+    print(f"trained {policy} ({cfg.algo}, {steps} steps) in {meta['train_seconds']:.0f} s; "
+          f"ONNX agrees with SB3 on {100 * meta['export_agreement']:.1f} % of {meta['export_samples']} observations")
+    print(f"wrote {out / (policy + '.onnx')} and {out / (policy + '.json')}")
+
+
+def evaluate(
+    board: str = typer.Option("orin-nano", help="board profile name or YAML path"),
+    power_mode: str = typer.Option(None, help="nvpmodel mode"),
+    ambient: float = typer.Option(25.0, help="ambient temperature, C"),
+    trace: str = typer.Option("video", help="steady | bursty | video | CSV path"),
+    workload: str = typer.Option("frcnn-lite", help="workload profile name or path"),
+    fps: float = typer.Option(30.0, help="camera fps (0 = back-to-back)"),
+    deadline: float = typer.Option(None, help="latency target, ms"),
+    fan: str = typer.Option("off", help="off | on | auto"),
+    trip: float = typer.Option(None, help="passive trip override, C"),
+    duration: float = typer.Option(1200.0, min=1.0, help="simulated seconds per run"),
+    seeds: int = typer.Option(3, min=1, help="seeds per policy (0..N-1)"),
+    policies: str = typer.Option(",".join(("stock", "performance", "ztt", "lotus-dac24", "drl", "oracle")),
+                                 help="comma-separated policy names or policy JSON paths"),
+    out: Path = typer.Option(Path("runs/eval"), help="directory for results.json and plots"),
+    json_out: bool = typer.Option(False, "--json", help="print the per-policy, per-seed records as JSON"),
+) -> None:
+    """Compare governors on identical seeded scenarios: one table, a JSON file and PNG plots."""
+    from governor.evaluate import evaluate as run_eval
+    from governor.evaluate import plot_eval
+    from governor.report import format_table
+
+    scenario = _scenario(board=board, power_mode=power_mode, ambient_c=ambient, trace=trace, workload=workload,
+                         fps=fps, deadline_ms=deadline, fan=fan, trip_c=trip)  # fmt: skip
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    runs = sum(8 if n == "oracle" else 1 for n in names) * seeds
+    bar = progress_bar(duration * runs, "eval")
+    try:
+        result = run_eval(scenario, names, range(seeds), duration, progress=bar.update)
+    finally:
+        bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"scenario": scenario.model_dump(mode="json"), "duration_s": duration, "records": result.records,
+           "table": result.table}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(doc, indent=2, default=float))
+    title = f"{board} {ambient:g} C, {trace}, {fps:g} fps"
+    plots = plot_eval(result, out, title)
+    if json_out:
+        print_json(result.records)
+        return
+    extra = (("objective", "objective", "{:.1f}"), ("objective_vs_oracle", "vs oracle", "{:.2f}"))
+    print(format_table(result.table, extra=extra))
+    print(f"wrote {out / 'results.json'} and {', '.join(str(p) for p in plots)}")
