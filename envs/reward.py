@@ -5,21 +5,23 @@ Both are written against :mod:`envs.ops`, so they serve one board (floats) or ma
 ``stable``: per decision, ``-W_THROTTLE`` while firmware throttling is active and
 ``-W_HEAT * excess / HEAT_MARGIN_C`` for every C the hotter die sits above
 ``trip - HEAT_MARGIN_C``; when a frame completes, also
-``-(W_LATENCY * l/D + W_JITTER * |l - l_ema|/D + W_MISS * [l > D] + W_ENERGY * E/(P_budget * D))``
-with ``l`` the frame latency, ``l_ema`` the running mean before it, ``D`` the deadline and ``E``
-the frame's energy. It prices, in this order: throttling (the board takes control away),
-latency swings, deadline misses, mean latency, energy.
+``-(W_DEVIATION * |l - L|/D + W_LATENCY * l/D + W_MISS * [l > D] + W_ENERGY * E/(P_budget * D))``
+with ``l`` the frame latency, ``L = TARGET_FRACTION * D`` the latency target, ``D`` the deadline
+and ``E`` the frame's energy. It prices, in this order: throttling (the board takes control
+away), latency off its target (either way: faster than needed spends the thermal budget that a
+later burst of proposals will need), deadline misses, mean latency, energy.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-W_LATENCY = 1.0
-W_JITTER = 4.0
+TARGET_FRACTION = 0.9
+W_DEVIATION = 4.0
+W_LATENCY = 0.2
 W_MISS = 1.0
 W_THROTTLE = 2.0
-W_HEAT = 0.5
+W_HEAT = 1.0
 HEAT_MARGIN_C = 6.0
 W_ENERGY = 0.1
 
@@ -29,7 +31,7 @@ LOTUS_BETA = 1.0
 SHUTDOWN_PENALTY = 50.0
 
 STABLE_WEIGHTS = {
-    "latency": W_LATENCY, "jitter": W_JITTER, "miss": W_MISS, "throttle": W_THROTTLE, "heat": W_HEAT,
+    "target_fraction": TARGET_FRACTION, "deviation": W_DEVIATION, "latency": W_LATENCY, "miss": W_MISS, "throttle": W_THROTTLE, "heat": W_HEAT,
     "heat_margin_c": HEAT_MARGIN_C, "energy": W_ENERGY, "shutdown": SHUTDOWN_PENALTY,
 }  # fmt: skip
 
@@ -39,10 +41,9 @@ def stable_reward(step: dict[str, Any], trip_c: Any, deadline_ms: float, budget_
     heat = ops.maximum(step["max_temp_c"] - (trip_c - HEAT_MARGIN_C), 0.0) / HEAT_MARGIN_C
     r = -W_THROTTLE * ops.where(step["throttled"], 1.0, 0.0) - W_HEAT * heat
     lat = step["latency_ms"]
-    jitter = ops.where(step["lat_ema_prev_ms"] > 0, abs(lat - step["lat_ema_prev_ms"]), 0.0)
     frame_cost = (
-        W_LATENCY * lat / deadline_ms
-        + W_JITTER * jitter / deadline_ms
+        W_DEVIATION * abs(lat - TARGET_FRACTION * deadline_ms) / deadline_ms
+        + W_LATENCY * lat / deadline_ms
         + W_MISS * ops.where(lat > deadline_ms, 1.0, 0.0)
         + W_ENERGY * step["frame_energy_j"] / (budget_w * deadline_ms * 1e-3)
     )
