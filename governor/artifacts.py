@@ -70,11 +70,27 @@ def load_artifact(name_or_path: str | Path, expect_actions: ActionTable | None =
     for key in ("schema_version", "policy", "action_table", "action_map", "onnx_file", "onnx_sha256"):
         if key not in meta:
             raise PolicyError(f"policy metadata {json_path} lacks {key!r}")
+    if not isinstance(meta["schema_version"], int) or isinstance(meta["schema_version"], bool):
+        got = meta["schema_version"]
+        raise PolicyError(f"policy metadata {json_path}: schema_version must be an integer, got {got!r}")
     if meta["schema_version"] != SCHEMA_VERSION:
         raise PolicyError(
             f"policy {json_path} was trained for observation schema v{meta['schema_version']}, "
             f"this lotus speaks v{SCHEMA_VERSION}: retrain or export it again"
         )
+    if not isinstance(meta["onnx_file"], str) or not meta["onnx_file"]:
+        raise PolicyError(f"policy metadata {json_path}: onnx_file must be a file name, got {meta['onnx_file']!r}")
+    try:
+        table = ActionTable.from_dict(meta["action_table"])
+    except (KeyError, TypeError, ValueError):
+        raise PolicyError(f"policy metadata {json_path}: action_table must hold cpu_khz and gpu_hz lists") from None
+    amap = meta["action_map"]
+    if (
+        not isinstance(amap, list)
+        or not amap
+        or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < table.n for a in amap)
+    ):
+        raise PolicyError(f"policy metadata {json_path}: action_map must list joint indices in 0..{table.n - 1}")
     onnx_path = json_path.parent / meta["onnx_file"]
     if not onnx_path.is_file():
         raise PolicyError(f"policy network {onnx_path} does not exist")

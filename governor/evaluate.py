@@ -17,7 +17,6 @@ import numpy as np
 
 from envs.core import Resolved
 from envs.scenario import Scenario
-from governor.features import FEATURE_SPECS
 from governor.registry import build_policy
 from governor.report import SUMMARY_KEYS, summarize
 from governor.rollout import Recording, rollout
@@ -59,17 +58,17 @@ def evaluate(
     recordings: dict[str, Recording] = {}
     oracle_obj: dict[int, float] = {}
     ordered = sorted(policies, key=lambda p: p != "oracle")  # oracle first: the others divide by it
+    for name in ordered:  # fail on a bad name now, not after hours of rollouts
+        if name != "oracle":
+            build_policy(name, res.actions)
     for name in ordered:
         for seed in seeds:
             if name == "oracle":
                 rec, target = oracle_rollout(scenario, duration_s, seed=seed, progress=progress)
                 extra: dict[str, Any] = {"oracle_target_ms": target}
             else:
-                sc = scenario
-                if name in FEATURE_SPECS and FEATURE_SPECS[name].decision != scenario.decision:
-                    sc = scenario.model_copy(update={"decision": FEATURE_SPECS[name].decision})
                 policy = build_policy(name, res.actions)
-                rec = rollout(policy, sc, duration_s, seed=seed, progress=progress)
+                rec = rollout(policy, scenario, duration_s, seed=seed, progress=progress)
                 extra = {}
                 if hasattr(policy, "fallbacks"):
                     extra = {"shield_interventions": policy.interventions, "shield_fallbacks": policy.fallbacks}

@@ -36,6 +36,12 @@ class OnnxPolicy:
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise PolicyError(f"policy network {artifact.onnx_path} cannot be loaded: {exc}") from None
         self.input_name = self.session.get_inputs()[0].name
+        width = self.session.get_outputs()[0].shape[-1]
+        if isinstance(width, int) and width != len(self.action_map):
+            raise PolicyError(
+                f"policy network {artifact.onnx_path} scores {width} actions but its metadata maps "
+                f"{len(self.action_map)}"
+            )
 
     @classmethod
     def load(cls, name_or_path: str | Path, actions: ActionTable | None = None, threads: int = 1) -> OnnxPolicy:

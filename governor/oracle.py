@@ -93,7 +93,7 @@ def oracle_rollout(
     duration_s: float,
     seed: int = 0,
     margin_c: float = 1.0,
-    iterations: int = 7,
+    iterations: int = 10,
     progress: Callable[[float], None] | None = None,
 ) -> tuple[Recording, float]:
     """The oracle's recording and its latency target, found by bisection over full episodes."""
@@ -118,4 +118,6 @@ def oracle_rollout(
             progress(duration_s / (iterations + 1))
     if best is None:
         raise RuntimeError("the oracle found no safe latency target: the scenario overheats even at min clocks")
-    return best
+    rec, target = best
+    # when heat never binds, the target sinks below what the board can reach: report what it achieved
+    return rec, min(target, float(rec.frames["latency_ms"].max()))

@@ -40,6 +40,13 @@ class Recording:
         return self
 
 
+def policy_decision(policy: object) -> str | None:
+    """``stage`` or ``frame``: how often a learned policy was trained to decide (None: any)."""
+    inner = getattr(policy, "inner", None) or policy
+    spec = getattr(inner, "spec", None)
+    return spec.decision if spec is not None else None
+
+
 def episode_frames_for(duration_s: float, fps: float) -> int:
     """Frames needed to cover ``duration_s`` (back-to-back frames: an upper bound)."""
     return int(math.ceil(duration_s * fps)) + 2 if fps > 0 else int(duration_s * 500) + 2
@@ -54,8 +61,14 @@ def rollout(
 ) -> Recording:
     """Drive one simulated board with ``policy`` for ``duration_s`` simulated seconds.
 
+    A learned policy decides as often as it was trained to (``frame`` for zTT), whatever the
+    scenario says.
+
     :param progress: called with the simulated time advanced since the previous call.
     """
+    decision = policy_decision(policy)
+    if decision is not None and decision != scenario.decision:
+        scenario = scenario.model_copy(update={"decision": decision})
     env = TwoStageDetectorEnv(scenario)
     fps = env.res.period_s and 1.0 / env.res.period_s
     if scenario.episode_frames < episode_frames_for(duration_s, fps):

@@ -44,9 +44,9 @@ class Shield:
         fallback: Policy,
         margin_c: float = 3.0,
         horizon_s: float = 1.5,
-        band_c: float = 2.0,
-        down_every: int = 3,
-        up_every: int = 30,
+        band_c: float = 1.0,
+        down_every: int = 8,
+        up_every: int = 20,
     ) -> None:
         self.actions, self.fallback = actions, fallback
         self.margin_c, self.horizon_s, self.band_c = margin_c, horizon_s, band_c

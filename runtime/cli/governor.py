@@ -42,8 +42,13 @@ def train(
     """Train a governor with stable-baselines3 and export it to ONNX + metadata JSON."""
     import torch
 
+    from envs.errors import ConfigError
+    from governor.features import FEATURE_SPECS
     from governor.train import TrainConfig, default_algo
     from governor.train import train as run_train
+
+    if policy not in FEATURE_SPECS:
+        raise ConfigError(f"unknown policy family {policy!r}; choose one of {', '.join(FEATURE_SPECS)}")
 
     torch.set_num_threads(threads)
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
@@ -83,7 +88,7 @@ def evaluate(
     scenario = _scenario(board=board, power_mode=power_mode, ambient_c=ambient, trace=trace, workload=workload,
                          fps=fps, deadline_ms=deadline, fan=fan, trip_c=trip)  # fmt: skip
     names = [p.strip() for p in policies.split(",") if p.strip()]
-    runs = sum(8 if n == "oracle" else 1 for n in names) * seeds
+    runs = sum(11 if n == "oracle" else 1 for n in names) * seeds
     bar = progress_bar(duration * runs, "eval")
     try:
         result = run_eval(scenario, names, range(seeds), duration, progress=bar.update)

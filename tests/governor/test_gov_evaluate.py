@@ -1,0 +1,126 @@
+"""``governor.evaluate``: records, objective, the oracle, determinism, plots."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from envs.core import Resolved
+from envs.errors import PolicyError
+from envs.scenario import Scenario
+from governor.evaluate import EvalResult, evaluate, objective, plot_eval
+from governor.oracle import oracle_rollout
+
+RECORD_KEYS = {
+    "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p99_ms", "deadline_miss_pct", "max_cpu_temp_c",
+    "max_gpu_temp_c", "throttled_pct", "energy_per_frame_j", "frames", "policy", "seed", "objective",
+    "objective_vs_oracle",
+}  # fmt: skip
+POLICIES = ("stock", "performance", "oracle")
+SEEDS = (0, 1)
+DURATION_S = 60.0
+# a board already near its trip point in a hot room: the oracle's bisection has work to do
+HOT = Scenario(ambient_c=40.0, init_temp_c=93.0)
+
+
+@pytest.fixture(scope="module")
+def result() -> EvalResult:
+    return evaluate(Scenario(), list(POLICIES), list(SEEDS), DURATION_S)
+
+
+@pytest.fixture(scope="module")
+def hot_result() -> EvalResult:
+    return evaluate(HOT, list(POLICIES), [0], 30.0)
+
+
+def _rec(result: EvalResult, policy: str, seed: int) -> dict:
+    (rec,) = [r for r in result.records if r["policy"] == policy and r["seed"] == seed]
+    return rec
+
+
+def test_one_record_per_policy_and_seed(result: EvalResult) -> None:
+    assert sorted((r["policy"], r["seed"]) for r in result.records) == sorted((p, s) for p in POLICIES for s in SEEDS)
+    for rec in result.records:
+        assert RECORD_KEYS <= set(rec), RECORD_KEYS - set(rec)
+        for key in RECORD_KEYS - {"policy", "seed"}:
+            assert isinstance(rec[key], int | float) and math.isfinite(rec[key]), key
+        assert rec["frames"] > 0.8 * DURATION_S * 30  # 30 fps camera, mostly kept up with
+    assert [row["policy"] for row in result.table] == list(POLICIES)
+    assert set(result.recordings) == set(POLICIES)
+
+
+def test_objective_and_ratio(result: EvalResult) -> None:
+    deadline = Resolved.from_scenario(Scenario()).deadline_ms
+    for rec in result.records:
+        assert rec["objective"] == pytest.approx(objective(rec, deadline))
+        assert rec["objective_vs_oracle"] == pytest.approx(
+            rec["objective"] / _rec(result, "oracle", rec["seed"])["objective"]
+        )
+    for seed in SEEDS:
+        assert _rec(result, "oracle", seed)["objective_vs_oracle"] == 1.0
+    stock = [row for row in result.table if row["policy"] == "stock"][0]
+    assert stock["objective"] == pytest.approx(np.mean([_rec(result, "stock", s)["objective"] for s in SEEDS]))
+
+
+def test_objective_formula() -> None:
+    summary = {"latency_mean_ms": 30.0, "latency_std_ms": 2.0, "deadline_miss_pct": 10.0, "throttled_pct": 50.0}
+    assert objective(summary, 40.0) == pytest.approx(30.0 + 0.1 * 4.0 + 40.0 * 0.1 + 40.0 * 0.5)
+
+
+def test_oracle_never_throttles_and_is_steadier_than_stock(result: EvalResult) -> None:
+    for seed in SEEDS:
+        oracle, stock = _rec(result, "oracle", seed), _rec(result, "stock", seed)
+        assert oracle["throttled_pct"] == 0.0
+        assert oracle["latency_std_ms"] < stock["latency_std_ms"]
+        assert oracle["objective"] <= stock["objective"]
+        assert "oracle_target_ms" in oracle
+
+
+def test_oracle_in_a_hot_room(hot_result: EvalResult) -> None:
+    oracle, stock = _rec(hot_result, "oracle", 0), _rec(hot_result, "stock", 0)
+    perf = _rec(hot_result, "performance", 0)
+    assert perf["throttled_pct"] > 0  # the room is hot enough to throttle max clocks
+    assert oracle["throttled_pct"] == 0.0 and max(oracle["max_cpu_temp_c"], oracle["max_gpu_temp_c"]) < 99.0
+    assert oracle["latency_std_ms"] < stock["latency_std_ms"]
+
+
+def test_oracle_rollout_target_is_safe_and_reported() -> None:
+    rec, target = oracle_rollout(HOT, 20.0, seed=3)
+    assert not rec.aborted and not rec.steps["throttled"].any()
+    assert target > 5.0 and np.median(rec.frames["latency_ms"]) <= target + 1e-6
+
+
+def test_same_seeds_give_identical_records(result: EvalResult) -> None:
+    again = evaluate(Scenario(), list(POLICIES), [1], DURATION_S)
+    first = [r for r in result.records if r["seed"] == 1]
+    assert again.records == first
+
+
+def test_records_differ_between_seeds(result: EvalResult) -> None:
+    assert _rec(result, "stock", 0)["latency_mean_ms"] != _rec(result, "stock", 1)["latency_mean_ms"]
+
+
+def test_unknown_policy_raises_policy_error() -> None:
+    with pytest.raises(PolicyError, match="unknown policy 'bogus'"):
+        evaluate(Scenario(), ["bogus"], [0], 5.0)
+
+
+def test_unknown_policy_fails_before_any_rollout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import governor.evaluate as ev
+
+    calls = []
+    monkeypatch.setattr(ev, "rollout", lambda *a, **k: calls.append(a) or pytest.fail("rollout ran"))
+    with pytest.raises(PolicyError):
+        evaluate(Scenario(), ["stock", "bogus"], [0], 5.0)
+    assert not calls
+
+
+def test_plot_eval_writes_three_pngs(result: EvalResult, tmp_path: Path) -> None:
+    paths = plot_eval(result, tmp_path, "orin-nano 25 C")
+    assert len(paths) == 3 and len(set(paths)) == 3
+    for p in paths:
+        assert p.parent == tmp_path and p.suffix == ".png"
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
