@@ -12,7 +12,7 @@ import sys
 import typer
 
 from envs.errors import LotusError
-from runtime.cli import bench, boards, detectors, governor, sim
+from runtime.cli import bench, boards, detectors, governor, serve, sim
 
 app = typer.Typer(
     name="lotus",
@@ -21,6 +21,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("serve", help="Run the inference daemon: HTTP API, governor, optional streaming source.")(serve.serve)
+app.command("check-config", help="Validate a daemon config file without starting anything.")(serve.check_config)
 app.command("sim", help="Run one simulated rollout of a policy on a board and plot it.")(sim.sim)
 app.command("train", help="Train a governor in the simulator (SB3) and export it to ONNX.")(governor.train)
 app.command("eval", help="Compare governors on identical simulated scenarios: table, JSON, plots.")(governor.evaluate)

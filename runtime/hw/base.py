@@ -165,6 +165,7 @@ BACKENDS: dict[str, str | BackendFactory] = {
     "jetson": "runtime.hw.jetson:detect",
     "nvml": "runtime.hw.nvml:detect",
     "linux": "runtime.hw.linux:detect",
+    "sim": "runtime.hw.sim:detect",  # never auto-detected: the daemon's fallback when nothing real is found
 }
 
 

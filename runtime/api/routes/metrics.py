@@ -1,0 +1,19 @@
+"""GET /metrics: Prometheus text format."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from runtime.api.deps import DaemonDep
+
+router = APIRouter(tags=["metrics"])
+
+
+@router.get("/metrics", summary="Prometheus metrics (base units)")
+async def metrics(daemon: DaemonDep) -> Response:
+    gov = daemon.governor
+    if gov is not None:
+        daemon.metrics.fallbacks.set(getattr(gov.policy, "fallbacks", 0))
+    return Response(daemon.metrics.render(), media_type=CONTENT_TYPE_LATEST)

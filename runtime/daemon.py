@@ -1,0 +1,263 @@
+"""The daemon's parts put together: board, models, governor, pipeline, worker thread, lifecycle.
+
+:class:`Daemon` is built from :class:`~runtime.config.Settings`. ``start()`` opens the board,
+saves its original governors/limits to the state file and takes control (mode ``active``),
+loads and warms the models, and marks the daemon ready. ``infer()`` admits a frame into the
+bounded queue (``Overloaded`` when full) and runs it on the single inference thread.
+``stop()`` restores the clocks; it is idempotent and runs from the app's lifespan ``finally``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from envs.errors import ConfigError, DeviceError
+from runtime.config import BoardConfig, Settings
+from runtime.governor_loop import GovernorController
+from runtime.hw.base import Board
+from runtime.metrics import Metrics
+from runtime.notify import Notifier
+from runtime.observation import ObservationBuilder, action_table, board_trip_c
+from runtime.pipeline import FramePipeline, FrameResult, LoadedModel, load_models, warm_up
+from runtime.telemetry import TelemetryBus, sample_of
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+class Overloaded(Exception):
+    """The inference queue is full (answered with 503 + Retry-After)."""
+
+
+class NotReady(Exception):
+    """The daemon is still warming up or shutting down."""
+
+
+def open_board(cfg: BoardConfig) -> Board:
+    """The configured backend; ``auto`` falls back to the simulated board when nothing is found."""
+    from runtime.hw.detect import detect_board
+    from runtime.hw.sim import SimBoard, ensure_registered
+
+    ensure_registered()
+
+    if cfg.backend == "sim":
+        return SimBoard(cfg.sim_board, ambient_c=cfg.sim_ambient_c, trip_c=cfg.trip_c)
+    if cfg.backend == "nvml":
+        from runtime.hw.nvml import detect as nvml_detect
+
+        board = nvml_detect(cfg.sysfs_root, allow_set=cfg.allow_nvml_set)
+        if board is None:
+            raise DeviceError("board backend 'nvml' found no NVIDIA GPU (is the driver loaded?)")
+        return board
+    if cfg.backend == "auto":
+        board = detect_board(cfg.sysfs_root)
+        if board is None:
+            log.warning("no controllable board under %s: using the simulated board", cfg.sysfs_root)
+            return SimBoard(cfg.sim_board, ambient_c=cfg.sim_ambient_c, trip_c=cfg.trip_c)
+        return board
+    board = detect_board(cfg.sysfs_root, prefer=cfg.backend)
+    assert board is not None
+    return board
+
+
+class Daemon:
+    """Everything one ``lotus serve`` process runs (see module doc)."""
+
+    def __init__(self, settings: Settings, board: Board | None = None) -> None:
+        self.settings = settings
+        self.board: Board | None = board
+        self.metrics = Metrics()
+        self.telemetry = TelemetryBus(settings.server.telemetry_samples)
+        self.notifier = Notifier()
+        self.models: dict[str, LoadedModel] = {}
+        self.governor: GovernorController | None = None
+        self.pipeline: FramePipeline | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lotus-infer")
+        self.pending = 0
+        self.ready = False
+        self.stopping = False
+        self.state_saved = False
+        self.started_at = time.time()
+        self.status_text = "starting"
+        self.source_stats: dict[str, Any] | None = None
+        self.token = settings.governor.resolve_token()
+        self._stopped = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    @property
+    def default_model(self) -> str:
+        return self.settings.models.load[0].name
+
+    @property
+    def provider(self) -> str | None:
+        return next((m.provider for m in self.models.values()), None)
+
+    def _status(self, text: str) -> None:
+        self.status_text = text
+        self.notifier.status(text)
+        log.info("%s", text)
+
+    def start(self) -> None:
+        """Open the board, take control, load and warm the models. Blocking; raises LotusError."""
+        s = self.settings
+        self._status("opening board")
+        if self.board is None:
+            self.board = open_board(s.board)
+        board = self.board
+        actions = action_table(board)
+        has_gpu = any(d.kind == "gpu" for d in board.domains.values())
+        builder = ObservationBuilder(actions, board_trip_c(board, s.board.trip_c), s.board.budget_w)
+        if s.governor.mode == "active":
+            self._take_control()
+        self.governor = GovernorController(
+            board, actions, s.governor.policy, s.governor.mode, on_control=self._control, has_gpu=has_gpu
+        )
+        self._status("loading models")
+        self.models = load_models(s.models)
+        for name, model in self.models.items():
+            self._status(f"warming up {name} on {model.provider}")
+            warm_up(model, s.models.warmup_frames)
+        self.pipeline = FramePipeline(board, self.models, self.governor, builder, self.metrics, self._on_frame)
+        import onnxruntime as ort
+
+        self.metrics.build.info(
+            {"version": VERSION, "ort_version": ort.__version__, "provider": self.provider or "none",
+             "board": board.backend, "models": ",".join(self.models)}
+        )  # fmt: skip
+        self._policy_info()
+        self.ready = True
+        text = (
+            f"ready: {', '.join(self.models)} on {self.provider}, board {board.backend}, "
+            f"governor {self.governor.mode}"
+        )
+        self.status_text = text
+        self.notifier.ready(text)
+        log.info("%s", text)
+
+    def _policy_info(self) -> None:
+        if self.governor is not None:
+            self.metrics.policy.info(
+                {"policy": self.governor.policy_spec, "version": self.governor.version, "mode": self.governor.mode}
+            )
+
+    def _take_control(self) -> None:
+        from runtime.hw.state import save_state
+
+        board = self.board
+        assert board is not None
+        if board.backend != "sim":
+            try:
+                save_state(board, self.settings.board.state_file)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot write clock state file {self.settings.board.state_file}: {exc.strerror or exc} "
+                    "(set board.state_file to a writable path)"
+                ) from None
+            self.state_saved = True
+        for line in board.take_control():
+            log.info("control: %s", line)
+
+    def restore_clocks(self) -> None:
+        """Put the original governors/limits back and delete the state file (idempotent)."""
+        from runtime.hw.state import restore
+
+        if not self.state_saved or self.board is None:
+            return
+        state_file = self.settings.board.state_file
+        report = restore(state_file, self.settings.board.sysfs_root)
+        for line in report.restored:
+            log.info("restored %s", line)
+        if report.failed:
+            log.error("clock restore failed: %s", "; ".join(report.failed))
+            return  # keep the state file for `lotus restore-clocks`
+        Path(state_file).unlink(missing_ok=True)
+        self.state_saved = False
+
+    def _control(self, take: bool) -> None:
+        if take:
+            self._take_control()
+        else:
+            self.restore_clocks()
+
+    def stop(self) -> None:
+        """Stop accepting work, wait for the worker, restore clocks. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stopping, self.ready = True, False
+        self.notifier.stopping()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        try:
+            self.restore_clocks()
+        finally:
+            if self.board is not None:
+                self.board.close()
+
+    # --- work -------------------------------------------------------------------------------------
+    def _on_frame(self, result: FrameResult) -> None:
+        self.telemetry.publish(sample_of(result))
+        if self.notifier.watchdog_due():
+            self.notifier.ping()
+
+    def check_model(self, name: str | None) -> str:
+        name = name or self.default_model
+        if name not in self.models:
+            raise KeyError(name)
+        return name
+
+    async def infer(
+        self,
+        data: Any,
+        model: str,
+        source: str = "api",
+        next_frame_at: float | None = None,
+        admit: bool = True,
+    ) -> FrameResult:
+        """Run one frame on the worker thread. ``admit``: refuse with Overloaded when the queue is full."""
+        if not self.ready or self.pipeline is None:
+            raise NotReady("warming up" if not self.stopping else "shutting down")
+        if admit and self.pending >= self.settings.server.queue_size:
+            self.metrics.rejected.labels("overload").inc()
+            raise Overloaded(f"inference queue full ({self.pending} frames)")
+        self.pending += 1
+        self.metrics.queue_depth.set(self.pending)
+        t_enq = time.perf_counter()
+        pipeline = self.pipeline
+
+        def job() -> FrameResult:
+            return pipeline.process(data, model, next_frame_at, source, time.perf_counter() - t_enq)
+
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self.executor, job)
+
+        def done(_: Any) -> None:
+            self.pending -= 1
+            self.metrics.queue_depth.set(self.pending)
+
+        fut.add_done_callback(done)
+        return await asyncio.wait_for(asyncio.shield(fut), self.settings.server.request_timeout_s)
+
+    async def heartbeat(self) -> None:
+        """Systemd watchdog while idle: a sensor read on the inference thread proves it is alive."""
+        if self.notifier.watchdog_s is None:
+            return
+        period = self.notifier.watchdog_s / 4
+        loop = asyncio.get_running_loop()
+        while not self.stopping:
+            await asyncio.sleep(period)
+            if self.ready and self.notifier.watchdog_due() and self.board is not None:
+                await loop.run_in_executor(self.executor, self.board.snapshot)
+                self.notifier.ping()
+
+    def debug_info(self) -> dict[str, Any]:
+        return {
+            "torch_imported": "torch" in sys.modules,
+            "sb3_imported": "stable_baselines3" in sys.modules,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }

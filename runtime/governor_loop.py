@@ -1,0 +1,185 @@
+"""The governor inside the daemon: policy, mode (active/shadow/off), decisions and clock writes.
+
+A decision is ``policy.act(obs)`` (timed: ``decision_s``) and, in ``active`` mode, writing the
+chosen clocks to the board (timed: ``clock_set_s``; skipped when the clocks are already set).
+``shadow`` decides and records what it would have set; ``off`` neither decides nor writes. The
+policy and the mode can be switched at run time; the lock keeps a switch from landing mid-decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from envs.errors import DeviceError, PolicyError
+from envs.schema import ActionTable
+from runtime.hw.base import Board
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["active", "shadow", "off"]
+MODES: tuple[str, ...] = ("active", "shadow", "off")
+
+
+@dataclass
+class Decision:
+    """One governor decision: the action, the clocks it maps to, and what it cost."""
+
+    action: int | None
+    cpu_khz: int | None
+    gpu_hz: int | None
+    applied: bool
+    decision_s: float
+    clock_set_s: float
+
+
+def build_policy(spec: str, actions: ActionTable):  # noqa: ANN201 - governor.policies.Policy
+    """``governor.registry.build_policy`` (numpy + onnxruntime only; never SB3/torch)."""
+    from governor.registry import build_policy as _build
+
+    return _build(spec, actions)
+
+
+def policy_version(policy: object) -> str:
+    """A version string for the info metric: the ONNX artifact's, else ``builtin``."""
+    inner = getattr(policy, "inner", policy)
+    version = getattr(inner, "version", None)
+    if version:
+        return str(version)
+    if getattr(policy, "load_error", None):
+        return "fallback"
+    return "builtin"
+
+
+class GovernorController:
+    """Owns the live policy and mode; ``decide`` is called by the pipeline twice per frame.
+
+    :param board: the board whose clocks are set in ``active`` mode.
+    :param actions: the joint clock table the policy indexes.
+    :param on_control: called with ``True`` when control must be taken (entering active) and with
+        ``False`` when the kernel governors must get it back (leaving active).
+    """
+
+    def __init__(
+        self,
+        board: Board,
+        actions: ActionTable,
+        policy: str,
+        mode: Mode,
+        on_control: Callable[[bool], None] | None = None,
+        has_gpu: bool = True,
+    ) -> None:
+        self.board, self.actions = board, actions
+        self._lock = threading.Lock()
+        self._on_control = on_control
+        self.has_gpu = has_gpu
+        self.policy_spec = policy
+        self.policy = build_policy(policy, actions)
+        self.policy.reset(1)
+        self.version = policy_version(self.policy)
+        self.mode: Mode = mode
+        self.decisions = 0
+        self.write_errors = 0
+        self.last: Decision | None = None
+        self._set: tuple[int | None, int | None] = (None, None)
+        self.requested: tuple[int | None, int | None] = (None, None)
+
+    # --- run-time changes ---------------------------------------------------------------------
+    def set_policy(self, spec: str) -> None:
+        """Switch policy; PolicyError for unknown names (a broken ``drl`` file falls back to stock)."""
+        policy = build_policy(spec, self.actions)
+        policy.reset(1)
+        with self._lock:
+            self.policy, self.policy_spec, self.version = policy, spec, policy_version(policy)
+        log.info("governor policy -> %s (%s)", spec, self.version)
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise PolicyError(f"unknown governor mode {mode!r}; choose one of {', '.join(MODES)}")
+        with self._lock:
+            old, self.mode = self.mode, mode  # type: ignore[assignment]
+            if old != "active" and mode == "active" and self._on_control:
+                self._on_control(True)
+                self._set = (None, None)
+            if old == "active" and mode != "active" and self._on_control:
+                self._on_control(False)
+                self._set = (None, None)
+        log.info("governor mode %s -> %s", old, mode)
+
+    # --- the hot path ---------------------------------------------------------------------------
+    def decide(self, obs: np.ndarray) -> Decision:
+        """Run the policy on ``obs`` ``[1, N_FEATURES]`` and (active mode) set the clocks."""
+        with self._lock:
+            if self.mode == "off":
+                self.last = Decision(None, None, None, False, 0.0, 0.0)
+                return self.last
+            t0 = time.perf_counter()
+            action = int(self.policy.act(obs)[0])
+            cpu_khz, gpu_hz = self.actions.clocks(action)
+            t1 = time.perf_counter()
+            applied = False
+            if self.mode == "active":
+                gpu = gpu_hz if self.has_gpu else None
+                try:
+                    if (cpu_khz, gpu) != self._set:
+                        self.board.set_clocks(cpu=cpu_khz, gpu=gpu)
+                        self._set = (cpu_khz, gpu)
+                    self.requested = (cpu_khz, gpu)
+                    applied = True
+                except (DeviceError, ValueError) as exc:
+                    # a clock write failed: stop driving clocks, give them back to the kernel, keep serving
+                    self.write_errors += 1
+                    log.error("clock write failed (%s): governor falls back to shadow mode", exc)
+                    self.mode = "shadow"
+                    self._set = (None, None)
+                    if self._on_control:
+                        self._on_control(False)
+            t2 = time.perf_counter()
+            self.decisions += 1
+            self.last = Decision(action, cpu_khz, gpu_hz, applied, t1 - t0, t2 - t1)
+            return self.last
+
+    def throttled(self, cpu_khz: float, gpu_hz: float) -> bool:
+        """Firmware throttling: a clock below what the governor set (or the sim's own flag)."""
+        flag = getattr(self.board, "throttled", None)
+        if isinstance(flag, bool):
+            return flag
+        req_c, req_g = self.requested
+        if self.mode != "active":
+            return False
+        return bool((req_c is not None and cpu_khz < req_c * 0.99) or (req_g is not None and gpu_hz < req_g * 0.99))
+
+    def status(self) -> dict[str, object]:
+        """The JSON of GET /v1/governor."""
+        pol = self.policy
+        last = self.last
+        return {
+            "mode": self.mode,
+            "policy": self.policy_spec,
+            "policy_name": getattr(pol, "name", self.policy_spec),
+            "version": self.version,
+            "load_error": getattr(pol, "load_error", None),
+            "fallbacks": int(getattr(pol, "fallbacks", 0)),
+            "interventions": int(getattr(pol, "interventions", 0)),
+            "decisions": self.decisions,
+            "clock_write_errors": self.write_errors,
+            "n_actions": self.actions.n,
+            "cpu_khz_table": list(self.actions.cpu_khz),
+            "gpu_hz_table": list(self.actions.gpu_hz),
+            "last": None
+            if last is None
+            else {
+                "action": last.action,
+                "cpu_khz": last.cpu_khz,
+                "gpu_hz": last.gpu_hz,
+                "applied": last.applied,
+                "decision_us": round(last.decision_s * 1e6, 1),
+                "clock_set_us": round(last.clock_set_s * 1e6, 1),
+            },
+        }

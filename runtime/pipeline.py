@@ -1,0 +1,366 @@
+"""One frame through the daemon: decode -> stage 1 -> governor -> stage 2 -> governor -> result.
+
+:class:`FramePipeline.process` runs on the single inference worker thread (ORT releases the GIL,
+so the event loop stays responsive). Around the two ONNX stages it reads the board's sensors,
+builds the shared observation (:mod:`runtime.observation`), asks the governor for the stage-2
+clocks (proposal count known) and, after the frame, for the next frame's clocks (in streaming
+mode ``next_frame_in_ms`` comes from the source's rate, so clocks can rise before the frame is
+due). Energy per frame is the board's energy counter difference when it has one, else the
+trapezoid integral of the power read at the frame's three sensor reads.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.errors import ModelLoadError
+from runtime.config import ModelsConfig
+from runtime.governor_loop import GovernorController
+from runtime.hw.base import Board, Snapshot
+from runtime.observation import ObservationBuilder, SensorView, sensor_view
+
+log = logging.getLogger(__name__)
+MAX_PIXELS = 40_000_000  # decoded images above this are refused (decompression bombs)
+
+
+class BadInput(ValueError):
+    """The request's image or tensor cannot be used (answered with a 4xx)."""
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """JPEG/PNG/... bytes -> ``[H, W, 3]`` uint8 RGB; BadInput when it is not a readable image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise BadInput("empty body: send a JPEG or PNG image")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_PIXELS:
+                raise BadInput(f"image is {img.width}x{img.height}: more than {MAX_PIXELS} pixels")
+            return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, BadInput):
+            raise
+        raise BadInput(f"body is not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+# --- ORT providers and models ------------------------------------------------------------------
+def probe_providers(preference: list[str]) -> list[str]:
+    """The preferred providers this onnxruntime build offers, in order, always ending with CPU."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    chosen = [p for p in preference if p in available]
+    missing = [p for p in preference if p not in available]
+    if missing:
+        log.info("ORT providers not available here: %s", ", ".join(missing))
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+def session_options(threads: int, spinning: bool):  # noqa: ANN201 - ort.SessionOptions
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    spin = "1" if spinning else "0"
+    opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    opts.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return opts
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to serve: its pipeline, provider and per-model targets."""
+
+    name: str
+    manifest: Any
+    pipeline: Any
+    provider: str
+    deadline_ms: float
+    max_proposals: int
+    proposal_cap: int | None
+    version: str
+
+    @property
+    def kind(self) -> str:
+        return str(self.manifest.kind)
+
+
+def _provider_entries(providers: list[str], trt_cache: Path | None) -> list[Any]:
+    out: list[Any] = []
+    for p in providers:
+        if p == "TensorrtExecutionProvider" and trt_cache is not None:
+            trt_cache.mkdir(parents=True, exist_ok=True)
+            out.append((p, {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(trt_cache)}))
+        else:
+            out.append(p)
+    return out
+
+
+def load_models(cfg: ModelsConfig) -> dict[str, LoadedModel]:
+    """Load, verify and open every configured model; a GPU provider that fails falls back to CPU."""
+    from compressed_models.pipeline import create_pipeline
+    from compressed_models.repository import load_manifest
+
+    providers = probe_providers(cfg.providers)
+    models: dict[str, LoadedModel] = {}
+    for mc in cfg.load:
+        manifest = load_manifest(mc.name, cfg.repository)
+        pipe = None
+        tried = providers if providers[0] != "CPUExecutionProvider" else ["CPUExecutionProvider"]
+        for attempt in (tried, ["CPUExecutionProvider"]):
+            try:
+                pipe = create_pipeline(
+                    manifest, _provider_entries(attempt, cfg.trt_cache_dir), session_options(cfg.threads, cfg.spinning)
+                )
+                break
+            except ModelLoadError as exc:
+                if attempt == ["CPUExecutionProvider"]:
+                    raise
+                log.warning("model %s: providers %s failed (%s); falling back to CPU", mc.name, attempt, exc)
+        assert pipe is not None
+        active = pipe.stage1.get_providers()[0]
+        wl = manifest.workload
+        models[mc.name] = LoadedModel(
+            name=mc.name,
+            manifest=manifest,
+            pipeline=pipe,
+            provider=active,
+            deadline_ms=float(mc.slo_ms or wl.default_deadline_ms),
+            max_proposals=int(wl.max_proposals),
+            proposal_cap=mc.max_proposals,
+            version=str(manifest.version),
+        )
+        log.info("model %s %s loaded on %s", mc.name, manifest.version, active)
+    return models
+
+
+def warm_up(model: LoadedModel, frames: int) -> None:
+    """Run dummy frames so lazy allocations (and TensorRT engine builds) happen before ready."""
+    size = int(model.manifest.preprocess.get("input_size", 320) or 320)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, size=(size, size, 3), dtype=np.uint8)
+    for _ in range(frames):
+        pipe = model.pipeline
+        pipe.run_stage2(pipe.run_stage1(pipe.preprocess(image)), model.proposal_cap)
+
+
+# --- one frame -------------------------------------------------------------------------------
+@dataclass
+class FrameResult:
+    """Everything one frame produced; ``to_dict`` is the JSON of POST /v1/detect."""
+
+    model: str
+    frame: int
+    detections: list[Any]
+    num_proposals: int
+    timings_ms: dict[str, float]
+    clocks_before: dict[str, float | None]
+    clocks_stage2: dict[str, float | None]
+    clocks_after: dict[str, float | None]
+    temps_c: dict[str, float]
+    power_w: float
+    energy_j: float
+    throttled: bool
+    governor: dict[str, Any]
+    image_size: tuple[int, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "frame": self.frame,
+            "image_size": list(self.image_size),
+            "detections": [
+                {"box": [round(v, 2) for v in d.box], "score": round(float(d.score), 4), "label": d.label,
+                 "class_id": d.class_id}
+                for d in self.detections
+            ],
+            "num_proposals": self.num_proposals,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "clocks_before": self.clocks_before,
+            "clocks_stage2": self.clocks_stage2,
+            "clocks_after": self.clocks_after,
+            "temps_c": {k: round(v, 2) for k, v in self.temps_c.items()},
+            "power_w": round(self.power_w, 3),
+            "energy_j": round(self.energy_j, 6),
+            "throttled": self.throttled,
+            "governor": self.governor,
+            **self.extra,
+        }
+
+
+def _clocks(view: SensorView) -> dict[str, float | None]:
+    return {"cpu_khz": view.cpu_khz, "gpu_hz": view.gpu_hz}
+
+
+class FramePipeline:
+    """Runs frames for every loaded model on one board under one governor (one thread at a time)."""
+
+    def __init__(
+        self,
+        board: Board,
+        models: dict[str, LoadedModel],
+        governor: GovernorController,
+        builder: ObservationBuilder,
+        metrics: Any = None,
+        on_frame: Any = None,
+    ) -> None:
+        self.board, self.models, self.governor, self.builder = board, models, governor, builder
+        self.metrics, self.on_frame = metrics, on_frame
+        self._note = getattr(board, "note_activity", None)
+        self._lock = threading.Lock()
+        self.frames = 0
+        self._busy_s = 0.0
+        self._last_decision_t = time.perf_counter()
+        self._throttled_prev = False
+        self.last_progress = time.monotonic()  # for the systemd watchdog
+
+    def _activity(self, busy: bool) -> None:
+        if self._note is not None:
+            self._note(busy)
+
+    def _cpu_util(self, now: float) -> float:
+        util = self._busy_s / max(now - self._last_decision_t, 1e-9)
+        self._busy_s, self._last_decision_t = 0.0, now
+        return util
+
+    def process(
+        self,
+        image: np.ndarray | bytes,
+        model_name: str,
+        next_frame_at: float | None = None,
+        source: str = "api",
+        queued_s: float = 0.0,
+    ) -> FrameResult:
+        """Run one frame. ``next_frame_at``: perf_counter time the next frame is due (streaming)."""
+        model = self.models[model_name]
+        with self._lock:
+            return self._process(image, model, next_frame_at, source, queued_s)
+
+    def _next_in_ms(self, next_frame_at: float | None, now: float) -> float:
+        return 0.0 if next_frame_at is None else max(next_frame_at - now, 0.0) * 1e3
+
+    def _process(
+        self, image: np.ndarray | bytes, model: LoadedModel, next_frame_at: float | None, source: str, queued_s: float
+    ) -> FrameResult:
+        pipe, gov, bld, board = model.pipeline, self.governor, self.builder, self.board
+        acts = gov.actions
+        t0 = time.perf_counter()
+        snap0 = board.snapshot(util=False)
+        view0 = sensor_view(snap0, acts)
+        self._activity(True)
+        try:
+            if isinstance(image, bytes):
+                image = decode_image(image)
+            t_dec = time.perf_counter()
+            inputs = pipe.preprocess(image)
+            s1 = pipe.run_stage1(inputs)
+            t1 = time.perf_counter()
+        except Exception:
+            self._activity(False)
+            raise
+        self._busy_s += t1 - t0
+        # decision 1: stage-2 clocks, proposals known
+        snap1 = board.snapshot()
+        view1 = sensor_view(snap1, acts)
+        stage1_ms = (t1 - t_dec) * 1e3
+        bld.update_slope(snap1.t_mono_s, max(view1.cpu_temp_c, view1.gpu_temp_c))
+        raw1 = bld.raw(
+            view1, stage2_next=True, proposals=s1.num_proposals, max_proposals=model.max_proposals,
+            deadline_ms=model.deadline_ms, frame_elapsed_ms=(t1 - t0) * 1e3,
+            next_frame_in_ms=self._next_in_ms(next_frame_at, t1), cpu_util=self._cpu_util(t1),
+            gpu_util=view1.gpu_util, throttled=gov.throttled(view1.cpu_khz, view1.gpu_hz), stage1_ms=stage1_ms,
+        )  # fmt: skip
+        d1 = gov.decide(bld.encode(raw1))
+        t2 = time.perf_counter()
+        try:
+            dets = pipe.run_stage2(s1, model.proposal_cap)
+        finally:
+            self._activity(False)
+        t3 = time.perf_counter()
+        self._busy_s += t3 - t2
+        latency_ms = (t3 - t0) * 1e3
+        bld.frame_done(latency_ms, stage1_ms, s1.num_proposals)
+        # decision 2: clocks for the next frame
+        snap2 = board.snapshot()
+        view2 = sensor_view(snap2, acts)
+        bld.update_slope(snap2.t_mono_s, max(view2.cpu_temp_c, view2.gpu_temp_c))
+        throttled = gov.throttled(view2.cpu_khz, view2.gpu_hz)
+        raw2 = bld.raw(
+            view2, stage2_next=False, proposals=s1.num_proposals, max_proposals=model.max_proposals,
+            deadline_ms=model.deadline_ms, frame_elapsed_ms=0.0,
+            next_frame_in_ms=self._next_in_ms(next_frame_at, t3), cpu_util=self._cpu_util(t3),
+            gpu_util=view2.gpu_util, throttled=throttled,
+        )  # fmt: skip
+        d2 = gov.decide(bld.encode(raw2))
+        t4 = time.perf_counter()
+        energy = self._energy(snap0, snap1, snap2, view0, view1, view2)
+        self.frames += 1
+        self.last_progress = time.monotonic()
+        after = _clocks(view2)
+        if d2.applied:
+            after = {"cpu_khz": d2.cpu_khz, "gpu_hz": d2.gpu_hz if gov.has_gpu else view2.gpu_hz}
+        stage2_clocks = _clocks(view1)
+        if d1.applied:
+            stage2_clocks = {"cpu_khz": d1.cpu_khz, "gpu_hz": d1.gpu_hz if gov.has_gpu else view1.gpu_hz}
+        result = FrameResult(
+            model=model.name,
+            frame=self.frames,
+            detections=dets,
+            num_proposals=s1.num_proposals,
+            timings_ms={
+                "queue": queued_s * 1e3,
+                "decode": (t_dec - t0) * 1e3,
+                "stage1": stage1_ms,
+                "decision_stage2": d1.decision_s * 1e3,
+                "clock_set_stage2": d1.clock_set_s * 1e3,
+                "stage2": (t3 - t2) * 1e3,
+                "decision_next": d2.decision_s * 1e3,
+                "clock_set_next": d2.clock_set_s * 1e3,
+                "frame": latency_ms,
+                "total": (t4 - t0) * 1e3,
+            },
+            clocks_before=_clocks(view0),
+            clocks_stage2=stage2_clocks,
+            clocks_after=after,
+            temps_c=dict(snap2.temps_c),
+            power_w=view2.power_w,
+            energy_j=energy,
+            throttled=throttled,
+            governor={
+                "mode": gov.mode,
+                "policy": gov.policy_spec,
+                "action_stage2": d1.action,
+                "action_next": d2.action,
+                "deadline_ms": model.deadline_ms,
+                "slo_met": latency_ms <= model.deadline_ms,
+            },
+            image_size=(int(image.shape[1]), int(image.shape[0])),
+            extra={"source": source, "provider": model.provider},
+        )
+        if self.metrics is not None:
+            self.metrics.observe_frame(result, d1, d2, throttled and not self._throttled_prev)
+        self._throttled_prev = throttled
+        if self.on_frame is not None:
+            self.on_frame(result)
+        return result
+
+    @staticmethod
+    def _energy(s0: Snapshot, s1: Snapshot, s2: Snapshot, v0: SensorView, v1: SensorView, v2: SensorView) -> float:
+        if v0.energy_j is not None and v2.energy_j is not None and v2.energy_j >= v0.energy_j:
+            return v2.energy_j - v0.energy_j
+        return 0.5 * (v0.power_w + v1.power_w) * (s1.t_mono_s - s0.t_mono_s) + 0.5 * (v1.power_w + v2.power_w) * (
+            s2.t_mono_s - s1.t_mono_s
+        )
