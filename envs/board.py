@@ -139,18 +139,24 @@ def available_boards() -> list[str]:
     return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
 
 
-def _read_yaml(path: Path, what: str) -> dict:
+def read_yaml_mapping(path: Path, what: str, error: type[Exception] = ProfileError, empty_ok: bool = False) -> dict:
+    """The YAML mapping in ``path``; ``error`` (naming the file, and the line for bad YAML) otherwise."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
-        raise ProfileError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ProfileError(f"{what} {path} is not valid YAML{where}") from exc
+        raise error(f"{what} {path} is not valid YAML{where}") from None
+    if data is None and empty_ok:
+        return {}
     if not isinstance(data, dict):
-        raise ProfileError(f"{what} {path} must hold a mapping at top level")
+        raise error(f"{what} {path} must hold a mapping at top level")
     return data
+
+
+_read_yaml = read_yaml_mapping
 
 
 def format_validation_error(exc: ValidationError) -> str:

@@ -21,7 +21,7 @@ W_DEVIATION = 4.0
 W_LATENCY = 0.2
 W_MISS = 1.0
 W_THROTTLE = 2.0
-W_HEAT = 1.0
+W_HEAT = 3.0
 HEAT_MARGIN_C = 6.0
 W_ENERGY = 0.1
 
@@ -31,8 +31,9 @@ LOTUS_BETA = 1.0
 SHUTDOWN_PENALTY = 50.0
 
 STABLE_WEIGHTS = {
-    "target_fraction": TARGET_FRACTION, "deviation": W_DEVIATION, "latency": W_LATENCY, "miss": W_MISS, "throttle": W_THROTTLE, "heat": W_HEAT,
-    "heat_margin_c": HEAT_MARGIN_C, "energy": W_ENERGY, "shutdown": SHUTDOWN_PENALTY,
+    "target_fraction": TARGET_FRACTION, "deviation": W_DEVIATION, "latency": W_LATENCY, "miss": W_MISS,
+    "throttle": W_THROTTLE, "heat": W_HEAT, "heat_margin_c": HEAT_MARGIN_C, "energy": W_ENERGY,
+    "shutdown": SHUTDOWN_PENALTY,
 }  # fmt: skip
 
 

@@ -22,7 +22,9 @@ class Randomization(BaseModel):
     workload_scale: Range | None = Field(None, description="factor on every stage cost")
     fan_auto_prob: float = Field(0.0, ge=0, le=1, description="chance the fan follows its curve")
     trip_c: Range | None = Field(None, description="passive trip point, C (Lotus emulates tight limits)")
-    init_heat: Range = Field((0.0, 0.0), description="start temperature as a fraction of ambient->trip")
+    init_heat: Range = Field(
+        (0.0, 0.0), description="start temperature: 0 = ambient, 1 = 2 C above the trip point (every node)"
+    )
     traces: tuple[str, ...] | None = Field(None, description="trace generators to pick from per episode")
 
     @model_validator(mode="after")

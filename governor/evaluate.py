@@ -106,10 +106,7 @@ def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
     ax.axhline(first.deadline_ms, color="red", ls="--", lw=1, label="deadline")
     ax.set(xlabel="time (s)", ylabel="frame latency, 1 s mean (ms)", title=f"Latency over time: {title}")
     ax.legend(ncol=4, fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "latency.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out / "latency.png"))
 
     fig, ax = plt.subplots(figsize=(11, 5))
     for name, rec in result.recordings.items():
@@ -119,10 +116,7 @@ def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
     ax.axhline(trip, color="red", ls="--", lw=1, label=f"trip {trip:.0f} C")
     ax.set(xlabel="time (s)", ylabel="hotter die (C)", title=f"Temperature over time: {title}")
     ax.legend(ncol=4, fontsize=8)
-    fig.tight_layout()
-    paths.append(out / "temperature.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out / "temperature.png"))
 
     fig, ax = plt.subplots(figsize=(11, 5))
     data = [rec.frames["latency_ms"] for rec in result.recordings.values()]
@@ -130,8 +124,14 @@ def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
     ax.set_xticks(range(1, len(data) + 1), list(result.recordings))
     ax.axhline(first.deadline_ms, color="red", ls="--", lw=1)
     ax.set(ylabel="frame latency (ms)", title=f"Latency distribution (box: p25-p75, whiskers: p1-p99): {title}")
-    fig.tight_layout()
-    paths.append(out / "latency_distribution.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, out / "latency_distribution.png"))
     return paths
+
+
+def _save(fig, path: Path) -> Path:  # noqa: ANN001
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from envs.board import read_yaml_mapping
 from envs.errors import ConfigError
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "compressed_models"
@@ -183,19 +183,7 @@ def _format(exc: ValidationError, source: str) -> str:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The YAML mapping in ``path`` (ConfigError naming the line when it is not valid YAML)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config file {path} is not valid YAML{where}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at top level")
-    return data
+    return read_yaml_mapping(Path(path), "config file", ConfigError, empty_ok=True)
 
 
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
