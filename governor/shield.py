@@ -95,7 +95,11 @@ class Shield:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         obs = np.atleast_2d(np.asarray(obs, dtype=np.float32))
-        a = self._proposed(obs)
+        return self.clip(obs, self._proposed(obs))
+
+    def clip(self, obs: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """The thermal guard alone: joint actions ``a`` [N] clipped to the caps, which the
+        observations ``obs`` [N, F] move."""
         n = obs.shape[0]
         if self._cap_c is None or len(self._cap_c) != n:
             self._new_caps(n)
@@ -113,6 +117,12 @@ class Shield:
         out = self.actions.index(np.minimum(req_c, self._cap_c), np.minimum(req_g, self._cap_g)).astype(np.int64)
         self.interventions += int((out != a).sum())
         return out
+
+    def reset_boards(self, mask: np.ndarray) -> None:
+        """Lift the caps of the boards in ``mask`` (their episodes restarted)."""
+        if self._cap_c is not None and self._cap_g is not None:
+            self._cap_c[mask] = self.actions.n_cpu - 1
+            self._cap_g[mask] = self.actions.n_gpu - 1
 
     def _new_caps(self, n: int) -> None:
         self._cap_c = np.full(n, self.actions.n_cpu - 1, dtype=np.int64)

@@ -115,7 +115,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     spec = FEATURE_SPECS[cfg.policy]
     out.mkdir(parents=True, exist_ok=True)
     scenario = training_scenario(cfg, spec)
-    venv = DetectorVecEnv(BatchedDetectorEnv(cfg.n_envs, scenario), spec)
+    venv = DetectorVecEnv(BatchedDetectorEnv(cfg.n_envs, scenario), spec, shield=cfg.policy == "drl")
     venv.seed(cfg.seed)
     algo_cls = PPO if cfg.algo == "ppo" else DQN
     extra: dict[str, Any] = {}

@@ -16,11 +16,20 @@ from governor.features import FeatureSpec
 class DetectorVecEnv(VecEnv):
     """``n`` simulated boards behind SB3's ``VecEnv`` API, seen through a :class:`FeatureSpec`.
 
-    Actions are indices into the spec's action subset; observations are the spec's inputs.
+    Actions are indices into the spec's action subset; observations are the spec's inputs. With
+    ``shield=True`` the safety shield the policy is deployed with clips every action during
+    training too, so the policy learns with the same guard it will run under.
     """
 
-    def __init__(self, benv: BatchedDetectorEnv, spec: FeatureSpec) -> None:
+    def __init__(self, benv: BatchedDetectorEnv, spec: FeatureSpec, shield: bool = False) -> None:
         self.benv, self.spec = benv, spec
+        self.shield = None
+        if shield:
+            from governor.baselines import StockPolicy
+            from governor.shield import Shield
+
+            self.shield = Shield(None, benv.actions, StockPolicy(benv.actions))
+        self._raw_obs: np.ndarray | None = None
         self.action_map = spec.action_map(benv.actions)
         obs_space = spaces.Box(-5.0, 5.0, shape=(spec.n_inputs,), dtype=np.float32)
         super().__init__(benv.n, obs_space, spaces.Discrete(len(self.action_map)))
@@ -33,6 +42,9 @@ class DetectorVecEnv(VecEnv):
         seeds = list(self._seeds) if any(s is not None for s in self._seeds) else None
         obs = self.benv.reset(seed=seeds)
         self._reset_seeds()
+        self._raw_obs = obs
+        if self.shield is not None:
+            self.shield.reset(self.num_envs)
         return self._inputs(obs)
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -40,8 +52,14 @@ class DetectorVecEnv(VecEnv):
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         assert self._actions is not None, "step_async first"
-        obs, reward, terminated, truncated, _ = self.benv.step(self.action_map[self._actions])
+        joint = self.action_map[self._actions]
+        if self.shield is not None and self._raw_obs is not None:
+            joint = self.shield.clip(self._raw_obs, joint)
+        obs, reward, terminated, truncated, _ = self.benv.step(joint)
+        self._raw_obs = obs
         dones = terminated | truncated
+        if self.shield is not None and dones.any():
+            self.shield.reset_boards(dones)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if dones.any():
             final = self._inputs(self.benv.final_obs)

@@ -24,7 +24,7 @@ from runtime.hw.base import Board
 from runtime.metrics import Metrics
 from runtime.notify import Notifier
 from runtime.observation import ObservationBuilder, action_table, board_trip_c
-from runtime.pipeline import FramePipeline, FrameResult, LoadedModel, load_models, warm_up
+from runtime.pipeline import FramePipeline, FrameResult, LoadedModel, decode_image, load_models, warm_up
 from runtime.telemetry import TelemetryBus, sample_of
 
 log = logging.getLogger(__name__)
@@ -229,11 +229,25 @@ class Daemon:
         self.metrics.queue_depth.set(self.pending)
         t_enq = time.perf_counter()
         pipeline = self.pipeline
+        loop = asyncio.get_running_loop()
+        decode_ms = None
+        if isinstance(data, bytes | bytearray):
+            # decode off the inference thread, so the next image decodes while this one infers
+            try:
+                data = await loop.run_in_executor(None, decode_image, bytes(data))
+            except BaseException:
+                self.pending -= 1
+                self.metrics.queue_depth.set(self.pending)
+                raise
+            decode_ms = (time.perf_counter() - t_enq) * 1e3
+            t_enq = time.perf_counter()
 
         def job() -> FrameResult:
-            return pipeline.process(data, model, next_frame_at, source, time.perf_counter() - t_enq)
+            result = pipeline.process(data, model, next_frame_at, source, time.perf_counter() - t_enq)
+            if decode_ms is not None:
+                result.timings_ms["decode"] = decode_ms
+            return result
 
-        loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self.executor, job)
 
         def done(_: Any) -> None:
