@@ -32,7 +32,7 @@ from envs.workload import WorkloadProfile, load_workload
 
 FAN_OFF, FAN_ON, FAN_AUTO = 0, 1, 2
 CPU_THREADS_SHARE = 0.75  # share of online cores a stage's CPU-bound part keeps busy (assumption)
-INIT_HEAT_OVERSHOOT_C = 2.0  # init_heat 1 starts every node this far above the trip point
+INIT_HEAT_BELOW_TRIP_C = 8.0  # init_heat 1 starts every node this far below the trip point
 TRACE_CAP = 200_000  # frames of trace kept per board (1 h 50 min at 30 fps); longer episodes cycle
 
 STATE_FIELDS = (
@@ -116,7 +116,7 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
         heat = float(rng.uniform(*rz.init_heat))
         if rz.traces:
             trace_name = rz.traces[int(rng.integers(len(rz.traces)))]
-    start = sc.init_temp_c if sc.init_temp_c is not None else amb + heat * (trip + INIT_HEAT_OVERSHOOT_C - amb)
+    start = sc.init_temp_c if sc.init_temp_c is not None else amb + heat * (trip - INIT_HEAT_BELOW_TRIP_C - amb)
     wl = res.workload
     trace = make_trace(trace_name, rng, trace_length(sc), wl.mean_proposals, wl.max_proposals)
     n_c, n_g = res.actions.n_cpu, res.actions.n_gpu

@@ -31,8 +31,8 @@ LOTUS_BETA = 1.0
 SHUTDOWN_PENALTY = 50.0
 
 STABLE_WEIGHTS = {
-    "target_fraction": TARGET_FRACTION, "deviation": W_DEVIATION, "latency": W_LATENCY, "miss": W_MISS,
-    "throttle": W_THROTTLE, "heat": W_HEAT, "heat_margin_c": HEAT_MARGIN_C, "energy": W_ENERGY,
+    "target_fraction": TARGET_FRACTION, "deviation": W_DEVIATION, "latency": W_LATENCY,
+    "miss": W_MISS, "throttle": W_THROTTLE, "heat": W_HEAT, "heat_margin_c": HEAT_MARGIN_C, "energy": W_ENERGY,
     "shutdown": SHUTDOWN_PENALTY,
 }  # fmt: skip
 

@@ -23,7 +23,7 @@ class Randomization(BaseModel):
     fan_auto_prob: float = Field(0.0, ge=0, le=1, description="chance the fan follows its curve")
     trip_c: Range | None = Field(None, description="passive trip point, C (Lotus emulates tight limits)")
     init_heat: Range = Field(
-        (0.0, 0.0), description="start temperature: 0 = ambient, 1 = 2 C above the trip point (every node)"
+        (0.0, 0.0), description="start temperature: 0 = ambient, 1 = 8 C below the trip point (every node)"
     )
     traces: tuple[str, ...] | None = Field(None, description="trace generators to pick from per episode")
 
