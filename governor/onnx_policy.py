@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
 from envs.errors import PolicyError
-from envs.schema import ActionTable
+from envs.schema import N_FEATURES, ActionTable
 from governor.artifacts import PolicyArtifact, load_artifact
 from governor.features import FEATURE_SPECS
 
@@ -36,6 +37,8 @@ class OnnxPolicy:
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise PolicyError(f"policy network {artifact.onnx_path} cannot be loaded: {exc}") from None
         self.input_name = self.session.get_inputs()[0].name
+        # drl reads the schema's features as they are, already inside the +-5 the network saw
+        self._identity = spec.n_inputs == N_FEATURES and spec.name == "drl"
         width = self.session.get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != len(self.action_map):
             raise PolicyError(
@@ -52,11 +55,20 @@ class OnnxPolicy:
 
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """Raw network outputs ``[N, len(action_map)]`` (logits or Q-values)."""
-        x = np.clip(self.spec.inputs(obs, self.actions), -5.0, 5.0).astype(np.float32)
+        x = self.spec.inputs(obs, self.actions)
+        x = np.minimum(np.maximum(x, -5.0, dtype=np.float32), 5.0, dtype=np.float32)
         return self.session.run(None, {self.input_name: x})[0]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
+        if self._identity and obs.ndim == 2 and obs.shape[0] == 1 and obs.dtype == np.float32:
+            # the daemon's per-stage path: one board, the schema already bounds the features
+            row = self.session.run(None, {self.input_name: obs})[0][0]
+            best = int(row.argmax())  # argmax lands on a NaN if there is one
+            if not math.isfinite(float(row[best])):
+                raise PolicyError(f"policy {self.name} produced non-finite outputs")
+            return self.action_map[best : best + 1]
         scores = self.scores(obs)
-        if not np.isfinite(scores).all():
+        best = np.argmax(scores, axis=1)
+        if not np.isfinite(scores[np.arange(len(best)), best]).all() or np.isnan(scores).any():
             raise PolicyError(f"policy {self.name} produced non-finite outputs")
-        return self.action_map[np.argmax(scores, axis=1)]
+        return self.action_map[best]

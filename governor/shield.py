@@ -22,6 +22,7 @@ from envs.schema import HEADROOM_SCALE_C, IDX, ActionTable
 from governor.policies import Policy
 
 logger = logging.getLogger(__name__)
+_I_CPU_HEADROOM, _I_GPU_HEADROOM, _I_SLOPE = IDX["cpu_headroom"], IDX["gpu_headroom"], IDX["temp_slope"]
 
 
 class Shield:
@@ -83,9 +84,16 @@ class Shield:
             return self.fallback.act(obs)
         try:
             a = np.asarray(self.inner.act(obs))
-            if a.shape != (n,) or not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+            if a.shape != (n,) or not np.issubdtype(a.dtype, np.number):
                 raise ValueError(f"bad action array {a!r}")
-            if (a < 0).any() or (a >= self.actions.n).any() or (a != np.floor(a)).any():
+            if a.dtype.kind in "iu":  # the usual case: one cheap range check
+                if n == 1:
+                    if not 0 <= int(a[0]) < self.actions.n:
+                        raise ValueError(f"action outside 0..{self.actions.n - 1}: {a}")
+                elif n and (a.min() < 0 or a.max() >= self.actions.n):
+                    raise ValueError(f"action outside 0..{self.actions.n - 1}: {a}")
+                return a.astype(np.int64, copy=False)
+            if not np.isfinite(a).all() or (a < 0).any() or (a >= self.actions.n).any() or (a != np.floor(a)).any():
                 raise ValueError(f"action outside 0..{self.actions.n - 1}: {a}")
             return a.astype(np.int64)
         except Exception as exc:  # noqa: BLE001 - any policy failure falls back
@@ -94,7 +102,8 @@ class Shield:
             return self.fallback.act(obs)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.atleast_2d(np.asarray(obs, dtype=np.float32))
+        if not (isinstance(obs, np.ndarray) and obs.ndim == 2 and obs.dtype == np.float32):
+            obs = np.atleast_2d(np.asarray(obs, dtype=np.float32))
         return self.clip(obs, self._proposed(obs))
 
     def clip(self, obs: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -103,6 +112,8 @@ class Shield:
         n = obs.shape[0]
         if self._cap_c is None or len(self._cap_c) != n:
             self._new_caps(n)
+        if n == 1:
+            return self._clip_one(obs[0], a)
         headroom = np.minimum(obs[:, IDX["cpu_headroom"]], obs[:, IDX["gpu_headroom"]]) * HEADROOM_SCALE_C
         # predicted distance below the trip point after the horizon
         predicted = headroom - np.maximum(obs[:, IDX["temp_slope"]], 0.0) * self.horizon_s
@@ -117,6 +128,26 @@ class Shield:
         out = self.actions.index(np.minimum(req_c, self._cap_c), np.minimum(req_g, self._cap_g)).astype(np.int64)
         self.interventions += int((out != a).sum())
         return out
+
+    def _clip_one(self, row: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """:meth:`clip` for one board in plain Python: the daemon's per-stage path (a few us)."""
+        assert self._cap_c is not None and self._cap_g is not None
+        values = row.tolist()
+        headroom = min(values[_I_CPU_HEADROOM], values[_I_GPU_HEADROOM]) * HEADROOM_SCALE_C
+        predicted = headroom - max(values[_I_SLOPE], 0.0) * self.horizon_s
+        self._tick += 1
+        cap_c, cap_g = int(self._cap_c[0]), int(self._cap_g[0])
+        if predicted < self.margin_c and self._tick % self.down_every == 0:
+            cap_c, cap_g = max(cap_c - 1, 0), max(cap_g - 1, 0)
+        elif predicted > self.margin_c + self.band_c and self._tick % self.up_every == 0:
+            cap_c, cap_g = min(cap_c + 1, self.actions.n_cpu - 1), min(cap_g + 1, self.actions.n_gpu - 1)
+        self._cap_c[0], self._cap_g[0] = cap_c, cap_g
+        req = int(a[0])
+        n_cpu = self.actions.n_cpu
+        out = min(req // n_cpu, cap_g) * n_cpu + min(req % n_cpu, cap_c)
+        if out != req:
+            self.interventions += 1
+        return np.array([out], dtype=np.int64)
 
     def reset_boards(self, mask: np.ndarray) -> None:
         """Lift the caps of the boards in ``mask`` (their episodes restarted)."""

@@ -28,6 +28,7 @@ from runtime.pipeline import FramePipeline, FrameResult, LoadedModel, decode_ima
 from runtime.telemetry import TelemetryBus, sample_of
 
 log = logging.getLogger(__name__)
+INLINE_DECODE_BYTES = 256 * 1024  # compressed images up to this size decode on the event loop
 VERSION = "0.1.0"
 
 
@@ -232,9 +233,13 @@ class Daemon:
         loop = asyncio.get_running_loop()
         decode_ms = None
         if isinstance(data, bytes | bytearray):
-            # decode off the inference thread, so the next image decodes while this one infers
+            # decode off the inference thread, so the next image decodes while this one infers;
+            # small images right here on the event loop (a thread hand-off costs more than they do)
             try:
-                data = await loop.run_in_executor(None, decode_image, bytes(data))
+                if len(data) <= INLINE_DECODE_BYTES:
+                    data = decode_image(bytes(data))
+                else:
+                    data = await loop.run_in_executor(None, decode_image, bytes(data))
             except BaseException:
                 self.pending -= 1
                 self.metrics.queue_depth.set(self.pending)

@@ -10,14 +10,14 @@ from fastapi import Depends, HTTPException, Request
 from runtime.daemon import Daemon
 
 
-def get_daemon(request: Request) -> Daemon:
+async def get_daemon(request: Request) -> Daemon:
     return request.app.state.daemon  # type: ignore[no-any-return]
 
 
 DaemonDep = Annotated[Daemon, Depends(get_daemon)]
 
 
-def get_ready_daemon(daemon: DaemonDep) -> Daemon:
+async def get_ready_daemon(daemon: DaemonDep) -> Daemon:
     """The daemon, or 503 + Retry-After while it warms up or shuts down."""
     if not daemon.ready:
         state = "shutting down" if daemon.stopping else f"not ready yet ({daemon.status_text})"
@@ -28,7 +28,7 @@ def get_ready_daemon(daemon: DaemonDep) -> Daemon:
 ReadyDaemon = Annotated[Daemon, Depends(get_ready_daemon)]
 
 
-def require_token(request: Request, daemon: DaemonDep) -> None:
+async def require_token(request: Request, daemon: DaemonDep) -> None:
     """PUT /v1/governor needs ``Authorization: Bearer <token>``; 403 when no token is configured."""
     if daemon.token is None:
         raise HTTPException(403, "changing the governor is disabled: set governor.token or governor.token_file")
