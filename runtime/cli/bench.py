@@ -83,6 +83,7 @@ def bench_serve(
     json_out: bool = typer.Option(False, "--json", help="print one JSON document"),
 ) -> None:
     """Daemon overhead: raw ORT loop vs /v1/detect on a real uvicorn server (sim board, governor active)."""
+    import http.client
     import os
     import subprocess
     import sys
@@ -158,11 +159,17 @@ def bench_serve(
         errors: list[str] = []
 
         def worker() -> None:
-            with httpx.Client(base_url=url, timeout=60) as c:
+            # a lean keep-alive client, so the load generator takes little of the 2 cores from the daemon
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
                 for _ in range(per_thread):
-                    r = c.post(f"/v1/detect?model={model}", content=jpeg, headers=headers)
-                    if r.status_code != 200:
-                        errors.append(f"{r.status_code}")
+                    conn.request("POST", f"/v1/detect?model={model}", body=jpeg, headers=headers)
+                    r = conn.getresponse()
+                    r.read()
+                    if r.status != 200:
+                        errors.append(f"{r.status}")
+            finally:
+                conn.close()
 
         pool = [threading.Thread(target=worker) for _ in range(concurrency)]
         t0 = time.perf_counter()

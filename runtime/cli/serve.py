@@ -62,8 +62,6 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     return out
 
 
-SWITCH_INTERVAL_S = 0.0005
-
 
 def serve(
     config: Path | None = ConfigOpt,
@@ -94,9 +92,6 @@ def serve(
     if model:
         flags.setdefault("models", {})["load"] = [{"name": m} for m in model]
     settings = load_settings(config, flags)
-    # The inference thread hands the GIL back and forth with the event loop at every frame; the
-    # default 5 ms switch interval would leave it waiting behind HTTP work for whole milliseconds.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     level = settings.server.log_level
     logging.getLogger().setLevel(level.upper())
     logging.getLogger("runtime").setLevel(level.upper())
