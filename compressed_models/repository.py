@@ -7,7 +7,6 @@ PP-OCR files ship inside ``rapidocr_onnxruntime``). Every file is checked agains
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envs.errors import ModelLoadError
+from envs.files import sha256_file
 from envs.workload import WorkloadProfile
 
 MODELS_ROOT = Path(__file__).parent
@@ -87,14 +87,6 @@ class ModelManifest(_Strict):
         if self.base_dir is None:
             raise ModelLoadError(f"model {self.name!r} was not loaded from a file")
         return self.base_dir / self.stage(name).file
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _package_dir(package: str, manifest_path: Path) -> Path:

@@ -133,6 +133,11 @@ def save_checkpoint(path: Path, model: Detector, opt: torch.optim.Optimizer, ste
     tmp.replace(path)
 
 
+def set_threads(n: int) -> None:
+    """Torch intra-op threads for training, export and measurement."""
+    torch.set_num_threads(n)
+
+
 def load_detector(path: Path) -> Detector:
     """Model from a checkpoint written by ``save_checkpoint`` (eval mode)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)

@@ -63,6 +63,13 @@ class TrainConfig:
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
 
+def set_threads(n: int) -> None:
+    """Torch threads for training (1 is fastest for these small networks)."""
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def default_algo(policy: str) -> str:
     return {"drl": "ppo", "lotus-dac24": "dqn", "ztt": "dqn"}[policy]
 

@@ -47,11 +47,11 @@ class _Bar:
 
 
 def _threads(n: int) -> None:
-    import torch
-
     if n < 1:
         raise ConfigError(f"--threads must be >= 1, got {n}")
-    torch.set_num_threads(n)
+    from detectors.train import set_threads  # torch lives in detectors, never in runtime
+
+    set_threads(n)
 
 
 @app.command()

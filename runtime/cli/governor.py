@@ -40,17 +40,15 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="print the metadata JSON"),
 ) -> None:
     """Train a governor with stable-baselines3 and export it to ONNX + metadata JSON."""
-    import torch
-
     from envs.errors import ConfigError
     from governor.features import FEATURE_SPECS
-    from governor.train import TrainConfig, default_algo
+    from governor.train import TrainConfig, default_algo, set_threads
     from governor.train import train as run_train
 
     if policy not in FEATURE_SPECS:
         raise ConfigError(f"unknown policy family {policy!r}; choose one of {', '.join(FEATURE_SPECS)}")
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
                       steps=steps, n_envs=envs, seed=seed)  # fmt: skip
     _scenario(board=board, power_mode=power_mode)
