@@ -6,8 +6,6 @@ Uses the legacy TorchScript exporter (``dynamo=False``, opset 17) with the custo
 
 from __future__ import annotations
 
-import statistics
-import time
 import warnings
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch
 from detectors.dataset import ShapesDataset
 from detectors.model import Detector
 from detectors.ops import ONNX_OPSET, register_onnx_symbolics
+from detectors.timing import median_ms
 
 STAGE1_INPUTS = ["image"]
 STAGE1_OUTPUTS = ["features", "proposals", "proposal_scores"]
@@ -86,18 +85,6 @@ def parity(model: Detector, stage1: Path, stage2: Path, n_images: int = 3, threa
         res["scores"] = max(res["scores"], float(np.abs(os_[order_o] - scores.numpy()[order_t]).max(initial=0)))
         res["labels"] = max(res["labels"], float((ol[order_o] != labels.numpy()[order_t]).sum()))
     return res
-
-
-def median_ms(fn, repeats: int = 20, warmup: int = 3) -> float:  # noqa: ANN001
-    """Median wall time of ``fn()`` in ms."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
 
 
 def random_proposals(n: int, image_size: int, seed: int = 0) -> np.ndarray:

@@ -6,8 +6,6 @@ Renders word images with Pillow, measures word accuracy and stage latencies thro
 
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from compressed_models.repository import (
     sha256_file,
     write_manifest,
 )
+from detectors.timing import median_ms
 from detectors.workload_fit import placeholder_workload, workload_from_ms
 from envs.errors import ModelLoadError
 
@@ -79,16 +78,6 @@ def package_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _median_ms(fn, repeats: int) -> float:  # noqa: ANN001
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
-
-
 def build_ppocr_manifest(out_dir: Path, threads: int = 1, cpu_ghz: float = 2.0, gpu_share: float = 0.8,
                          repeats: int = 3) -> ModelManifest:
     """Measure PP-OCRv4 on rendered words and write ``out_dir/manifest.yaml``."""
@@ -124,9 +113,9 @@ def build_ppocr_manifest(out_dir: Path, threads: int = 1, cpu_ghz: float = 2.0, 
     acc, _ = word_accuracy(pipe, words)
     inputs = pipe.preprocess(render_words(words))
     r1 = pipe.run_stage1(inputs)
-    stage1_ms = _median_ms(lambda: pipe.run_stage1(inputs), repeats)
+    stage1_ms = median_ms(lambda: pipe.run_stage1(inputs), repeats, warmup=1)
     counts = [n for n in (1, 6, 12, 24) if n <= r1.num_proposals]
-    stage2 = {n: _median_ms(lambda n=n: pipe.run_stage2(r1, n), repeats) for n in counts}
+    stage2 = {n: median_ms(lambda n=n: pipe.run_stage2(r1, n), repeats, warmup=1) for n in counts}
     ns = np.array(sorted(stage2))
     slope, fixed = np.polyfit(ns, np.array([stage2[n] for n in ns]), 1)
     desc = (f"PP-OCRv4 det+rec measured on this CPU ({threads} ORT thread), converted to cycles at an assumed "
