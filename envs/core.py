@@ -41,7 +41,7 @@ STATE_FIELDS = (
     "slope", "tmax_prev", "energy", "frame_energy", "counter", "key", "dropped", "lat_hist0",
     "lat_hist1", "lat_hist2", "s1_hist0", "s1_hist1", "s1_hist2", "done",
     # per-board randomised parameters
-    "amb", "trip", "wl_scale", "fan_mode", "r_scale",
+    "amb", "trip", "wl_scale", "fan_mode", "r_scale", "d_scale",
 )  # fmt: skip
 
 
@@ -103,7 +103,7 @@ def trace_length(scenario: Scenario) -> int:
 def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
     """Initial state and randomised parameters of one board, drawn from ``rng`` only."""
     sc, rz = res.scenario, res.scenario.randomize
-    amb, trip, r_scale, wl_scale = sc.ambient_c, sc.trip_c or res.board.throttling.trip_c, 1.0, 1.0
+    amb, trip, r_scale, wl_scale, d_scale = sc.ambient_c, sc.trip_c or res.board.throttling.trip_c, 1.0, 1.0, 1.0
     fan_mode = {"off": FAN_OFF, "on": FAN_ON, "auto": FAN_AUTO}[sc.fan]
     heat, trace_name = 0.0, sc.trace
     if rz is not None:
@@ -113,6 +113,7 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
         wl_scale = float(rng.uniform(*rz.workload_scale)) if rz.workload_scale else wl_scale
         if rz.fan_auto_prob > 0 and rng.random() < rz.fan_auto_prob:
             fan_mode = FAN_AUTO
+        d_scale = float(rng.uniform(*rz.deadline_scale)) if rz.deadline_scale else d_scale
         heat = float(rng.uniform(*rz.init_heat))
         if rz.traces:
             trace_name = rz.traces[int(rng.integers(len(rz.traces)))]
@@ -131,7 +132,7 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
         "key": int(rng.integers(0, 2**63, dtype=np.int64)), "dropped": 0,
         "lat_hist0": 0.0, "lat_hist1": 0.0, "lat_hist2": 0.0,
         "s1_hist0": 0.0, "s1_hist1": 0.0, "s1_hist2": 0.0, "done": False,
-        "amb": amb, "trip": trip, "wl_scale": wl_scale, "fan_mode": fan_mode, "r_scale": r_scale,
+        "amb": amb, "trip": trip, "wl_scale": wl_scale, "fan_mode": fan_mode, "r_scale": r_scale, "d_scale": d_scale,
         "_trace": trace, "_coef_table": coefficient_table(res.board, r_scale),
     }  # fmt: skip
 
@@ -386,7 +387,7 @@ class SimCore:
             "temp_slope_c_per_s": self.slope,
             "proposals": o.where(stage2_next, self.proposals, self.last_proposals),
             "max_proposals": res.workload.max_proposals,
-            "deadline_ms": res.deadline_ms,
+            "deadline_ms": res.deadline_ms * self.d_scale,
             "frame_elapsed_ms": o.where(stage2_next, self.stage1_ms, 0.0),
             "last_latency_ms": self.last_latency,
             "latency_ema_ms": self.lat_ema,

@@ -89,7 +89,7 @@ class TwoStageDetectorEnv(gym.Env):
         c, g = self._decode(action)
         core, res = self.core, self.res
         out = core.step(c, g)
-        reward = compute_reward(self.scenario.reward, out, core, res.deadline_ms, res.budget_w, SCALAR)
+        reward = compute_reward(self.scenario.reward, out, core, res.deadline_ms * core.d_scale, res.budget_w, SCALAR)
         terminated = bool(out["shutdown"])
         truncated = bool(out["frame_done"]) and core.frame >= self.scenario.episode_frames
         if terminated or truncated:

@@ -26,10 +26,13 @@ class Randomization(BaseModel):
         (0.0, 0.0), description="start temperature: 0 = ambient, 1 = 8 C below the trip point (every node)"
     )
     traces: tuple[str, ...] | None = Field(None, description="trace generators to pick from per episode")
+    deadline_scale: Range | None = Field(
+        None, description="factor on the latency deadline (a governor conditioned on the deadline it must meet)"
+    )
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Randomization:
-        for name in ("ambient_c", "r_scale", "workload_scale", "trip_c", "init_heat"):
+        for name in ("ambient_c", "r_scale", "workload_scale", "trip_c", "init_heat", "deadline_scale"):
             rng = getattr(self, name)
             if rng is not None and rng[1] < rng[0]:
                 raise ValueError(f"randomize.{name}: low {rng[0]} is above high {rng[1]}")

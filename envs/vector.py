@@ -75,7 +75,7 @@ class BatchedDetectorEnv:
             raise ValueError("action index out of range")
         core, res = self.core, self.res
         out = core.step(c, g)
-        reward = compute_reward(self.scenario.reward, out, core, res.deadline_ms, res.budget_w, ARRAY)
+        reward = compute_reward(self.scenario.reward, out, core, res.deadline_ms * core.d_scale, res.budget_w, ARRAY)
         out["cpu_temp_c"] = core.th_c + core.amb
         out["gpu_temp_c"] = core.th_g + core.amb
         out["time_s"] = core.t.copy()

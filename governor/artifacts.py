@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,15 @@ class PolicyArtifact:
     @property
     def actions(self) -> ActionTable:
         return ActionTable.from_dict(self.meta["action_table"])
+
+    @property
+    def deadline_scale_max(self) -> float:
+        """The largest deadline factor the policy was trained on (1.0: only the real deadline)."""
+        try:
+            high = float(self.meta["scenario"]["randomize"]["deadline_scale"][1])
+        except (KeyError, TypeError, IndexError, ValueError):
+            return 1.0
+        return high if math.isfinite(high) and high >= 1.0 else 1.0
 
 
 def resolve_artifact(name_or_path: str | Path) -> Path:

@@ -28,6 +28,7 @@ class OnnxPolicy:
         self.spec = spec
         self.actions = artifact.actions
         self.action_map = np.asarray(artifact.meta["action_map"], dtype=np.int64)
+        self.deadline_scale_max = artifact.deadline_scale_max
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1

@@ -9,6 +9,15 @@ Two guarantees, whatever the wrapped policy does:
    they step back up every ``up_every`` decisions. The policy's request is clipped to the caps.
 2. **Validity.** A policy that raises, returns NaN/out-of-range actions, or could not be loaded
    is replaced by the fallback policy (``stock``), with a logged warning and a counter.
+
+Clipping alone keeps the board safe but spoils a policy's work in a hot room: the same caps
+apply to a calm frame and to a burst of proposals, so latency follows the proposal count.
+A policy trained on a range of deadlines (``deadline_scale`` in its training randomisation)
+gets a third, gentler loop instead, the **deadline stretch**: while the prediction sits within
+``stretch_at_c`` of the caps' limit, the shield slowly raises the deadline the policy is shown
+(the deadline-relative features are rescaled), up to the largest factor it was trained on, and
+lowers it again once cool. The policy then levels latency at a pace the heatsink can hold, and
+the caps rarely need to act.
 """
 
 from __future__ import annotations
@@ -23,6 +32,9 @@ from governor.policies import Policy
 
 logger = logging.getLogger(__name__)
 _I_CPU_HEADROOM, _I_GPU_HEADROOM, _I_SLOPE = IDX["cpu_headroom"], IDX["gpu_headroom"], IDX["temp_slope"]
+_I_BUDGET = IDX["budget_left"]
+# features measured in deadlines: a stretched deadline divides them
+_DEADLINE_RELATIVE = [IDX[k] for k in ("last_latency", "latency_ema", "last_stage1", "next_frame_in")]
 
 
 class Shield:
@@ -36,6 +48,11 @@ class Shield:
     :param band_c: width of the hold band under the limit, C.
     :param down_every: decisions between two cap steps down while too hot.
     :param up_every: decisions between two cap steps up once cool.
+    :param stretch_max: largest deadline factor shown to the policy; None reads it from the
+        policy's metadata (1.0, no stretch, for policies trained on the real deadline only).
+    :param stretch_at_c: the stretch grows while the prediction is within this many C above
+        the caps' limit (``trip - margin_c``) and shrinks once ``band_c`` further below it.
+    :param stretch_rate: relative change of the stretch per decision.
     """
 
     def __init__(
@@ -43,17 +60,22 @@ class Shield:
         inner: Policy | Callable[[], Policy] | None,
         actions: ActionTable,
         fallback: Policy,
-        margin_c: float = 3.0,
+        margin_c: float = 2.0,
         horizon_s: float = 1.5,
         band_c: float = 1.0,
         down_every: int = 8,
         up_every: int = 20,
+        stretch_max: float | None = None,
+        stretch_at_c: float = 0.5,
+        stretch_rate: float = 5e-4,
     ) -> None:
         self.actions, self.fallback = actions, fallback
         self.margin_c, self.horizon_s, self.band_c = margin_c, horizon_s, band_c
         self.down_every, self.up_every = down_every, up_every
+        self.stretch_at_c, self.stretch_rate = stretch_at_c, stretch_rate
         self._cap_c: np.ndarray | None = None
         self._cap_g: np.ndarray | None = None
+        self._stretch: np.ndarray | None = None
         self._tick = 0
         self.fallbacks = 0  # decisions answered by the fallback policy
         self.interventions = 0  # decisions whose clocks the thermal guard lowered or held
@@ -67,6 +89,9 @@ class Shield:
                 logger.warning("policy could not be loaded (%s); using %s instead", exc, fallback.name)
         else:
             self.inner = inner  # type: ignore[assignment]
+        if stretch_max is None:
+            stretch_max = float(getattr(self.inner, "deadline_scale_max", 1.0))
+        self.stretch_max = max(float(stretch_max), 1.0)
         self.name = f"shield({self.inner.name if self.inner else fallback.name})"
         self._cpu = np.asarray(actions.cpu_khz, dtype=float)
         self._gpu = np.asarray(actions.gpu_hz, dtype=float)
@@ -104,7 +129,36 @@ class Shield:
     def act(self, obs: np.ndarray) -> np.ndarray:
         if not (isinstance(obs, np.ndarray) and obs.ndim == 2 and obs.dtype == np.float32):
             obs = np.atleast_2d(np.asarray(obs, dtype=np.float32))
-        return self.clip(obs, self._proposed(obs))
+        shown = self._stretched(obs) if self.stretch_max > 1.0 and self.inner is not None else obs
+        return self.clip(obs, self._proposed(shown))
+
+    @property
+    def stretch(self) -> np.ndarray:
+        """The deadline factor each board's policy is shown now (1.0: the real deadline)."""
+        return np.ones(1) if self._stretch is None else self._stretch.copy()
+
+    def _predicted_below_trip(self, obs: np.ndarray) -> np.ndarray:
+        headroom = np.minimum(obs[:, _I_CPU_HEADROOM], obs[:, _I_GPU_HEADROOM]) * HEADROOM_SCALE_C
+        return headroom - np.maximum(obs[:, _I_SLOPE], 0.0) * self.horizon_s
+
+    def _stretched(self, obs: np.ndarray) -> np.ndarray:
+        """Move the stretch one decision on and return the observations the policy is shown."""
+        n = obs.shape[0]
+        if self._stretch is None or self._cap_c is None or len(self._cap_c) != n:
+            self._new_caps(n)
+        assert self._stretch is not None
+        predicted = self._predicted_below_trip(obs)
+        limit = self.margin_c + self.stretch_at_c
+        rate = self.stretch_rate
+        factor = np.where(predicted < limit, 1.0 + rate, np.where(predicted > limit + self.band_c, 1.0 - rate, 1.0))
+        self._stretch = np.clip(self._stretch * factor, 1.0, self.stretch_max)
+        if (self._stretch == 1.0).all():
+            return obs
+        inv = (1.0 / self._stretch).astype(np.float32)
+        shown = obs.copy()
+        shown[:, _DEADLINE_RELATIVE] *= inv[:, None]
+        shown[:, _I_BUDGET] = 1.0 - (1.0 - shown[:, _I_BUDGET]) * inv
+        return shown
 
     def clip(self, obs: np.ndarray, a: np.ndarray) -> np.ndarray:
         """The thermal guard alone: joint actions ``a`` [N] clipped to the caps, which the
@@ -114,9 +168,7 @@ class Shield:
             self._new_caps(n)
         if n == 1:
             return self._clip_one(obs[0], a)
-        headroom = np.minimum(obs[:, IDX["cpu_headroom"]], obs[:, IDX["gpu_headroom"]]) * HEADROOM_SCALE_C
-        # predicted distance below the trip point after the horizon
-        predicted = headroom - np.maximum(obs[:, IDX["temp_slope"]], 0.0) * self.horizon_s
+        predicted = self._predicted_below_trip(obs)  # distance below the trip point after the horizon
         hot = predicted < self.margin_c
         cool = predicted > self.margin_c + self.band_c
         self._tick += 1
@@ -154,8 +206,11 @@ class Shield:
         if self._cap_c is not None and self._cap_g is not None:
             self._cap_c[mask] = self.actions.n_cpu - 1
             self._cap_g[mask] = self.actions.n_gpu - 1
+        if self._stretch is not None:
+            self._stretch[mask] = 1.0
 
     def _new_caps(self, n: int) -> None:
         self._cap_c = np.full(n, self.actions.n_cpu - 1, dtype=np.int64)
         self._cap_g = np.full(n, self.actions.n_gpu - 1, dtype=np.int64)
+        self._stretch = np.ones(n)
         self._tick = 0

@@ -155,6 +155,12 @@ class GovernorController:
             return False
         return bool((req_c is not None and cpu_khz < req_c * 0.99) or (req_g is not None and gpu_hz < req_g * 0.99))
 
+    @property
+    def deadline_stretch(self) -> float:
+        """The deadline factor the shield shows the policy now (1.0 without a stretch)."""
+        stretch = getattr(self.policy, "stretch", None)
+        return float(stretch[0]) if stretch is not None and len(stretch) else 1.0
+
     def status(self) -> dict[str, object]:
         """The JSON of GET /v1/governor."""
         pol = self.policy
@@ -167,6 +173,7 @@ class GovernorController:
             "load_error": getattr(pol, "load_error", None),
             "fallbacks": int(getattr(pol, "fallbacks", 0)),
             "interventions": int(getattr(pol, "interventions", 0)),
+            "deadline_stretch": self.deadline_stretch,
             "decisions": self.decisions,
             "clock_write_errors": self.write_errors,
             "n_actions": self.actions.n,

@@ -60,6 +60,9 @@ class Metrics:
         self.build = Info("lotus_build", "Daemon build, ORT version, active provider and board", registry=r)
         self.policy = Info("lotus_policy", "Active governor policy, its version and mode", registry=r)
         self.fallbacks = Gauge("lotus_governor_fallbacks", "Decisions the shield's fallback answered", registry=r)
+        self.stretch = Gauge(
+            "lotus_governor_deadline_stretch", "Deadline factor the shield shows the policy (1: none)", registry=r
+        )
 
     def observe_frame(self, result: Any, d1: Any, d2: Any, throttle_started: bool) -> None:
         m = result.model

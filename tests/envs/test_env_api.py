@@ -217,3 +217,32 @@ def test_observations_stay_in_space_through_throttling() -> None:
         if terminated:
             break
     assert saw_throttle
+
+
+def test_deadline_scale_rescales_the_deadline_the_policy_is_judged_by() -> None:
+    """A board drawn with deadline factor 2 sees latencies in units of twice the deadline and is
+    charged against that deadline; the physics are untouched."""
+    from envs import Randomization
+
+    plain = TwoStageDetectorEnv(ambient_c=30.0, episode_frames=50, randomize=Randomization(deadline_scale=(1.0, 1.0)))
+    scaled = TwoStageDetectorEnv(ambient_c=30.0, episode_frames=50, randomize=Randomization(deadline_scale=(2.0, 2.0)))
+    o_p, _ = plain.reset(seed=4)
+    o_s, _ = scaled.reset(seed=4)
+    rewards_p, rewards_s = [], []
+    for step in range(30):
+        a = (step * 37) % plain.action_space.n
+        o_p, r_p, *_, info_p = plain.step(a)
+        o_s, r_s, *_, info_s = scaled.step(a)
+        assert info_p["latency_ms"] == info_s["latency_ms"] and info_p["gpu_temp_c"] == info_s["gpu_temp_c"]
+        for name in ("last_latency", "latency_ema", "last_stage1"):
+            assert o_s[IDX[name]] == pytest.approx(o_p[IDX[name]] / 2.0, rel=1e-6)
+        rewards_p.append(r_p)
+        rewards_s.append(r_s)
+    assert rewards_p != rewards_s
+
+
+def test_inverted_deadline_scale_is_rejected() -> None:
+    from envs import Randomization
+
+    with pytest.raises(ValueError, match="deadline_scale"):
+        Randomization(deadline_scale=(1.5, 1.0))

@@ -11,7 +11,7 @@ from envs import BatchedDetectorEnv, Randomization, TwoStageDetectorEnv
 
 RANDOMIZE = Randomization(
     ambient_c=(20.0, 35.0), r_scale=(0.8, 1.2), workload_scale=(0.9, 1.1), init_heat=(0.0, 0.8),
-    traces=("steady", "bursty", "video"),
+    traces=("steady", "bursty", "video"), deadline_scale=(1.0, 1.6),
 )  # fmt: skip
 
 SCENARIOS = [

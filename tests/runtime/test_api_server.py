@@ -137,13 +137,16 @@ def test_metrics_parse_with_base_units(client: httpx.Client) -> None:
     for name in ("lotus_inference_duration_seconds", "lotus_frame_energy_joules", "lotus_governor_decisions",
                  "lotus_governor_decision_duration_seconds", "lotus_temperature_celsius", "lotus_cpu_frequency_hertz",
                  "lotus_queue_depth", "lotus_thermal_throttle_events", "lotus_build_info", "lotus_policy_info",
-                 "lotus_frames_dropped", "lotus_rejected_requests"):  # fmt: skip
+                 "lotus_frames_dropped", "lotus_rejected_requests", "lotus_governor_deadline_stretch"):  # fmt: skip
         assert name in families, name
     stages = {s.labels.get("stage") for s in families["lotus_inference_duration_seconds"].samples}
     assert {"stage1", "stage2", "frame"} <= stages
     build = families["lotus_build_info"].samples[0].labels
     assert build["provider"] == "CPUExecutionProvider" and build["board"] == "sim"
     assert families["lotus_policy_info"].samples[0].labels["policy"] == "drl"
+    # a cool simulated board: the shield shows drl the real deadline
+    assert families["lotus_governor_deadline_stretch"].samples[0].value == 1.0
+    assert client.get("/v1/governor").json()["deadline_stretch"] == 1.0
 
 
 def test_governor_put_needs_token(client: httpx.Client) -> None:

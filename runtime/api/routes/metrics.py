@@ -16,4 +16,5 @@ async def metrics(daemon: DaemonDep) -> Response:
     gov = daemon.governor
     if gov is not None:
         daemon.metrics.fallbacks.set(getattr(gov.policy, "fallbacks", 0))
+        daemon.metrics.stretch.set(gov.deadline_stretch)
     return Response(daemon.metrics.render(), media_type=CONTENT_TYPE_LATEST)
