@@ -147,13 +147,28 @@ class Shield:
         if self._stretch is None or self._cap_c is None or len(self._cap_c) != n:
             self._new_caps(n)
         assert self._stretch is not None
-        predicted = self._predicted_below_trip(obs)
         limit = self.margin_c + self.stretch_at_c
         rate = self.stretch_rate
-        factor = np.where(predicted < limit, 1.0 + rate, np.where(predicted > limit + self.band_c, 1.0 - rate, 1.0))
-        self._stretch = np.clip(self._stretch * factor, 1.0, self.stretch_max)
-        if (self._stretch == 1.0).all():
-            return obs
+        if n == 1:  # the daemon's per-stage path, in plain Python (a few us)
+            row = obs[0].tolist()
+            headroom = min(row[_I_CPU_HEADROOM], row[_I_GPU_HEADROOM]) * HEADROOM_SCALE_C
+            predicted_one = headroom - max(row[_I_SLOPE], 0.0) * self.horizon_s
+            old = float(self._stretch[0])
+            if predicted_one < limit:
+                new = min(old * (1.0 + rate), self.stretch_max)
+            elif predicted_one > limit + self.band_c:
+                new = max(old * (1.0 - rate), 1.0)
+            else:
+                new = old
+            self._stretch[0] = new
+            if new == 1.0:
+                return obs
+        else:
+            predicted = self._predicted_below_trip(obs)
+            factor = np.where(predicted < limit, 1.0 + rate, np.where(predicted > limit + self.band_c, 1.0 - rate, 1.0))
+            self._stretch = np.clip(self._stretch * factor, 1.0, self.stretch_max)
+            if (self._stretch == 1.0).all():
+                return obs
         inv = (1.0 / self._stretch).astype(np.float32)
         shown = obs.copy()
         shown[:, _DEADLINE_RELATIVE] *= inv[:, None]
