@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from compressed_models.repository import Metrics
-from detectors.dataset import ShapesDataset
-from detectors.evaluate import evaluate
-from detectors.export import export_stages, time_stages
-from detectors.model import Detector
-from detectors.ship import frcnn_manifest, frcnn_workload, ship
+from lotus.detectors.dataset import ShapesDataset
+from lotus.detectors.evaluate import evaluate
+from lotus.detectors.export import export_stages, time_stages
+from lotus.detectors.model import Detector
+from lotus.detectors.ship import frcnn_manifest, frcnn_workload, ship
+from lotus.runtime.models.manifest import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +80,16 @@ class VariantResult:
         return {k: row[k] for k in JSON_KEYS}
 
 
-def _measure(name: str, folder: Path, params: int, cc: CompressConfig, cfg, progress: Progress | None,  # noqa: ANN001
-             note: str = "") -> VariantResult:
-    from compressed_models.pipeline import FrcnnPipeline
+def _measure(
+    name: str,
+    folder: Path,
+    params: int,
+    cc: CompressConfig,
+    cfg,
+    progress: Progress | None,  # noqa: ANN001
+    note: str = "",
+) -> VariantResult:
+    from lotus.runtime.models.two_stage import FrcnnPipeline
 
     p1, p2 = folder / "stage1.onnx", folder / "stage2.onnx"
     size = p1.stat().st_size + p2.stat().st_size
@@ -102,24 +109,32 @@ def _measure(name: str, folder: Path, params: int, cc: CompressConfig, cfg, prog
 
     cb = (lambda d, n: progress(f"mAP {name}", d, n)) if progress else None
     m = evaluate(data, predict, cb)
-    return VariantResult(name, params, size, round(t["stage1_ms"], 3),
-                         {n: round(v, 3) for n, v in t["stage2_ms"].items()}, round(m["map50"], 4),
-                         round(m["map50_95"], 4), float(np.mean(counts)), note=note)
+    return VariantResult(
+        name,
+        params,
+        size,
+        round(t["stage1_ms"], 3),
+        {n: round(v, 3) for n, v in t["stage2_ms"].items()},
+        round(m["map50"], 4),
+        round(m["map50_95"], 4),
+        float(np.mean(counts)),
+        note=note,
+    )
 
 
 def run_compress(cc: CompressConfig, progress: Progress | None = None) -> list[VariantResult]:
     """Build and measure all variants; write ``report.md``/``report.json``; ship pruned-int8."""
-    from detectors.prune import prune_detector
-    from detectors.quantize import (
+    from lotus.detectors.prune import prune_detector
+    from lotus.detectors.quantize import (
         calibration_feeds,
         convert_fp16,
         quantize_int8_dynamic,
         quantize_int8_static,
     )
-    from detectors.train import TrainConfig, load_detector, train
+    from lotus.detectors.train import TrainConfig, load_detector, train
 
     if not cc.checkpoint.is_file():
-        from envs.errors import ModelLoadError
+        from lotus.core.errors import ModelLoadError
 
         raise ModelLoadError(f"checkpoint {cc.checkpoint} does not exist (run `lotus detectors train` first)")
     work = cc.work_dir
@@ -131,8 +146,9 @@ def run_compress(cc: CompressConfig, progress: Progress | None = None) -> list[V
 
     pruned_ckpt = work / "pruned.pt"
     pruned: Detector = prune_detector(dense, cc.keep)
-    tc = TrainConfig(steps=cc.finetune_steps, lr=cc.finetune_lr, warmup=20, seed=1,
-                     checkpoint_every=max(1, cc.finetune_steps // 4))
+    tc = TrainConfig(
+        steps=cc.finetune_steps, lr=cc.finetune_lr, warmup=20, seed=1, checkpoint_every=max(1, cc.finetune_steps // 4)
+    )
     if cc.finetune_steps > 0:
         cb = (lambda d, n, _l: progress("fine-tune pruned", d, n)) if progress else None
         pruned = train(pruned_ckpt, tc, model=pruned, resume=True, on_step=cb)
@@ -148,12 +164,30 @@ def run_compress(cc: CompressConfig, progress: Progress | None = None) -> list[V
         (work / name).mkdir(exist_ok=True)
     quantize_int8_static(fp32 / "stage1.onnx", work / "pruned-int8" / "stage1.onnx", f1)
     quantize_int8_static(fp32 / "stage2.onnx", work / "pruned-int8" / "stage2.onnx", f2)
-    rows.append(_measure("pruned-int8", work / "pruned-int8", n_params, cc, cfg, progress,
-                         "static QDQ, calibrated on synthetic images"))
+    rows.append(
+        _measure(
+            "pruned-int8",
+            work / "pruned-int8",
+            n_params,
+            cc,
+            cfg,
+            progress,
+            "static QDQ, calibrated on synthetic images",
+        )
+    )
     quantize_int8_dynamic(fp32 / "stage1.onnx", work / "pruned-int8-dynamic" / "stage1.onnx")
     quantize_int8_dynamic(fp32 / "stage2.onnx", work / "pruned-int8-dynamic" / "stage2.onnx")
-    rows.append(_measure("pruned-int8-dynamic", work / "pruned-int8-dynamic", n_params, cc, cfg, progress,
-                         "not shipped: ConvInteger is slow on CPU"))
+    rows.append(
+        _measure(
+            "pruned-int8-dynamic",
+            work / "pruned-int8-dynamic",
+            n_params,
+            cc,
+            cfg,
+            progress,
+            "not shipped: ConvInteger is slow on CPU",
+        )
+    )
     convert_fp16(fp32 / "stage1.onnx", work / "pruned-fp16" / "stage1.onnx")
     convert_fp16(fp32 / "stage2.onnx", work / "pruned-fp16" / "stage2.onnx")
     rows.append(_measure("pruned-fp16", work / "pruned-fp16", n_params, cc, cfg, progress, "for GPUs"))
@@ -166,22 +200,38 @@ def run_compress(cc: CompressConfig, progress: Progress | None = None) -> list[V
 
 
 def _ship(row: VariantResult, folder: Path, cc: CompressConfig, cfg) -> None:  # noqa: ANN001
-    workload = frcnn_workload(cc.ship_name, row.stage1_ms or 0.0, row.stage2_ms, row.mean_proposals or 1.0,
-                              cfg.post_nms_top_n, cc.threads)
-    metrics = Metrics(accuracy={"map50": row.map50 or 0.0, "map50_95": row.map50_95 or 0.0},
-                      stage1_ms=row.stage1_ms or 0.0, stage2_ms=row.stage2_ms, threads=cc.threads,
-                      device=f"cpu ({os.cpu_count()} cores), onnxruntime CPUExecutionProvider")
-    desc = (f"FRCNN-lite pruned (keep {cc.keep:.0%} of channels, fine-tuned) + INT8 static QDQ; "
-            f"5 synthetic shape classes, {cfg.image_size}x{cfg.image_size} input.")
-    manifest = frcnn_manifest(cc.ship_name, folder / "stage1.onnx", folder / "stage2.onnx", cfg,
-                              description=desc, metrics=metrics, workload=workload)
+    workload = frcnn_workload(
+        cc.ship_name, row.stage1_ms or 0.0, row.stage2_ms, row.mean_proposals or 1.0, cfg.post_nms_top_n, cc.threads
+    )
+    metrics = Metrics(
+        accuracy={"map50": row.map50 or 0.0, "map50_95": row.map50_95 or 0.0},
+        stage1_ms=row.stage1_ms or 0.0,
+        stage2_ms=row.stage2_ms,
+        threads=cc.threads,
+        device=f"cpu ({os.cpu_count()} cores), onnxruntime CPUExecutionProvider",
+    )
+    desc = (
+        f"FRCNN-lite pruned (keep {cc.keep:.0%} of channels, fine-tuned) + INT8 static QDQ; "
+        f"5 synthetic shape classes, {cfg.image_size}x{cfg.image_size} input."
+    )
+    manifest = frcnn_manifest(
+        cc.ship_name,
+        folder / "stage1.onnx",
+        folder / "stage2.onnx",
+        cfg,
+        description=desc,
+        metrics=metrics,
+        workload=workload,
+    )
     ship(manifest, cc.ship_dir)
 
 
 def report_markdown(rows: list[VariantResult]) -> str:
     """The report table (markdown)."""
-    head = ("| variant | params | size KB | stage1 ms | stage2 ms N=10/50/100/300 | mAP@0.5 | mAP@.5:.95 | "
-            "mean proposals | note |\n|---|---|---|---|---|---|---|---|---|")
+    head = (
+        "| variant | params | size KB | stage1 ms | stage2 ms N=10/50/100/300 | mAP@0.5 | mAP@.5:.95 | "
+        "mean proposals | note |\n|---|---|---|---|---|---|---|---|---|"
+    )
 
     def f(v: float | None, nd: int = 2) -> str:
         return "n/a" if v is None else f"{v:.{nd}f}"
@@ -190,8 +240,10 @@ def report_markdown(rows: list[VariantResult]) -> str:
     for r in rows:
         s2 = "/".join(f(r.stage2_ms.get(n)) for n in STAGE2_NS)
         note = r.note + (" (shipped)" if r.shipped else "")
-        lines.append(f"| {r.variant} | {r.params:,} | {r.size_bytes / 1024:.0f} | {f(r.stage1_ms)} | {s2} | "
-                     f"{f(r.map50, 3)} | {f(r.map50_95, 3)} | {f(r.mean_proposals, 1)} | {note} |")
+        lines.append(
+            f"| {r.variant} | {r.params:,} | {r.size_bytes / 1024:.0f} | {f(r.stage1_ms)} | {s2} | "
+            f"{f(r.map50, 3)} | {f(r.map50_95, 3)} | {f(r.mean_proposals, 1)} | {note} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -48,8 +48,9 @@ def _color(rng: np.random.Generator, away_from: np.ndarray) -> tuple[int, int, i
     return tuple(int(v) for v in c)
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, label: int, box: np.ndarray, fill: tuple[int, int, int],
-                rng: np.random.Generator) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, label: int, box: np.ndarray, fill: tuple[int, int, int], rng: np.random.Generator
+) -> None:
     x1, y1, x2, y2 = (float(v) for v in box)
     w, h = x2 - x1, y2 - y1
     name = CLASS_NAMES[label - 1]
@@ -81,9 +82,17 @@ class ShapesDataset:
     :param max_overlap: largest IoU allowed between two objects (occlusion)
     """
 
-    def __init__(self, split: str = "train", size: int = 1000, seed: int = 0, image_size: int = 192,
-                 max_objects: int = 10, min_size: float = 14.0, max_size: float = 72.0,
-                 max_overlap: float = 0.3) -> None:
+    def __init__(
+        self,
+        split: str = "train",
+        size: int = 1000,
+        seed: int = 0,
+        image_size: int = 192,
+        max_objects: int = 10,
+        min_size: float = 14.0,
+        max_size: float = 72.0,
+        max_overlap: float = 0.3,
+    ) -> None:
         if split not in SPLIT_IDS:
             raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_IDS)}")
         if size < 1:
@@ -136,8 +145,9 @@ class ShapesDataset:
             _draw_shape(draw, label, box, _color(rng, bg), rng)
             boxes.append(box)
             labels.append(label)
-        return Sample(np.asarray(img), np.array(boxes, dtype=np.float32).reshape(-1, 4),
-                      np.array(labels, dtype=np.int64))
+        return Sample(
+            np.asarray(img), np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(labels, dtype=np.int64)
+        )
 
 
 def coco_dict(dataset: ShapesDataset) -> dict:
@@ -145,12 +155,19 @@ def coco_dict(dataset: ShapesDataset) -> dict:
     images, annotations = [], []
     for i in range(len(dataset)):
         sample = dataset[i]
-        images.append({"id": i, "file_name": f"{i:06d}.png", "width": dataset.image_size,
-                       "height": dataset.image_size})
+        images.append({"id": i, "file_name": f"{i:06d}.png", "width": dataset.image_size, "height": dataset.image_size})
         for box, label in zip(sample.boxes, sample.labels, strict=True):
             w, h = float(box[2] - box[0]), float(box[3] - box[1])
-            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(label),
-                                "bbox": [float(box[0]), float(box[1]), w, h], "area": w * h, "iscrowd": 0})
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i,
+                    "category_id": int(label),
+                    "bbox": [float(box[0]), float(box[1]), w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASS_NAMES)]
     return {"images": images, "annotations": annotations, "categories": categories}
 

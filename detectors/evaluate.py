@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from detectors.dataset import ShapesDataset, coco_dict
+from lotus.detectors.dataset import ShapesDataset, coco_dict
 
 # predictor: image [S, S, 3] uint8 RGB -> (boxes [M, 4] xyxy px, scores [M], labels [M] 1..K)
 Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
@@ -18,9 +18,15 @@ def iter_predictions(dataset: ShapesDataset, predict: Predictor) -> Iterator[lis
     """COCO result dicts of each image of ``dataset``, one list per image."""
     for i in range(len(dataset)):
         boxes, scores, labels = predict(dataset[i].image)
-        yield [{"image_id": i, "category_id": int(lab), "score": float(sc),
-                "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]}
-               for b, sc, lab in zip(boxes, scores, labels, strict=True)]
+        yield [
+            {
+                "image_id": i,
+                "category_id": int(lab),
+                "score": float(sc),
+                "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+            }
+            for b, sc, lab in zip(boxes, scores, labels, strict=True)
+        ]
 
 
 def coco_map(dataset: ShapesDataset, results: list[dict]) -> dict[str, float]:
@@ -39,8 +45,9 @@ def coco_map(dataset: ShapesDataset, results: list[dict]) -> dict[str, float]:
     return {"map50": float(ev.stats[1]), "map50_95": float(ev.stats[0])}
 
 
-def evaluate(dataset: ShapesDataset, predict: Predictor,
-             on_image: Callable[[int, int], None] | None = None) -> dict[str, float]:
+def evaluate(
+    dataset: ShapesDataset, predict: Predictor, on_image: Callable[[int, int], None] | None = None
+) -> dict[str, float]:
     """mAP of ``predict`` over ``dataset``; ``on_image(done, total)`` reports progress."""
     results: list[dict] = []
     for i, dets in enumerate(iter_predictions(dataset, predict)):

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detectors.dataset import ShapesDataset
-from detectors.model import Detector
-from detectors.ops import ONNX_OPSET, register_onnx_symbolics
-from detectors.timing import median_ms
+from lotus.detectors.dataset import ShapesDataset
+from lotus.detectors.model import Detector
+from lotus.detectors.ops import ONNX_OPSET, register_onnx_symbolics
+from lotus.detectors.timing import median_ms
 
 STAGE1_INPUTS = ["image"]
 STAGE1_OUTPUTS = ["features", "proposals", "proposal_scores"]
@@ -40,19 +40,31 @@ def export_stages(model: Detector, out_dir: Path) -> tuple[Path, Path]:
     p1, p2 = out_dir / "stage1.onnx", out_dir / "stage2.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model.stage1, (image,), str(p1), input_names=STAGE1_INPUTS, output_names=STAGE1_OUTPUTS,
-                          dynamic_axes={"proposals": {0: "P"}, "proposal_scores": {0: "P"}},
-                          opset_version=ONNX_OPSET, dynamo=False)
-        torch.onnx.export(model.stage2, (feat, props[:10]), str(p2), input_names=STAGE2_INPUTS,
-                          output_names=STAGE2_OUTPUTS,
-                          dynamic_axes={"proposals": {0: "N"}, "boxes": {0: "M"}, "scores": {0: "M"},
-                                        "labels": {0: "M"}},
-                          opset_version=ONNX_OPSET, dynamo=False)
+        torch.onnx.export(
+            model.stage1,
+            (image,),
+            str(p1),
+            input_names=STAGE1_INPUTS,
+            output_names=STAGE1_OUTPUTS,
+            dynamic_axes={"proposals": {0: "P"}, "proposal_scores": {0: "P"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+        torch.onnx.export(
+            model.stage2,
+            (feat, props[:10]),
+            str(p2),
+            input_names=STAGE2_INPUTS,
+            output_names=STAGE2_OUTPUTS,
+            dynamic_axes={"proposals": {0: "N"}, "boxes": {0: "M"}, "scores": {0: "M"}, "labels": {0: "M"}},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
     return p1, p2
 
 
 def _session(path: Path, threads: int):  # noqa: ANN202
-    from compressed_models.pipeline import make_session
+    from lotus.runtime.models.two_stage import make_session
 
     return make_session(path, threads=threads)
 
@@ -95,8 +107,14 @@ def random_proposals(n: int, image_size: int, seed: int = 0) -> np.ndarray:
     return np.concatenate([xy, xy + wh], 1).astype(np.float32)
 
 
-def time_stages(stage1: Path, stage2: Path, image_size: int, ns: tuple[int, ...] = (10, 50, 100, 300),
-                threads: int = 1, repeats: int = 20) -> dict[str, object]:
+def time_stages(
+    stage1: Path,
+    stage2: Path,
+    image_size: int,
+    ns: tuple[int, ...] = (10, 50, 100, 300),
+    threads: int = 1,
+    repeats: int = 20,
+) -> dict[str, object]:
     """Median ORT latency of stage 1 on a val image, and of stage 2 per proposal count N."""
     s1, s2 = _session(stage1, threads), _session(stage2, threads)
     x = to_tensor(ShapesDataset("val", 1, image_size=image_size)[0].image).numpy()

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from detectors.ops import nms, roi_align
+from lotus.detectors.ops import nms, roi_align
 
 RPN_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 HEAD_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
@@ -95,8 +95,15 @@ def encode(ref: Tensor, gt: Tensor, weights: tuple[float, ...]) -> Tensor:
     cx, cy = ref[:, 0] + 0.5 * w, ref[:, 1] + 0.5 * h
     gw, gh = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
     gx, gy = gt[:, 0] + 0.5 * gw, gt[:, 1] + 0.5 * gh
-    return torch.stack([weights[0] * (gx - cx) / w, weights[1] * (gy - cy) / h,
-                        weights[2] * torch.log(gw / w), weights[3] * torch.log(gh / h)], 1)
+    return torch.stack(
+        [
+            weights[0] * (gx - cx) / w,
+            weights[1] * (gy - cy) / h,
+            weights[2] * torch.log(gw / w),
+            weights[3] * torch.log(gh / h),
+        ],
+        1,
+    )
 
 
 class Stage1(nn.Module):

@@ -1,7 +1,7 @@
 """PP-OCRv4 (from the rapidocr-onnxruntime wheel) as lotus's second two-stage model.
 
 Renders word images with Pillow, measures word accuracy and stage latencies through
-``compressed_models.pipeline.PpocrPipeline``, and writes the ``ppocr-v4`` manifest.
+``lotus.runtime.models.two_stage.PpocrPipeline``, and writes the ``ppocr-v4`` manifest.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from compressed_models.repository import (
+from lotus.core.errors import ModelLoadError
+from lotus.detectors.timing import median_ms
+from lotus.detectors.workload_fit import placeholder_workload, workload_from_ms
+from lotus.runtime.models.manifest import (
     MANIFEST_NAME,
     Metrics,
     ModelManifest,
@@ -20,17 +23,43 @@ from compressed_models.repository import (
     sha256_file,
     write_manifest,
 )
-from detectors.timing import median_ms
-from detectors.workload_fit import placeholder_workload, workload_from_ms
-from envs.errors import ModelLoadError
 
 PACKAGE = "rapidocr_onnxruntime"
 DET_FILE = "models/ch_PP-OCRv4_det_infer.onnx"
 REC_FILE = "models/ch_PP-OCRv4_rec_infer.onnx"
 FONT_PATHS = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf")
-WORDS = ("lotus", "edge", "governor", "frequency", "Jetson", "camera", "thermal", "deadline", "proposal",
-         "python", "onnx", "detector", "energy", "budget", "clock", "stage", "model", "runtime", "orange",
-         "window", "Berlin", "42", "2026", "Hello", "signal", "kernel", "latency", "memory", "vision", "robot")
+WORDS = (
+    "lotus",
+    "edge",
+    "governor",
+    "frequency",
+    "Jetson",
+    "camera",
+    "thermal",
+    "deadline",
+    "proposal",
+    "python",
+    "onnx",
+    "detector",
+    "energy",
+    "budget",
+    "clock",
+    "stage",
+    "model",
+    "runtime",
+    "orange",
+    "window",
+    "Berlin",
+    "42",
+    "2026",
+    "Hello",
+    "signal",
+    "kernel",
+    "latency",
+    "memory",
+    "vision",
+    "robot",
+)
 
 
 def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -41,8 +70,9 @@ def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size)
 
 
-def render_words(words: list[str], font_size: int = 28, cols: int = 3, seed: int = 0,
-                 cell: tuple[int, int] = (260, 70)) -> np.ndarray:
+def render_words(
+    words: list[str], font_size: int = 28, cols: int = 3, seed: int = 0, cell: tuple[int, int] = (260, 70)
+) -> np.ndarray:
     """An RGB uint8 image with ``words`` laid out in a grid (dark text, light varied background)."""
     rng = np.random.default_rng(seed)
     rows = (len(words) + cols - 1) // cols
@@ -78,32 +108,83 @@ def package_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def build_ppocr_manifest(out_dir: Path, threads: int = 1, cpu_ghz: float = 2.0, gpu_share: float = 0.8,
-                         repeats: int = 3) -> ModelManifest:
+def build_ppocr_manifest(
+    out_dir: Path, threads: int = 1, cpu_ghz: float = 2.0, gpu_share: float = 0.8, repeats: int = 3
+) -> ModelManifest:
     """Measure PP-OCRv4 on rendered words and write ``out_dir/manifest.yaml``."""
-    from compressed_models.pipeline import PpocrPipeline
+    from lotus.runtime.models.two_stage import PpocrPipeline
 
     base = package_dir()
     stages = [
-        StageSpec(name="stage1", role="PP-OCRv4 DB text detection", file=DET_FILE,
-                  sha256=sha256_file(base / DET_FILE), size_bytes=(base / DET_FILE).stat().st_size,
-                  inputs=[TensorSpec(name="x", shape=["batch", 3, "height", "width"], dtype="float32",
-                                     description="BGR, (x/255-0.5)/0.5, sides multiple of 32")],
-                  outputs=[TensorSpec(name="sigmoid_0.tmp_0", shape=["batch", 1, "height", "width"],
-                                      dtype="float32", description="text probability map")]),
-        StageSpec(name="stage2", role="PP-OCRv4 CRNN recognition per text box", file=REC_FILE,
-                  sha256=sha256_file(base / REC_FILE), size_bytes=(base / REC_FILE).stat().st_size,
-                  inputs=[TensorSpec(name="x", shape=["boxes", 3, 48, "width"], dtype="float32",
-                                     description="BGR crops, height 48, right-padded")],
-                  outputs=[TensorSpec(name="softmax_11.tmp_0", shape=["boxes", "time", 6625], dtype="float32",
-                                      description="CTC probabilities; 0 = blank, charset in model metadata")]),
+        StageSpec(
+            name="stage1",
+            role="PP-OCRv4 DB text detection",
+            file=DET_FILE,
+            sha256=sha256_file(base / DET_FILE),
+            size_bytes=(base / DET_FILE).stat().st_size,
+            inputs=[
+                TensorSpec(
+                    name="x",
+                    shape=["batch", 3, "height", "width"],
+                    dtype="float32",
+                    description="BGR, (x/255-0.5)/0.5, sides multiple of 32",
+                )
+            ],
+            outputs=[
+                TensorSpec(
+                    name="sigmoid_0.tmp_0",
+                    shape=["batch", 1, "height", "width"],
+                    dtype="float32",
+                    description="text probability map",
+                )
+            ],
+        ),
+        StageSpec(
+            name="stage2",
+            role="PP-OCRv4 CRNN recognition per text box",
+            file=REC_FILE,
+            sha256=sha256_file(base / REC_FILE),
+            size_bytes=(base / REC_FILE).stat().st_size,
+            inputs=[
+                TensorSpec(
+                    name="x",
+                    shape=["boxes", 3, 48, "width"],
+                    dtype="float32",
+                    description="BGR crops, height 48, right-padded",
+                )
+            ],
+            outputs=[
+                TensorSpec(
+                    name="softmax_11.tmp_0",
+                    shape=["boxes", "time", 6625],
+                    dtype="float32",
+                    description="CTC probabilities; 0 = blank, charset in model metadata",
+                )
+            ],
+        ),
     ]
     draft = ModelManifest(
-        name="ppocr-v4", version="4.0.0", kind="ppocr", files_from=PACKAGE, stages=stages,
-        preprocess={"limit_side_len": 736, "mean": 0.5, "std": 0.5, "channel_order": "BGR",
-                    "rec_height": 48, "rec_width": 320, "rec_batch": 6},
-        postprocess={"thresh": 0.3, "box_thresh": 0.5, "unclip_ratio": 1.6, "max_candidates": 1000,
-                     "decode": "ctc_greedy"},
+        name="ppocr-v4",
+        version="4.0.0",
+        kind="ppocr",
+        files_from=PACKAGE,
+        stages=stages,
+        preprocess={
+            "limit_side_len": 736,
+            "mean": 0.5,
+            "std": 0.5,
+            "channel_order": "BGR",
+            "rec_height": 48,
+            "rec_width": 320,
+            "rec_batch": 6,
+        },
+        postprocess={
+            "thresh": 0.3,
+            "box_thresh": 0.5,
+            "unclip_ratio": 1.6,
+            "max_candidates": 1000,
+            "decode": "ctc_greedy",
+        },
         metrics=Metrics(stage1_ms=0, stage2_ms={1: 0}, threads=threads, device="cpu"),
         workload=placeholder_workload(),
     )
@@ -118,16 +199,35 @@ def build_ppocr_manifest(out_dir: Path, threads: int = 1, cpu_ghz: float = 2.0, 
     stage2 = {n: median_ms(lambda n=n: pipe.run_stage2(r1, n), repeats, warmup=1) for n in counts}
     ns = np.array(sorted(stage2))
     slope, fixed = np.polyfit(ns, np.array([stage2[n] for n in ns]), 1)
-    desc = (f"PP-OCRv4 det+rec measured on this CPU ({threads} ORT thread), converted to cycles at an assumed "
-            f"{cpu_ghz} GHz; assumed split on a Jetson-class board: {gpu_share:.0%} of each stage on the GPU "
-            f"(gpu_mcycles = ms * share * 1.0 GHz), the rest on the CPU, 5 % memory-bound.")
-    manifest = draft.model_copy(update={
-        "description": "PP-OCRv4 from rapidocr-onnxruntime 1.4.4: text detection -> recognition per box.",
-        "metrics": Metrics(accuracy={"word_accuracy": acc}, stage1_ms=round(stage1_ms, 2),
-                           stage2_ms={int(n): round(v, 2) for n, v in stage2.items()}, threads=threads, device="cpu"),
-        "workload": workload_from_ms("ppocr-v4", desc, stage1_ms, max(fixed, 0.0), max(slope, 0.0), cpu_ghz,
-                                     gpu_share, max_proposals=50, mean_proposals=12.0, deadline_ms=500.0),
-    })
+    desc = (
+        f"PP-OCRv4 det+rec measured on this CPU ({threads} ORT thread), converted to cycles at an assumed "
+        f"{cpu_ghz} GHz; assumed split on a Jetson-class board: {gpu_share:.0%} of each stage on the GPU "
+        f"(gpu_mcycles = ms * share * 1.0 GHz), the rest on the CPU, 5 % memory-bound."
+    )
+    manifest = draft.model_copy(
+        update={
+            "description": "PP-OCRv4 from rapidocr-onnxruntime 1.4.4: text detection -> recognition per box.",
+            "metrics": Metrics(
+                accuracy={"word_accuracy": acc},
+                stage1_ms=round(stage1_ms, 2),
+                stage2_ms={int(n): round(v, 2) for n, v in stage2.items()},
+                threads=threads,
+                device="cpu",
+            ),
+            "workload": workload_from_ms(
+                "ppocr-v4",
+                desc,
+                stage1_ms,
+                max(fixed, 0.0),
+                max(slope, 0.0),
+                cpu_ghz,
+                gpu_share,
+                max_proposals=50,
+                mean_proposals=12.0,
+                deadline_ms=500.0,
+            ),
+        }
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(manifest, out_dir / MANIFEST_NAME)
     return manifest

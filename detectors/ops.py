@@ -19,8 +19,9 @@ ONNX_OPSET = 17
 # ---------------------------------------------------------------- eager implementations
 
 
-def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_threshold: float,
-              max_output: int) -> np.ndarray:
+def nms_numpy(
+    boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_threshold: float, max_output: int
+) -> np.ndarray:
     """Greedy NMS. ``boxes`` [N, 4] xyxy, ``scores`` [N] -> kept indices [M] (int64), best first."""
     valid = np.nonzero(scores > score_threshold)[0]
     order = valid[np.argsort(-scores[valid], kind="stable")]
@@ -38,20 +39,21 @@ def nms_numpy(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score
         keep.append(i)
         if len(keep) >= max_output:
             break
-        iw = np.clip(np.minimum(x2[i], x2[i + 1:]) - np.maximum(x1[i], x1[i + 1:]), 0, None)
-        ih = np.clip(np.minimum(y2[i], y2[i + 1:]) - np.maximum(y1[i], y1[i + 1:]), 0, None)
+        iw = np.clip(np.minimum(x2[i], x2[i + 1 :]) - np.maximum(x1[i], x1[i + 1 :]), 0, None)
+        ih = np.clip(np.minimum(y2[i], y2[i + 1 :]) - np.maximum(y1[i], y1[i + 1 :]), 0, None)
         inter = iw * ih
-        union = area[i] + area[i + 1:] - inter
+        union = area[i] + area[i + 1 :] - inter
         iou = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-        suppressed[i + 1:] |= iou > iou_threshold
+        suppressed[i + 1 :] |= iou > iou_threshold
     return order[np.asarray(keep, dtype=np.int64)].astype(np.int64)
 
 
 def _interp_matrix(start: Tensor, bin_size: Tensor, out_size: int, sampling: int, length: int) -> Tensor:
     """Bilinear averaging weights along one axis: [N, out_size, length] (torchvision/ORT rules)."""
     dtype = start.dtype
-    steps = (torch.arange(out_size, dtype=dtype)[:, None]
-             + (torch.arange(sampling, dtype=dtype)[None, :] + 0.5) / sampling)  # [out, s]
+    steps = (
+        torch.arange(out_size, dtype=dtype)[:, None] + (torch.arange(sampling, dtype=dtype)[None, :] + 0.5) / sampling
+    )  # [out, s]
     pos = start[:, None, None] + steps[None] * bin_size[:, None, None]  # [N, out, s]
     outside = (pos < -1.0) | (pos > length)
     pos = pos.clamp(min=0.0)
@@ -62,8 +64,9 @@ def _interp_matrix(start: Tensor, bin_size: Tensor, out_size: int, sampling: int
     high = torch.where(at_end, low, low + 1)
     frac = pos - low
     grid = torch.arange(length, dtype=dtype)
-    w = ((grid == low[..., None]).to(dtype) * (1 - frac)[..., None]
-         + (grid == high[..., None]).to(dtype) * frac[..., None])
+    w = (grid == low[..., None]).to(dtype) * (1 - frac)[..., None] + (grid == high[..., None]).to(dtype) * frac[
+        ..., None
+    ]
     w = w * (~outside)[..., None].to(dtype)
     return w.sum(2) / sampling  # [N, out, length]
 
@@ -84,10 +87,10 @@ def roi_align_torch(feat: Tensor, rois: Tensor, spatial_scale: float, out_size: 
 
 
 @torch.library.custom_op("lotus::nms", mutates_args=())
-def _nms_op(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
-            max_output: int) -> Tensor:
-    keep = nms_numpy(boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), iou_threshold,
-                     score_threshold, max_output)
+def _nms_op(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float, max_output: int) -> Tensor:
+    keep = nms_numpy(
+        boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), iou_threshold, score_threshold, max_output
+    )
     return torch.from_numpy(keep)
 
 
@@ -111,8 +114,9 @@ def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: fl
     """Indices [M] of boxes kept by greedy NMS, best score first. ``boxes`` [N, 4] xyxy, ``scores`` [N]."""
     if torch.onnx.is_in_onnx_export():
         return _nms_op(boxes, scores, float(iou_threshold), float(score_threshold), int(max_output))
-    keep = nms_numpy(boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), iou_threshold,
-                     score_threshold, max_output)
+    keep = nms_numpy(
+        boxes.detach().cpu().numpy(), scores.detach().cpu().numpy(), iou_threshold, score_threshold, max_output
+    )
     return torch.from_numpy(keep).to(boxes.device)
 
 
@@ -141,7 +145,9 @@ def register_onnx_symbolics() -> None:
         b = g.op("Unsqueeze", boxes, g.op("Constant", value_t=torch.tensor([0], dtype=torch.int64)))
         s = g.op("Unsqueeze", scores, g.op("Constant", value_t=torch.tensor([0, 1], dtype=torch.int64)))
         sel = g.op(
-            "NonMaxSuppression", b, s,
+            "NonMaxSuppression",
+            b,
+            s,
             g.op("Constant", value_t=torch.tensor([max_output], dtype=torch.int64)),
             g.op("Constant", value_t=torch.tensor([iou_threshold], dtype=torch.float32)),
             g.op("Constant", value_t=torch.tensor([score_threshold], dtype=torch.float32)),
@@ -151,12 +157,22 @@ def register_onnx_symbolics() -> None:
 
     @sh.parse_args("v", "v", "f", "i", "i")
     def roi_align_symbolic(g, feat, rois, spatial_scale, out_size, sampling):  # noqa: ANN001, ANN202
-        n = g.op("Gather", g.op("Shape", rois), g.op("Constant", value_t=torch.tensor([0], dtype=torch.int64)),
-                 axis_i=0)
+        n = g.op(
+            "Gather", g.op("Shape", rois), g.op("Constant", value_t=torch.tensor([0], dtype=torch.int64)), axis_i=0
+        )
         batch_idx = g.op("ConstantOfShape", n, value_t=torch.tensor([0], dtype=torch.int64))
-        return g.op("RoiAlign", feat, rois, batch_idx, mode_s="avg", output_height_i=out_size,
-                    output_width_i=out_size, sampling_ratio_i=sampling, spatial_scale_f=spatial_scale,
-                    coordinate_transformation_mode_s="half_pixel")
+        return g.op(
+            "RoiAlign",
+            feat,
+            rois,
+            batch_idx,
+            mode_s="avg",
+            output_height_i=out_size,
+            output_width_i=out_size,
+            sampling_ratio_i=sampling,
+            spatial_scale_f=spatial_scale,
+            coordinate_transformation_mode_s="half_pixel",
+        )
 
     register_custom_op_symbolic("lotus::nms", nms_symbolic, ONNX_OPSET)
     register_custom_op_symbolic("lotus::roi_align", roi_align_symbolic, ONNX_OPSET)

@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from detectors.model import Detector
+from lotus.detectors.model import Detector
 
 
 def _n_keep(n: int, keep: float, multiple: int = 4) -> int:

@@ -21,7 +21,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from detectors.dataset import ShapesDataset
+from lotus.detectors.dataset import ShapesDataset
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,11 @@ class _ListReader(CalibrationDataReader):
         return next(self._it, None)
 
 
-def calibration_feeds(stage1: Path, image_size: int, n_images: int = 64, seed: int = 0, max_proposals: int = 100
-                      ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
+def calibration_feeds(
+    stage1: Path, image_size: int, n_images: int = 64, seed: int = 0, max_proposals: int = 100
+) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
     """Stage-1 feeds (images of the ``calib`` split) and stage-2 feeds (their fp32 features + proposals)."""
-    from compressed_models.pipeline import make_session
+    from lotus.runtime.models.two_stage import make_session
 
     sess = make_session(stage1, threads=1)
     data = ShapesDataset("calib", n_images, seed=seed, image_size=image_size)
@@ -74,9 +75,16 @@ def calibration_feeds(stage1: Path, image_size: int, n_images: int = 64, seed: i
 def quantize_int8_static(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]], per_channel: bool = False) -> Path:
     """INT8 static QDQ (uint8 activations, int8 weights) of Conv/Gemm/MatMul, MinMax-calibrated on ``feeds``."""
     with _quiet_hint():
-        quantize_static(str(src), str(dst), _ListReader(feeds), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
-                        op_types_to_quantize=QUANT_OPS)
+        quantize_static(
+            str(src),
+            str(dst),
+            _ListReader(feeds),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            op_types_to_quantize=QUANT_OPS,
+        )
     return dst
 
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from detectors.dataset import ShapesDataset
-from detectors.model import HEAD_WEIGHTS, RPN_WEIGHTS, Detector, DetectorConfig, encode
+from lotus.detectors.dataset import ShapesDataset
+from lotus.detectors.model import HEAD_WEIGHTS, RPN_WEIGHTS, Detector, DetectorConfig, encode
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,9 @@ def _sample(pos: Tensor, neg: Tensor, total: int, pos_fraction: float, gen: torc
     return pos_idx, neg_idx
 
 
-def detection_loss(model: Detector, images: Tensor, targets: list[tuple[Tensor, Tensor]],
-                   gen: torch.Generator) -> dict[str, Tensor]:
+def detection_loss(
+    model: Detector, images: Tensor, targets: list[tuple[Tensor, Tensor]], gen: torch.Generator
+) -> dict[str, Tensor]:
     """Faster R-CNN losses of a batch. ``images`` [B, 3, S, S] in [0, 1]; targets (boxes [M, 4], labels [M])."""
     s1, s2 = model.stage1, model.stage2
     feat = s1.features(images)
@@ -93,7 +94,7 @@ def detection_loss(model: Detector, images: Tensor, targets: list[tuple[Tensor, 
         pi, ni = _sample(best >= 0.5, best < 0.5, 128, 0.25, gen)
         idx = torch.cat([pi, ni])
         cls_t = torch.cat([labels[match[pi]], torch.zeros(ni.numel(), dtype=torch.int64)])
-        cls_logits, reg = s2.head(feat[b:b + 1], rois[idx])
+        cls_logits, reg = s2.head(feat[b : b + 1], rois[idx])
         losses["cls"] += F.cross_entropy(cls_logits, cls_t)
         if pi.numel():
             t = encode(rois[pi], gt[match[pi]], HEAD_WEIGHTS)
@@ -128,8 +129,16 @@ def save_checkpoint(path: Path, model: Detector, opt: torch.optim.Optimizer, ste
     """Write model, optimiser and step atomically to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                "config": model.cfg.to_dict(), "train": vars(tc)}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "step": step,
+            "config": model.cfg.to_dict(),
+            "train": vars(tc),
+        },
+        tmp,
+    )
     tmp.replace(path)
 
 
@@ -146,8 +155,14 @@ def load_detector(path: Path) -> Detector:
     return model.eval()
 
 
-def train(checkpoint: Path, tc: TrainConfig, cfg: DetectorConfig | None = None, resume: bool = True,
-          model: Detector | None = None, on_step: StepCallback | None = None) -> Detector:
+def train(
+    checkpoint: Path,
+    tc: TrainConfig,
+    cfg: DetectorConfig | None = None,
+    resume: bool = True,
+    model: Detector | None = None,
+    on_step: StepCallback | None = None,
+) -> Detector:
     """Train (or fine-tune ``model``) and save to ``checkpoint``; resumes from it when it exists.
 
     :param checkpoint: checkpoint path, written every ``tc.checkpoint_every`` steps

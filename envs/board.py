@@ -12,10 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from envs.errors import ProfileError
+from lotus.core.errors import ProfileError
+from lotus.core.files import format_validation_error, read_yaml_mapping
 
 BOARDS_DIR = Path(__file__).parent / "profiles" / "boards"
 
@@ -139,35 +139,6 @@ def available_boards() -> list[str]:
     return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
 
 
-def read_yaml_mapping(path: Path, what: str, error: type[Exception] = ProfileError, empty_ok: bool = False) -> dict:
-    """The YAML mapping in ``path``; ``error`` (naming the file, and the line for bad YAML) otherwise."""
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise error(f"{what} {path} is not valid YAML{where}") from None
-    if data is None and empty_ok:
-        return {}
-    if not isinstance(data, dict):
-        raise error(f"{what} {path} must hold a mapping at top level")
-    return data
-
-
-_read_yaml = read_yaml_mapping
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line naming each invalid field, e.g. ``thermal.c_cpu_j_per_k: Field required``."""
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts)
-
-
 def resolve_profile_path(name_or_path: str | Path, directory: Path, what: str) -> Path:
     """A shipped profile name, or an existing file path; unknown names get a suggestion."""
     text = str(name_or_path)
@@ -187,7 +158,7 @@ def resolve_profile_path(name_or_path: str | Path, directory: Path, what: str) -
 
 @lru_cache(maxsize=32)
 def _load_board_cached(path: Path) -> BoardProfile:
-    data = _read_yaml(path, "board profile")
+    data = read_yaml_mapping(path, "board profile", ProfileError)
     try:
         return BoardProfile.model_validate(data)
     except ValidationError as exc:

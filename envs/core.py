@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from envs.board import BoardProfile, load_board
-from envs.ops import ARRAY, SCALAR, normal
-from envs.scenario import Scenario
-from envs.schema import LATENCY_EMA_ALPHA, TEMP_SLOPE_TAU_S, ActionTable
-from envs.thermal import FAN_LEVELS, N_COEF, advance, advance_batched, coefficient_table
-from envs.traces import make_trace
-from envs.workload import WorkloadProfile, load_workload
+from lotus.core.schema import LATENCY_EMA_ALPHA, TEMP_SLOPE_TAU_S, ActionTable
+from lotus.envs.board import BoardProfile, load_board
+from lotus.envs.ops import ARRAY, SCALAR, normal
+from lotus.envs.scenario import Scenario
+from lotus.envs.thermal import FAN_LEVELS, N_COEF, advance, advance_batched, coefficient_table
+from lotus.envs.traces import make_trace
+from lotus.envs.workload import WorkloadProfile, load_workload
 
 FAN_OFF, FAN_ON, FAN_AUTO = 0, 1, 2
 CPU_THREADS_SHARE = 0.75  # share of online cores a stage's CPU-bound part keeps busy (assumption)

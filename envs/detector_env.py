@@ -7,11 +7,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.core import Resolved, SimCore
-from envs.ops import SCALAR
-from envs.reward import compute_reward
-from envs.scenario import Scenario
-from envs.schema import encode_observation, observation_space
+from lotus.core.schema import encode_observation
+from lotus.envs import register_env
+from lotus.envs.core import Resolved, SimCore
+from lotus.envs.ops import SCALAR
+from lotus.envs.reward import compute_reward
+from lotus.envs.scenario import Scenario
+from lotus.envs.spaces import action_space, observation_space
 
 
 def make_scenario(scenario: Scenario | dict | None, overrides: dict[str, Any]) -> Scenario:
@@ -62,7 +64,7 @@ class TwoStageDetectorEnv(gym.Env):
         self.actions = self.res.actions
         self.multi_discrete = multi_discrete
         self.observation_space = observation_space()
-        self.action_space = self.actions.space(multi_discrete)
+        self.action_space = action_space(self.actions, multi_discrete)
         self.core = SimCore(self.res, 1)
         self._ready = False
 
@@ -125,3 +127,6 @@ def step_info(out: dict[str, Any], core: SimCore, res: Resolved, req_c: int, req
         "throttled": bool(out["throttled"]),
         "dropped_frames": int(core.dropped),
     }
+
+
+register_env()  # importing the env class makes its gymnasium id available

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.board import BoardProfile
+from lotus.envs.board import BoardProfile
 
 FAN_LEVELS = 5  # PWM quantised to 0, 0.25, 0.5, 0.75, 1 for the precomputed networks
 N_COEF = 30  # 9 (G^-1) + 9 (left) + 9 (right) + 3 (eigenvalues)

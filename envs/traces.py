@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.errors import TraceError
+from lotus.core.errors import TraceError
 
 TraceGenerator = Callable[[np.random.Generator, int, float, int], np.ndarray]
 

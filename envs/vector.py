@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 from gymnasium.utils import seeding
 
-from envs.core import Resolved, SimCore
-from envs.detector_env import make_scenario
-from envs.ops import ARRAY
-from envs.reward import compute_reward
-from envs.scenario import Scenario
-from envs.schema import encode_observation, observation_space
+from lotus.core.schema import encode_observation
+from lotus.envs.core import Resolved, SimCore
+from lotus.envs.detector_env import make_scenario
+from lotus.envs.ops import ARRAY
+from lotus.envs.reward import compute_reward
+from lotus.envs.scenario import Scenario
+from lotus.envs.spaces import action_space, observation_space
 
 
 class BatchedDetectorEnv:
@@ -39,7 +40,7 @@ class BatchedDetectorEnv:
         self.actions = self.res.actions
         self.multi_discrete = multi_discrete
         self.observation_space = observation_space()
-        self.action_space = self.actions.space(multi_discrete)
+        self.action_space = action_space(self.actions, multi_discrete)
         self.core = SimCore(self.res, n, batched=True)
         self.rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n)]
         self.final_obs: np.ndarray = np.zeros((n, self.observation_space.shape[0]), dtype=np.float32)

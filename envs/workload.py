@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envs.board import _read_yaml, format_validation_error, resolve_profile_path
-from envs.errors import ProfileError
+from lotus.core.errors import ProfileError
+from lotus.core.files import format_validation_error, read_yaml_mapping
+from lotus.envs.board import resolve_profile_path
 
 WORKLOADS_DIR = Path(__file__).parent / "profiles" / "workloads"
 
@@ -77,7 +78,7 @@ def available_workloads() -> list[str]:
 
 @lru_cache(maxsize=32)
 def _load_workload_cached(path: Path) -> WorkloadProfile:
-    data = _read_yaml(path, "workload profile")
+    data = read_yaml_mapping(path, "workload profile", ProfileError)
     if "workload" in data and "stage1" not in data:  # a model manifest: use its workload section
         data = data["workload"]
     try:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envs.errors import PolicyError
-from envs.files import sha256_file
-from envs.schema import SCHEMA_VERSION, ActionTable
+from lotus.core.errors import PolicyError
+from lotus.core.files import sha256_file
+from lotus.core.schema import SCHEMA_VERSION, ActionTable
 
 SHIPPED_DIR = Path(__file__).parent / "policies"
 ARTIFACT_FORMAT = 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.schema import IDX, ActionTable
+from lotus.core.schema import IDX, ActionTable
 
 SCHEDUTIL_HEADROOM = 1.25  # schedutil asks for 1.25x the utilisation-scaled clock
 PODGOV_TARGET_LOAD = 0.7  # GPU load the podgov-style governor steers towards

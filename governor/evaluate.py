@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from envs.core import Resolved
-from envs.scenario import Scenario
-from governor.registry import build_policy
-from governor.report import SUMMARY_KEYS, summarize
-from governor.rollout import Recording, rollout
+from lotus.envs.core import Resolved
+from lotus.envs.scenario import Scenario
+from lotus.governor.registry import build_policy
+from lotus.governor.report import SUMMARY_KEYS, summarize
+from lotus.governor.rollout import Recording, rollout
 
 ALPHA_PER_MS = 0.1  # weight of the latency variance, 1/ms
 THROTTLE_COST = 1.0  # deadlines charged per unit of throttled time fraction
@@ -51,7 +51,7 @@ def evaluate(
     progress: Callable[[float], None] | None = None,
 ) -> EvalResult:
     """Run each policy on each seed (same scenario, same seeds, same traces)."""
-    from governor.oracle import oracle_rollout
+    from lotus.governor.oracle import oracle_rollout
 
     res = Resolved.from_scenario(scenario)
     records: list[dict[str, Any]] = []

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.schema import HEADROOM_SCALE_C, IDX, N_FEATURES, ActionTable
+from lotus.core.schema import HEADROOM_SCALE_C, IDX, N_FEATURES, ActionTable
 
 
 def _identity(obs: np.ndarray, actions: ActionTable) -> np.ndarray:

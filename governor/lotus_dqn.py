@@ -15,7 +15,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import DQN
 
-from envs.schema import ActionTable
+from lotus.core.schema import ActionTable
 
 # columns of the Lotus state built by governor.features._lotus_state
 _CPU_FRAC, _CPU_HEADROOM, _GPU_FRAC, _GPU_HEADROOM = 1, 2, 3, 4

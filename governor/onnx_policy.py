@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.errors import PolicyError
-from envs.schema import N_FEATURES, ActionTable
-from governor.artifacts import PolicyArtifact, load_artifact
-from governor.features import FEATURE_SPECS
+from lotus.core.errors import PolicyError
+from lotus.core.schema import N_FEATURES, ActionTable
+from lotus.governor.artifacts import PolicyArtifact, load_artifact
+from lotus.governor.features import FEATURE_SPECS
 
 
 class OnnxPolicy:

@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from envs.core import CPU_THREADS_SHARE
-from envs.detector_env import TwoStageDetectorEnv
-from envs.ops import SCALAR, normal
-from envs.scenario import Scenario
-from governor.rollout import Recording, episode_frames_for, run_env
+from lotus.envs.core import CPU_THREADS_SHARE
+from lotus.envs.detector_env import TwoStageDetectorEnv
+from lotus.envs.ops import SCALAR, normal
+from lotus.envs.scenario import Scenario
+from lotus.governor.rollout import Recording, episode_frames_for, run_env
 
 ENERGY_WEIGHT_MS_PER_MJ = 0.02
 

@@ -12,8 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from envs.errors import PolicyError
-from envs.schema import ActionTable
+from lotus.core.errors import PolicyError
+from lotus.core.schema import ActionTable
 
 
 @runtime_checkable
@@ -67,7 +67,7 @@ def fixed(actions: ActionTable, arg: str) -> Policy:
 
 def stock(actions: ActionTable) -> Policy:
     """The board's default governors (schedutil + podgov-like)."""
-    from governor.baselines import StockPolicy
+    from lotus.governor.baselines import StockPolicy
 
     return StockPolicy(actions)
 

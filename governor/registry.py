@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from envs.schema import ActionTable
-from governor.policies import REGISTRY, Policy, make_policy, register
-from governor.shield import Shield
+from lotus.core.schema import ActionTable
+from lotus.governor.policies import REGISTRY, Policy, make_policy, register
+from lotus.governor.shield import Shield
 
 LEARNED = ("drl", "lotus-dac24", "ztt")
 
 
 def _onnx(name_or_path: str | Path, actions: ActionTable) -> Policy:
-    from governor.onnx_policy import OnnxPolicy
+    from lotus.governor.onnx_policy import OnnxPolicy
 
     return OnnxPolicy.load(name_or_path, actions)
 

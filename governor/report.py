@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from governor.rollout import Recording
+from lotus.governor.rollout import Recording
 
 SUMMARY_KEYS = (
     "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p99_ms", "latency_cv",

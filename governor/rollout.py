@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs.detector_env import TwoStageDetectorEnv
-from envs.scenario import Scenario
-from governor.policies import Policy
+from lotus.envs.detector_env import TwoStageDetectorEnv
+from lotus.envs.scenario import Scenario
+from lotus.governor.policies import Policy
 
 STEP_KEYS = (
     "time_s", "cpu_temp_c", "gpu_temp_c", "applied_cpu_khz", "applied_gpu_hz", "requested_cpu_khz",

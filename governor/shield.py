@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from envs.schema import HEADROOM_SCALE_C, IDX, ActionTable
-from governor.policies import Policy
+from lotus.core.schema import HEADROOM_SCALE_C, IDX, ActionTable
+from lotus.governor.policies import Policy
 
 logger = logging.getLogger(__name__)
 _I_CPU_HEADROOM, _I_GPU_HEADROOM, _I_SLOPE = IDX["cpu_headroom"], IDX["gpu_headroom"], IDX["temp_slope"]

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from envs.errors import ConfigError
-from envs.reward import STABLE_WEIGHTS
-from envs.scenario import Randomization, Scenario
-from envs.vector import BatchedDetectorEnv
-from governor.artifacts import sha256_file, write_metadata
-from governor.features import FEATURE_SPECS, FeatureSpec
+from lotus.core.errors import ConfigError
+from lotus.envs.reward import STABLE_WEIGHTS
+from lotus.envs.scenario import Randomization, Scenario
+from lotus.envs.vector import BatchedDetectorEnv
+from lotus.governor.artifacts import sha256_file, write_metadata
+from lotus.governor.features import FEATURE_SPECS, FeatureSpec
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.callbacks import CheckpointCallback
 
-    from governor.vec_env import DetectorVecEnv
+    from lotus.governor.vec_env import DetectorVecEnv
 
     if cfg.policy not in FEATURE_SPECS:
         raise ConfigError(f"unknown policy family {cfg.policy!r}; choose one of {', '.join(FEATURE_SPECS)}")
@@ -131,7 +131,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     algo_cls = PPO if cfg.algo == "ppo" else DQN
     extra: dict[str, Any] = {}
     if cfg.policy == "lotus-dac24" and cfg.algo == "dqn":
-        from governor.lotus_dqn import LotusDQN
+        from lotus.governor.lotus_dqn import LotusDQN
 
         algo_cls, extra = LotusDQN, {"actions": venv.benv.actions}
     ckpt_dir = out / "checkpoints"
@@ -162,8 +162,6 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
 def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
     files = sorted(ckpt_dir.glob("*_steps.zip"), key=lambda p: int(p.stem.rsplit("_", 2)[-2]))
     return files[-1] if files else None
-
-
 
 
 def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, out: Path, train_s: float) -> dict:
@@ -202,7 +200,7 @@ def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, 
     agreement = float((onnx_act == sb3_act).mean())
     if agreement < 0.99:
         raise RuntimeError(f"ONNX export disagrees with SB3 on {100 * (1 - agreement):.1f} % of observations")
-    from envs.core import Resolved
+    from lotus.envs.core import Resolved
 
     res = Resolved.from_scenario(scenario)
     meta = {

@@ -9,8 +9,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
-from envs.vector import BatchedDetectorEnv
-from governor.features import FeatureSpec
+from lotus.envs.vector import BatchedDetectorEnv
+from lotus.governor.features import FeatureSpec
 
 
 class DetectorVecEnv(VecEnv):
@@ -25,8 +25,8 @@ class DetectorVecEnv(VecEnv):
         self.benv, self.spec = benv, spec
         self.shield = None
         if shield:
-            from governor.baselines import StockPolicy
-            from governor.shield import Shield
+            from lotus.governor.baselines import StockPolicy
+            from lotus.governor.shield import Shield
 
             self.shield = Shield(None, benv.actions, StockPolicy(benv.actions))
         self._raw_obs: np.ndarray | None = None

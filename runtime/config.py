@@ -14,8 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from envs.board import read_yaml_mapping
-from envs.errors import ConfigError
+from lotus.core.errors import ConfigError
+from lotus.core.files import read_yaml_mapping
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "compressed_models"
 DEFAULT_PROVIDERS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -122,9 +122,9 @@ class GovernorConfig(_Section):
             try:
                 text = self.token_file.read_text().strip().splitlines()
             except OSError as exc:
-                raise ConfigError(f"governor.token_file {self.token_file}: {exc.strerror or exc}") from None
+                raise ConfigError(f"lotus.governor.token_file {self.token_file}: {exc.strerror or exc}") from None
             if not text or len(text[0]) < 8:
-                raise ConfigError(f"governor.token_file {self.token_file}: token must be at least 8 characters")
+                raise ConfigError(f"lotus.governor.token_file {self.token_file}: token must be at least 8 characters")
             return text[0].strip()
         return None
 

@@ -3,7 +3,7 @@
 :class:`Daemon` is built from :class:`~runtime.config.Settings`. ``start()`` opens the board,
 saves its original governors/limits to the state file and takes control (mode ``active``),
 loads and warms the models, and marks the daemon ready. ``infer()`` admits a frame into the
-bounded queue (``Overloaded`` when full) and runs it on the single inference thread.
+bounded queue (``OverloadedError`` when full) and runs it on the single inference thread.
 ``stop()`` restores the clocks; it is idempotent and runs from the app's lifespan ``finally``.
 """
 
@@ -17,40 +17,32 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from envs.errors import ConfigError, DeviceError
-from runtime.config import BoardConfig, Settings
-from runtime.governor_loop import GovernorController
-from runtime.hw.base import Board
-from runtime.metrics import Metrics
-from runtime.notify import Notifier
-from runtime.observation import ObservationBuilder, action_table, board_trip_c
-from runtime.pipeline import FramePipeline, FrameResult, LoadedModel, decode_image, load_models, warm_up
-from runtime.telemetry import TelemetryBus, sample_of
+from lotus.core.errors import ConfigError, DeviceError, NotReadyError, OverloadedError
+from lotus.runtime.config import BoardConfig, Settings
+from lotus.runtime.governor_loop import GovernorController
+from lotus.runtime.hw.base import Board
+from lotus.runtime.metrics import Metrics
+from lotus.runtime.notify import Notifier
+from lotus.runtime.observation import ObservationBuilder, action_table, board_trip_c
+from lotus.runtime.pipeline import FramePipeline, FrameResult, LoadedModel, decode_image, load_models, warm_up
+from lotus.runtime.telemetry import TelemetryBus, sample_of
 
 log = logging.getLogger(__name__)
 INLINE_DECODE_BYTES = 256 * 1024  # compressed images up to this size decode on the event loop
 VERSION = "0.1.0"
 
 
-class Overloaded(Exception):
-    """The inference queue is full (answered with 503 + Retry-After)."""
-
-
-class NotReady(Exception):
-    """The daemon is still warming up or shutting down."""
-
-
 def open_board(cfg: BoardConfig) -> Board:
     """The configured backend; ``auto`` falls back to the simulated board when nothing is found."""
-    from runtime.hw.detect import detect_board
-    from runtime.hw.sim import SimBoard, ensure_registered
+    from lotus.runtime.hw.detect import detect_board
+    from lotus.runtime.hw.sim import SimBoard, ensure_registered
 
     ensure_registered()
 
     if cfg.backend == "sim":
         return SimBoard(cfg.sim_board, ambient_c=cfg.sim_ambient_c, trip_c=cfg.trip_c)
     if cfg.backend == "nvml":
-        from runtime.hw.nvml import detect as nvml_detect
+        from lotus.runtime.hw.nvml import detect as nvml_detect
 
         board = nvml_detect(cfg.sysfs_root, allow_set=cfg.allow_nvml_set)
         if board is None:
@@ -134,8 +126,7 @@ class Daemon:
         self._policy_info()
         self.ready = True
         text = (
-            f"ready: {', '.join(self.models)} on {self.provider}, board {board.backend}, "
-            f"governor {self.governor.mode}"
+            f"ready: {', '.join(self.models)} on {self.provider}, board {board.backend}, governor {self.governor.mode}"
         )
         self.status_text = text
         self.notifier.ready(text)
@@ -148,7 +139,7 @@ class Daemon:
             )
 
     def _take_control(self) -> None:
-        from runtime.hw.state import save_state
+        from lotus.runtime.hw.state import save_state
 
         board = self.board
         assert board is not None
@@ -166,7 +157,7 @@ class Daemon:
 
     def restore_clocks(self) -> None:
         """Put the original governors/limits back and delete the state file (idempotent)."""
-        from runtime.hw.state import restore
+        from lotus.runtime.hw.state import restore
 
         if not self.state_saved or self.board is None:
             return
@@ -220,12 +211,12 @@ class Daemon:
         next_frame_at: float | None = None,
         admit: bool = True,
     ) -> FrameResult:
-        """Run one frame on the worker thread. ``admit``: refuse with Overloaded when the queue is full."""
+        """Run one frame on the worker thread. ``admit``: refuse with OverloadedError when the queue is full."""
         if not self.ready or self.pipeline is None:
-            raise NotReady("warming up" if not self.stopping else "shutting down")
+            raise NotReadyError("warming up" if not self.stopping else "shutting down")
         if admit and self.pending >= self.settings.server.queue_size:
             self.metrics.rejected.labels("overload").inc()
-            raise Overloaded(f"inference queue full ({self.pending} frames)")
+            raise OverloadedError(f"inference queue full ({self.pending} frames)")
         self.pending += 1
         self.metrics.queue_depth.set(self.pending)
         t_enq = time.perf_counter()

@@ -17,9 +17,9 @@ from typing import Literal
 
 import numpy as np
 
-from envs.errors import DeviceError, PolicyError
-from envs.schema import ActionTable
-from runtime.hw.base import Board
+from lotus.core.errors import DeviceError, PolicyError
+from lotus.core.schema import ActionTable
+from lotus.runtime.hw.base import Board
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Decision:
 
 def build_policy(spec: str, actions: ActionTable):  # noqa: ANN201 - governor.policies.Policy
     """``governor.registry.build_policy`` (numpy + onnxruntime only; never SB3/torch)."""
-    from governor.registry import build_policy as _build
+    from lotus.governor.registry import build_policy as _build
 
     return _build(spec, actions)
 

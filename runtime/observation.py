@@ -1,10 +1,10 @@
 """Build the governor's observation from a board's real sensors, exactly as the simulator does.
 
-The simulator fills :data:`envs.schema.RAW_FIELDS` in ``SimCore.raw_readings``; this module fills
-the same dict from a :class:`~runtime.hw.base.Snapshot` plus the pipeline's timings, and both go
+The simulator fills :data:`lotus.core.schema.RAW_FIELDS` in ``SimCore.raw_readings``; this module fills
+the same dict from a :class:`~lotus.runtime.hw.base.Snapshot` plus the pipeline's timings, and both go
 through :func:`envs.schema.encode_observation`. The two filters (temperature slope with time
 constant ``TEMP_SLOPE_TAU_S``, latency EMA with ``LATENCY_EMA_ALPHA``) are updated with the same
-formulas as ``envs.core``: the slope after every stage, the EMA after every frame.
+formulas as ``lotus.envs.core``: the slope after every stage, the EMA after every frame.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.schema import LATENCY_EMA_ALPHA, ActionTable, encode_observation, slope_alpha
-from runtime.hw.base import Board, Snapshot
+from lotus.core.schema import LATENCY_EMA_ALPHA, ActionTable, encode_observation, slope_alpha
+from lotus.runtime.hw.base import Board, Snapshot
 
 DEFAULT_TRIP_C = 99.0  # Orin passive sw-throttle trip (boards.md 4.3)
 NO_GPU_HZ = (1,)  # placeholder GPU table for boards without a controllable GPU
@@ -147,7 +147,7 @@ class ObservationBuilder:
         throttled: bool,
         stage1_ms: float | None = None,
     ) -> dict[str, Any]:
-        """The :data:`envs.schema.RAW_FIELDS` dict for one decision."""
+        """The :data:`lotus.core.schema.RAW_FIELDS` dict for one decision."""
         return {
             "stage2_next": 1.0 if stage2_next else 0.0,
             "cpu_khz": view.cpu_khz,

@@ -21,35 +21,31 @@ from typing import Any
 
 import numpy as np
 
-from envs.errors import ModelLoadError
-from runtime.config import ModelsConfig
-from runtime.governor_loop import GovernorController
-from runtime.hw.base import Board, Snapshot
-from runtime.observation import ObservationBuilder, SensorView, sensor_view
+from lotus.core.errors import BadInputError, ModelLoadError
+from lotus.runtime.config import ModelsConfig
+from lotus.runtime.governor_loop import GovernorController
+from lotus.runtime.hw.base import Board, Snapshot
+from lotus.runtime.observation import ObservationBuilder, SensorView, sensor_view
 
 log = logging.getLogger(__name__)
 MAX_PIXELS = 40_000_000  # decoded images above this are refused (decompression bombs)
 
 
-class BadInput(ValueError):
-    """The request's image or tensor cannot be used (answered with a 4xx)."""
-
-
 def decode_image(data: bytes) -> np.ndarray:
-    """JPEG/PNG/... bytes -> ``[H, W, 3]`` uint8 RGB; BadInput when it is not a readable image."""
+    """JPEG/PNG/... bytes -> ``[H, W, 3]`` uint8 RGB; BadInputError when it is not a readable image."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
-        raise BadInput("empty body: send a JPEG or PNG image")
+        raise BadInputError("empty body: send a JPEG or PNG image")
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > MAX_PIXELS:
-                raise BadInput(f"image is {img.width}x{img.height}: more than {MAX_PIXELS} pixels")
+                raise BadInputError(f"image is {img.width}x{img.height}: more than {MAX_PIXELS} pixels")
             return np.asarray(img.convert("RGB"))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, BadInput):
+        if isinstance(exc, BadInputError):
             raise
-        raise BadInput(f"body is not a readable image ({type(exc).__name__}: {exc})") from None
+        raise BadInputError(f"body is not a readable image ({type(exc).__name__}: {exc})") from None
 
 
 # --- ORT providers and models ------------------------------------------------------------------
@@ -110,8 +106,8 @@ def _provider_entries(providers: list[str], trt_cache: Path | None) -> list[Any]
 
 def load_models(cfg: ModelsConfig) -> dict[str, LoadedModel]:
     """Load, verify and open every configured model; a GPU provider that fails falls back to CPU."""
-    from compressed_models.pipeline import create_pipeline
-    from compressed_models.repository import load_manifest
+    from lotus.runtime.models.manifest import load_manifest
+    from lotus.runtime.models.two_stage import create_pipeline
 
     providers = probe_providers(cfg.providers)
     models: dict[str, LoadedModel] = {}
@@ -183,8 +179,12 @@ class FrameResult:
             "frame": self.frame,
             "image_size": list(self.image_size),
             "detections": [
-                {"box": [round(v, 2) for v in d.box], "score": round(float(d.score), 4), "label": d.label,
-                 "class_id": d.class_id}
+                {
+                    "box": [round(v, 2) for v in d.box],
+                    "score": round(float(d.score), 4),
+                    "label": d.label,
+                    "class_id": d.class_id,
+                }
                 for d in self.detections
             ],
             "num_proposals": self.num_proposals,

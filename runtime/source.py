@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.errors import ConfigError
-from runtime.config import SourceConfig
+from lotus.core.errors import ConfigError
+from lotus.runtime.config import SourceConfig
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}

@@ -26,8 +26,11 @@ def _save(model, path: Path) -> None:  # noqa: ANN001
 
 
 def _quad_scores(helper, nodes: list, src: str, kernel: int, prefix: str) -> str:  # noqa: ANN001
-    nodes.append(helper.make_node("AveragePool", [src], [f"{prefix}_pool"], kernel_shape=[kernel, kernel],
-                                  strides=[kernel, kernel]))
+    nodes.append(
+        helper.make_node(
+            "AveragePool", [src], [f"{prefix}_pool"], kernel_shape=[kernel, kernel], strides=[kernel, kernel]
+        )
+    )
     nodes.append(helper.make_node("ReduceMean", [f"{prefix}_pool"], [f"{prefix}_mean"], axes=[1], keepdims=0))
     nodes.append(helper.make_node("Reshape", [f"{prefix}_mean", "shape4"], [f"{prefix}_flat"]))
     nodes.append(helper.make_node("TopK", [f"{prefix}_flat", "k4"], [f"{prefix}_val", f"{prefix}_idx"]))
@@ -38,7 +41,7 @@ def write_quadrant_model(directory: Path, work: int = 0, name: str = "quadrants"
     """Write the model folder under ``directory``; returns ``directory`` (the repository root)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from compressed_models.repository import sha256_file
+    from lotus.runtime.models.manifest import sha256_file
 
     folder = Path(directory) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -164,7 +167,7 @@ class ServerThread:
     def __init__(self, app, ready_timeout_s: float = 60.0, ws_max_size: int = 16 * 1024 * 1024) -> None:  # noqa: ANN001
         import uvicorn
 
-        from runtime.cli.serve import _free_port
+        from lotus.runtime.cli.serve import _free_port
 
         self.app = app
         self.port = _free_port("127.0.0.1")

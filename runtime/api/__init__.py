@@ -20,9 +20,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from runtime.config import Settings
-from runtime.daemon import VERSION, Daemon
-from runtime.hw.base import Board
+from lotus.runtime.config import Settings
+from lotus.runtime.daemon import VERSION, Daemon
+from lotus.runtime.hw.base import Board
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def create_app(
     on_fatal: Callable[[BaseException], None] | None = None,
 ) -> FastAPI:
     """The app. ``devices``: a board to use instead of opening ``settings.board`` (tests, bench)."""
-    from runtime.api.routes import detect, governor, health, kserve, metrics, stream, telemetry
+    from lotus.runtime.api.routes import detect, governor, health, kserve, metrics, stream, telemetry
 
     daemon = Daemon(settings, board=devices)
 
@@ -77,7 +77,7 @@ def create_app(
                 return
             tasks.append(asyncio.create_task(daemon.heartbeat()))
             if settings.source.uri:
-                from runtime.source import run_source
+                from lotus.runtime.source import run_source
 
                 tasks.append(asyncio.create_task(run_source(daemon, settings.source)))
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from runtime.daemon import Daemon
+from lotus.runtime.daemon import Daemon
 
 
 async def get_daemon(request: Request) -> Daemon:

@@ -1,5 +1,5 @@
-"""``python -m runtime.cli``: the same as the ``lotus`` console script."""
+"""``python -m lotus.runtime.cli``: the same as the ``lotus`` console script."""
 
-from runtime.cli import main
+from lotus.core.cli import main
 
 main()

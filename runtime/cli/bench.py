@@ -6,48 +6,7 @@ import time
 
 import typer
 
-from runtime.cli._common import print_json
-
-app = typer.Typer(no_args_is_help=True)
-
-
-@app.command("env")
-def bench_env(
-    steps: int = typer.Option(20000, min=100, help="single-env steps to time"),
-    boards: int = typer.Option(64, min=1, help="boards in the batched env"),
-    batched_steps: int = typer.Option(2000, min=10, help="batched steps to time"),
-    json_out: bool = typer.Option(False, "--json", help="print one JSON document"),
-) -> None:
-    """Simulator speed: single-env steps/s and batched board-steps/s, side by side."""
-    import numpy as np
-
-    from envs import BatchedDetectorEnv, TwoStageDetectorEnv
-
-    env = TwoStageDetectorEnv(episode_frames=10**9)
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    actions = rng.integers(0, env.actions.n, size=steps).tolist()
-    for a in actions[:200]:
-        env.step(a)
-    t0 = time.perf_counter()
-    for a in actions:
-        env.step(a)
-    single = steps / (time.perf_counter() - t0)
-    venv = BatchedDetectorEnv(boards, episode_frames=10**9)
-    venv.reset(seed=0)
-    batch_actions = rng.integers(0, venv.actions.n, size=(batched_steps, boards))
-    for a in batch_actions[:20]:
-        venv.step(a)
-    t0 = time.perf_counter()
-    for a in batch_actions:
-        venv.step(a)
-    batched = batched_steps * boards / (time.perf_counter() - t0)
-    doc = {"single_steps_per_s": round(single, 1), "batched_board_steps_per_s": round(batched, 1), "boards": boards}
-    if json_out:
-        print_json(doc)
-        return
-    print(f"{'single env':<22}{single:>14,.0f} steps/s")
-    print(f"{'batched env (N=' + str(boards) + ')':<22}{batched:>14,.0f} board-steps/s")
+from lotus.core.console import print_json
 
 
 def _bench_image(size: int = 192) -> bytes:
@@ -72,7 +31,6 @@ def _p50(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-@app.command("serve")
 def bench_serve(
     model: str = typer.Option("frcnn-lite", help="model to serve"),
     repository: str = typer.Option("", help="model repository (default: the shipped one)"),
@@ -94,10 +52,10 @@ def bench_serve(
     import httpx
     import psutil
 
-    from compressed_models.pipeline import create_pipeline
-    from compressed_models.repository import load_manifest
-    from runtime.cli.serve import _free_port
-    from runtime.pipeline import decode_image, session_options
+    from lotus.runtime.cli.serve import _free_port
+    from lotus.runtime.models.manifest import load_manifest
+    from lotus.runtime.models.two_stage import create_pipeline
+    from lotus.runtime.pipeline import decode_image, session_options
 
     jpeg = _bench_image()
     repo = Path(repository) if repository else None
@@ -119,7 +77,7 @@ def bench_serve(
 
     port = _free_port("127.0.0.1")
     tmp = Path(tempfile.mkdtemp(prefix="lotus-bench-"))
-    cmd = [sys.executable, "-m", "runtime.cli", "serve", "--backend", "sim", "--port", str(port),
+    cmd = [sys.executable, "-m", "lotus.runtime.cli", "serve", "--backend", "sim", "--port", str(port),
            "--model", model, "--threads", str(threads), "--policy", policy, "--mode", "active",
            "--state-file", str(tmp / "state.json"), "--log-level", "warning"]  # fmt: skip
     if repo is not None:

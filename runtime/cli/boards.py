@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from envs.errors import DeviceError
+from lotus.core.errors import DeviceError
 
 app = typer.Typer(
     help="Detected board backend, sensors and controllable clocks.",
@@ -15,9 +15,7 @@ app = typer.Typer(
     no_args_is_help=False,
 )
 
-SysfsRoot = typer.Option(
-    Path("/"), "--sysfs-root", help="Root of the sysfs tree to probe (a fake tree in tests)."
-)
+SysfsRoot = typer.Option(Path("/"), "--sysfs-root", help="Root of the sysfs tree to probe (a fake tree in tests).")
 
 
 @app.callback()
@@ -32,8 +30,8 @@ def boards(
     """Print the detected board backend, its clock domains, sensors, and what is writable."""
     if ctx.invoked_subcommand is not None:
         return
-    from runtime.hw import detect_board
-    from runtime.hw import diagnose as diagnose_report
+    from lotus.runtime.hw import detect_board
+    from lotus.runtime.hw import diagnose as diagnose_report
 
     if diagnose:
         typer.echo(diagnose_report(sysfs_root), nl=False)
@@ -92,13 +90,11 @@ def _print_tables(desc: object) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from runtime.hw.base import BoardDescription
+    from lotus.runtime.hw.base import BoardDescription
 
     assert isinstance(desc, BoardDescription)
     console = Console()
-    console.print(
-        f"[bold]backend[/] {desc.backend}   [bold]model[/] {desc.model}   [bold]root[/] {desc.sysfs_root}"
-    )
+    console.print(f"[bold]backend[/] {desc.backend}   [bold]model[/] {desc.model}   [bold]root[/] {desc.sysfs_root}")
     if desc.nvpmodel:
         nvp = desc.nvpmodel
         console.print(f"[bold]nvpmodel[/] id={nvp.id} name={nvp.name} fan mode={nvp.fan_mode}")
@@ -107,9 +103,7 @@ def _print_tables(desc: object) -> None:
         clocks.add_column(col)
     for d in desc.domains:
         steps = f"{len(d.available)} ({d.available[0]}..{d.available[-1]})" if d.available else "-"
-        clocks.add_row(
-            d.name, d.unit, str(d.current), str(d.min), str(d.max), steps, str(d.governor), d.method, d.path
-        )
+        clocks.add_row(d.name, d.unit, str(d.current), str(d.min), str(d.max), steps, str(d.governor), d.method, d.path)
     console.print(clocks)
     sensors = Table(title="sensors")
     for col in ("kind", "name", "value", "detail"):
@@ -140,7 +134,7 @@ def fake_sysfs(
     layout: str = typer.Option("jetpack6", "--layout", help="jetpack5, jetpack6 or x86."),
 ) -> None:
     """Write a fake sysfs tree (Orin Nano 15W tables, or an x86 box) for tests and demos."""
-    from runtime.hw.fake_sysfs import LAYOUTS, write_fake_sysfs
+    from lotus.runtime.hw.fake_sysfs import LAYOUTS, write_fake_sysfs
 
     if layout not in LAYOUTS:
         raise typer.BadParameter(f"choose one of {', '.join(LAYOUTS)}", param_hint="--layout")
@@ -156,7 +150,7 @@ def restore_clocks(
     sysfs_root: Path = SysfsRoot,
 ) -> None:
     """Put back the governors, clock limits and fan settings saved in STATE_FILE."""
-    from runtime.hw.state import restore
+    from lotus.runtime.hw.state import restore
 
     report = restore(state_file, sysfs_root)
     for line in report.restored:

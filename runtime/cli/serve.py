@@ -3,7 +3,7 @@
 ``serve`` validates the configuration (file, then ``LOTUS_*`` environment, then these flags),
 runs uvicorn in this process with the app of :func:`runtime.api.create_app`, and restores the
 clocks on SIGTERM/SIGINT (uvicorn's handlers start the lifespan shutdown) or on a fatal error
-(``finally``). Also runnable as ``python -m runtime.cli serve ...``.
+(``finally``). Also runnable as ``python -m lotus.runtime.cli serve ...``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,6 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     return out
 
 
-
 def serve(
     config: Path | None = ConfigOpt,
     host: str | None = typer.Option(None, help="Listen address [server.host]."),
@@ -81,8 +80,8 @@ def serve(
     """Run the inference daemon: HTTP API, governor, optional streaming source."""
     import uvicorn
 
-    from runtime.api import create_app
-    from runtime.config import load_settings
+    from lotus.runtime.api import create_app
+    from lotus.runtime.config import load_settings
 
     flags = _overrides(
         server__host=host, server__port=port, board__backend=backend, board__sysfs_root=sysfs_root,
@@ -122,7 +121,7 @@ def serve(
     finally:
         app.state.daemon.stop()  # idempotent: the lifespan normally did it already
     if fatal:
-        from envs.errors import LotusError
+        from lotus.core.errors import LotusError
 
         exc = fatal[0]
         if isinstance(exc, LotusError):
@@ -132,7 +131,7 @@ def serve(
 
 def check_config(path: Path = typer.Argument(..., help="YAML config file to validate.")) -> None:
     """Validate a config file (and the environment overrides) without starting anything."""
-    from runtime.config import load_settings
+    from lotus.runtime.config import load_settings
 
     settings = load_settings(path)
     names = ", ".join(m.name for m in settings.models.load)

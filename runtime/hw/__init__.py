@@ -4,9 +4,9 @@ Every backend reaches the hardware through a root directory, so tests run the re
 fake trees (:mod:`runtime.hw.fake_sysfs`). Start with :func:`detect_board`.
 """
 
-from runtime.hw.base import BACKENDS, Board, BoardDescription, ClockDomain, Snapshot, register_backend
-from runtime.hw.detect import detect_board, diagnose
-from runtime.hw.state import RestoreReport, restore, save_state
+from lotus.runtime.hw.base import BACKENDS, Board, BoardDescription, ClockDomain, Snapshot, register_backend
+from lotus.runtime.hw.detect import detect_board, diagnose
+from lotus.runtime.hw.state import RestoreReport, restore, save_state
 
 __all__ = [
     "BACKENDS",

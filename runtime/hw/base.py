@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from envs.errors import ConfigError
+from lotus.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -162,10 +162,10 @@ class BackendFactory(Protocol):
 
 # Name -> "module:function" (resolved lazily so importing this module stays cheap) or a callable.
 BACKENDS: dict[str, str | BackendFactory] = {
-    "jetson": "runtime.hw.jetson:detect",
-    "nvml": "runtime.hw.nvml:detect",
-    "linux": "runtime.hw.linux:detect",
-    "sim": "runtime.hw.sim:detect",  # never auto-detected: the daemon's fallback when nothing real is found
+    "jetson": "lotus.runtime.hw.jetson:detect",
+    "nvml": "lotus.runtime.hw.nvml:detect",
+    "linux": "lotus.runtime.hw.linux:detect",
+    "sim": "lotus.runtime.hw.sim:detect",  # never auto-detected: the daemon's fallback when nothing real is found
 }
 
 

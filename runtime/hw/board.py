@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from runtime.hw.base import BoardDescription, ClockDomain, NvpMode, RailInfo, Snapshot
-from runtime.hw.cpu import CpuLoad
-from runtime.hw.fan import Fan
-from runtime.hw.nvpmodel import NvpModel
-from runtime.hw.sysfs import SysfsIO
-from runtime.hw.thermal import ThermalZones
+from lotus.runtime.hw.base import BoardDescription, ClockDomain, NvpMode, RailInfo, Snapshot
+from lotus.runtime.hw.cpu import CpuLoad
+from lotus.runtime.hw.fan import Fan
+from lotus.runtime.hw.nvpmodel import NvpModel
+from lotus.runtime.hw.sysfs import SysfsIO
+from lotus.runtime.hw.thermal import ThermalZones
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class HwBoard:
         return lines
 
     def set_fan_pwm(self, pwm: int) -> None:
-        from envs.errors import DeviceError
+        from lotus.core.errors import DeviceError
 
         if self.fan is None:
             raise DeviceError(f"{self.backend}: no controllable fan found under {self.sysfs_root}")
@@ -149,9 +149,7 @@ class HwBoard:
             desc.notes.append("no power rails found: energy will be estimated, not measured")
         for info in desc.domains:
             if not info.writable:
-                desc.notes.append(
-                    f"{info.name}: clock not writable ({info.path}); run as root or install the rule"
-                )
+                desc.notes.append(f"{info.name}: clock not writable ({info.path}); run as root or install the rule")
         return desc
 
     def state_records(self) -> list[dict[str, Any]]:

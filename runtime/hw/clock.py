@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from envs.errors import DeviceError
-from runtime.hw.base import ClockDomainInfo
-from runtime.hw.sysfs import SysfsIO, parse_int_list
+from lotus.core.errors import DeviceError
+from lotus.runtime.hw.base import ClockDomainInfo
+from lotus.runtime.hw.sysfs import SysfsIO, parse_int_list
 
 
 @dataclass(frozen=True)
@@ -140,9 +140,7 @@ class SysfsClockDomain:
     def check(self, freq: int) -> None:
         table = self._available
         if len(table) > 2 and freq not in table:
-            raise ValueError(
-                f"{self.name}: {freq} {self.unit} is not one of the available frequencies {table}"
-            )
+            raise ValueError(f"{self.name}: {freq} {self.unit} is not one of the available frequencies {table}")
         if table and not table[0] <= freq <= table[-1]:
             raise ValueError(f"{self.name}: {freq} {self.unit} outside [{table[0]}, {table[-1]}]")
 
@@ -155,9 +153,7 @@ class SysfsClockDomain:
     # --- description and state ---------------------------------------------------------------
     def info(self) -> ClockDomainInfo:
         lo, hi = self.limits()
-        files = [self.layout.min, self.layout.max] + (
-            [self.layout.setspeed] if self.method == "userspace" else []
-        )
+        files = [self.layout.min, self.layout.max] + ([self.layout.setspeed] if self.method == "userspace" else [])
         writable = all(_writable(self.directory / f) for f in files)
         return ClockDomainInfo(
             name=self.name,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from runtime.hw.clock import CPUFREQ, SysfsClockDomain
-from runtime.hw.sysfs import CachedReader, SysfsIO
+from lotus.runtime.hw.clock import CPUFREQ, SysfsClockDomain
+from lotus.runtime.hw.sysfs import CachedReader, SysfsIO
 
 CPUFREQ_DIR = "/sys/devices/system/cpu/cpufreq"
 CPU_DIR = "/sys/devices/system/cpu"

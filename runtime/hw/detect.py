@@ -10,9 +10,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from envs.errors import DeviceError
-from runtime.hw import cpu, fan, gpu, nvpmodel, power, thermal
-from runtime.hw.base import BACKENDS, Board, load_backend
+from lotus.core.errors import DeviceError
+from lotus.runtime.hw import cpu, fan, gpu, nvpmodel, power, thermal
+from lotus.runtime.hw.base import BACKENDS, Board, load_backend
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +25,15 @@ def detect_board(sysfs_root: Path = Path("/"), prefer: str | None = None) -> Boa
     Returns None when nothing matches; the caller then falls back to a simulated board. NVML talks
     to the real driver, not to ``sysfs_root``, so it is only tried automatically when the root is
     ``/`` (a fake tree on a GPU host must not detect the host's GPU). ``prefer`` names one backend
-    from :data:`~runtime.hw.base.BACKENDS` and raises DeviceError if it does not detect.
+    from :data:`~lotus.runtime.hw.base.BACKENDS` and raises DeviceError if it does not detect.
     """
     root = Path(sysfs_root)
     if prefer is not None:
         board = load_backend(prefer)(root)
         if board is None:
-            raise DeviceError(
-                f"board backend {prefer!r} found no hardware under {root} (`lotus boards --diagnose`)"
-            )
+            raise DeviceError(f"board backend {prefer!r} found no hardware under {root} (`lotus boards --diagnose`)")
         return board
-    names = [n for n in AUTO_ORDER if n in BACKENDS] + [
-        n for n in BACKENDS if n not in AUTO_ORDER and n != "sim"
-    ]
+    names = [n for n in AUTO_ORDER if n in BACKENDS] + [n for n in BACKENDS if n not in AUTO_ORDER and n != "sim"]
     for name in names:
         if name == "nvml" and root.resolve() != Path("/"):
             continue
@@ -82,8 +78,7 @@ def diagnose(sysfs_root: Path = Path("/")) -> str:
         f"kernel: {read('/proc/version')}",
         f"model: {read('/proc/device-tree/model')}",
         f"l4t: {read('/etc/nv_tegra_release').splitlines()[0] if read('/etc/nv_tegra_release') else ''}",
-        "versions: "
-        + ", ".join(f"{p}={_version(p)}" for p in ("lotus-edge", "nvidia-ml-py", "typer", "rich")),
+        "versions: " + ", ".join(f"{p}={_version(p)}" for p in ("lotus-edge", "nvidia-ml-py", "typer", "rich")),
         "",
         "## probed paths",
     ]

@@ -14,8 +14,8 @@ import errno
 import os
 from pathlib import Path
 
-from envs.errors import DeviceError
-from runtime.hw.sysfs import SysfsIO
+from lotus.core.errors import DeviceError
+from lotus.runtime.hw.sysfs import SysfsIO
 
 LAYOUTS = ("jetpack5", "jetpack6", "x86")
 
@@ -181,9 +181,7 @@ class FakeKernel(SysfsIO):
             if name in _SETSPEED and (self.read_text(gov_file) or "") != "userspace":
                 self._reject(path, value, "governor is not userspace")
         if name in ("scaling_governor", "governor"):
-            allowed = (
-                self.read_text(domain / f"{'scaling_' if is_cpu else ''}available_governors") or ""
-            ).split()
+            allowed = (self.read_text(domain / f"{'scaling_' if is_cpu else ''}available_governors") or "").split()
             if text not in allowed:
                 self._reject(path, value, "unknown governor")
         super().write(path, value)
@@ -215,6 +213,4 @@ class FakeKernel(SysfsIO):
             SysfsIO.write(self, domain / "target_freq", cur)
 
     def _reject(self, path: Path, value: str | int, why: str) -> None:
-        raise DeviceError(
-            f"{self._error(path, value, OSError(errno.EINVAL, 'Invalid argument'))} [fake: {why}]"
-        )
+        raise DeviceError(f"{self._error(path, value, OSError(errno.EINVAL, 'Invalid argument'))} [fake: {why}]")

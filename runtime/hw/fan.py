@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from runtime.hw.base import FanInfo
-from runtime.hw.sysfs import CachedReader, SysfsIO
+from lotus.runtime.hw.base import FanInfo
+from lotus.runtime.hw.sysfs import CachedReader, SysfsIO
 
 HWMON_DIR = "/sys/class/hwmon"
 FAN_HWMON_NAMES = ("pwmfan", "pwm-fan", "pwm_fan")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.hw.clock import DEVFREQ, SysfsClockDomain
-from runtime.hw.sysfs import CachedReader, SysfsIO
+from lotus.runtime.hw.clock import DEVFREQ, SysfsClockDomain
+from lotus.runtime.hw.sysfs import CachedReader, SysfsIO
 
 # Known devfreq directories (JetPack 5 / L4T 35 first, then JetPack 6 / L4T 36); the
 # /sys/class/devfreq scan below catches renamed nodes on other releases.

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from runtime.hw.board import HwBoard
-from runtime.hw.cpu import CpuLoad, discover_cpu_domains
-from runtime.hw.fan import Fan
-from runtime.hw.gpu import GpuLoad, discover_gpu_domain, find_gpu_load
-from runtime.hw.nvpmodel import NvpModel
-from runtime.hw.power import Ina3221
-from runtime.hw.sysfs import SysfsIO
-from runtime.hw.thermal import ThermalZones
+from lotus.runtime.hw.board import HwBoard
+from lotus.runtime.hw.cpu import CpuLoad, discover_cpu_domains
+from lotus.runtime.hw.fan import Fan
+from lotus.runtime.hw.gpu import GpuLoad, discover_gpu_domain, find_gpu_load
+from lotus.runtime.hw.nvpmodel import NvpModel
+from lotus.runtime.hw.power import Ina3221
+from lotus.runtime.hw.sysfs import SysfsIO
+from lotus.runtime.hw.thermal import ThermalZones
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.hw.board import HwBoard, PowerSource
-from runtime.hw.cpu import CpuLoad, discover_cpu_domains
-from runtime.hw.fan import Fan
-from runtime.hw.power import Rapl
-from runtime.hw.sysfs import SysfsIO
-from runtime.hw.thermal import ThermalZones
+from lotus.runtime.hw.board import HwBoard, PowerSource
+from lotus.runtime.hw.cpu import CpuLoad, discover_cpu_domains
+from lotus.runtime.hw.fan import Fan
+from lotus.runtime.hw.power import Rapl
+from lotus.runtime.hw.sysfs import SysfsIO
+from lotus.runtime.hw.thermal import ThermalZones
 
 
 def parts(io: SysfsIO) -> dict[str, object] | None:

@@ -11,11 +11,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from envs.errors import DeviceError
-from runtime.hw.base import ClockDomainInfo, RailInfo
-from runtime.hw.board import HwBoard
-from runtime.hw.linux import parts
-from runtime.hw.sysfs import SysfsIO
+from lotus.core.errors import DeviceError
+from lotus.runtime.hw.base import ClockDomainInfo, RailInfo
+from lotus.runtime.hw.board import HwBoard
+from lotus.runtime.hw.linux import parts
+from lotus.runtime.hw.sysfs import SysfsIO
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,4 @@ def detect(
     host: dict[str, Any] = parts(io) or {"domains": {}, "power": []}
     host["domains"] = {**host["domains"], "gpu": gpu}
     host["power"] = [*host["power"], _Power(gpu)]
-    return HwBoard(
-        "nvml", io, gpu_load=_Load(gpu), extra_temps=[_Temps(gpu)], on_close=nvml.nvmlShutdown, **host
-    )
+    return HwBoard("nvml", io, gpu_load=_Load(gpu), extra_temps=[_Temps(gpu)], on_close=nvml.nvmlShutdown, **host)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from runtime.hw.base import NvpMode
-from runtime.hw.sysfs import SysfsIO
+from lotus.runtime.hw.base import NvpMode
+from lotus.runtime.hw.sysfs import SysfsIO
 
 STATUS_FILE = "/var/lib/nvpmodel/status"
 CONF_FILES = ("/etc/nvpmodel.conf",)

@@ -10,8 +10,8 @@ import re
 import time
 from pathlib import Path
 
-from runtime.hw.base import RailInfo
-from runtime.hw.sysfs import CachedReader, SysfsIO
+from lotus.runtime.hw.base import RailInfo
+from lotus.runtime.hw.sysfs import CachedReader, SysfsIO
 
 INA3221_HWMON = "/sys/bus/i2c/drivers/ina3221/*/hwmon/hwmon*"
 INA3221_IIO = ("/sys/bus/i2c/drivers/ina3221x/*/iio:device*", "/sys/bus/i2c/drivers/ina3221x/*/iio_device")

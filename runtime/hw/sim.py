@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from envs.board import BoardProfile, load_board
-from envs.core import CPU_THREADS_SHARE, _volts
-from envs.thermal import advance, coefficient_table
-from runtime.hw.base import (
+from lotus.envs.board import BoardProfile, load_board
+from lotus.envs.core import CPU_THREADS_SHARE, _volts
+from lotus.envs.thermal import advance, coefficient_table
+from lotus.runtime.hw.base import (
     BoardDescription,
     ClockDomainInfo,
     NvpMode,
@@ -203,9 +203,10 @@ class SimBoard:
 
     @property
     def throttled(self) -> bool:
-        return self._cap_c < len(self.domains["cpu0"].available()) - 1 or self._cap_g < len(
-            self.domains["gpu"].available()
-        ) - 1
+        return (
+            self._cap_c < len(self.domains["cpu0"].available()) - 1
+            or self._cap_g < len(self.domains["gpu"].available()) - 1
+        )
 
     def note_activity(self, busy: bool) -> None:
         """The pipeline starts (True) or stops (False) running a stage: changes the power drawn."""
@@ -285,10 +286,10 @@ def detect(sysfs_root: Path = Path("/")) -> SimBoard:
 
 def ensure_registered() -> None:
     """Register the ``sim`` backend (done on import; again if a test reset the registry)."""
-    from runtime.hw.base import BACKENDS
+    from lotus.runtime.hw.base import BACKENDS
 
     if "sim" not in BACKENDS:
-        register_backend("sim", "runtime.hw.sim:detect")
+        register_backend("sim", "lotus.runtime.hw.sim:detect")
 
 
 ensure_registered()

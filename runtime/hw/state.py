@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envs.errors import ConfigError, DeviceError
-from runtime.hw.base import Board
-from runtime.hw.sysfs import SysfsIO
+from lotus.core.errors import ConfigError, DeviceError
+from lotus.runtime.hw.base import Board
+from lotus.runtime.hw.sysfs import SysfsIO
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
@@ -62,9 +62,7 @@ def load_state(state_file: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"clock state file {state_file} is unreadable ({exc}); delete it and reboot"
-        ) from exc
+        raise ConfigError(f"clock state file {state_file} is unreadable ({exc}); delete it and reboot") from exc
     if not isinstance(state, dict) or not isinstance(state.get("records"), list):
         raise ConfigError(f"clock state file {state_file} has no 'records' list")
     return state
@@ -130,7 +128,7 @@ def _restore_nvml(rec: dict[str, Any], report: RestoreReport) -> None:
     if not rec.get("reset_locked_clocks"):
         report.skipped.append(f"{rec.get('name')}: NVML clocks were never set")
         return
-    from runtime.hw.nvml import load_pynvml
+    from lotus.runtime.hw.nvml import load_pynvml
 
     nvml = load_pynvml()
     if nvml is None:

@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from envs.errors import DeviceError
+from lotus.core.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,7 @@ def _write_hint(err: int) -> str:
             PERMISSION_HINT
         )
     if err == errno.ENOENT:
-        return (
-            "the control does not exist on this kernel: check the board backend (`lotus boards --diagnose`)"
-        )
+        return "the control does not exist on this kernel: check the board backend (`lotus boards --diagnose`)"
     if err == errno.EINVAL:
         return "the kernel rejected the value: outside the current min/max limits or the wrong governor"
     if err == errno.EBUSY:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from runtime.hw.base import TripPoint, ZoneInfo
-from runtime.hw.sysfs import CachedReader, SysfsIO
+from lotus.runtime.hw.base import TripPoint, ZoneInfo
+from lotus.runtime.hw.sysfs import CachedReader, SysfsIO
 
 THERMAL_DIR = "/sys/class/thermal"
 # Zone types that identify a Tegra SoC: Orin (cpu-thermal, soc0-thermal, tj-thermal...) and the
 # older TX2/Xavier names (CPU-therm, Tboard_tegra...).
-TEGRA_ZONE = re.compile(
-    r"^(cpu|gpu|cv\d|soc\d|tj|tboard|tdiode|ao|pll|aux|pmic)[-_](thermal|therm|tegra)", re.I
-)
+TEGRA_ZONE = re.compile(r"^(cpu|gpu|cv\d|soc\d|tj|tboard|tdiode|ao|pll|aux|pmic)[-_](thermal|therm|tegra)", re.I)
 
 
 class ThermalZone:
@@ -32,9 +30,7 @@ class ThermalZone:
         for type_path in self.io.glob(self.io.rel(self.directory) + "/trip_point_*_type"):
             match = re.fullmatch(r"trip_point_(\d+)_type", type_path.name)
             kind = self.io.read_text(type_path)
-            temp = (
-                self.io.read_int(type_path.with_name(f"trip_point_{match.group(1)}_temp")) if match else None
-            )
+            temp = self.io.read_int(type_path.with_name(f"trip_point_{match.group(1)}_temp")) if match else None
             if match and kind and temp is not None:
                 trips.append(TripPoint(int(match.group(1)), kind, temp / 1000.0))
         return tuple(trips)

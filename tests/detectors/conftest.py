@@ -16,15 +16,22 @@ def _one_thread() -> None:
 
 @pytest.fixture(scope="session")
 def tiny_cfg():
-    from detectors.model import DetectorConfig
+    from lotus.detectors.model import DetectorConfig
 
-    return DetectorConfig(image_size=64, widths=[8, 8, 8, 16, 16], rpn_dim=16, fc_dim=32,
-                          anchor_sizes=[12.0, 24.0], pre_nms_top_n=200, post_nms_top_n=50)
+    return DetectorConfig(
+        image_size=64,
+        widths=[8, 8, 8, 16, 16],
+        rpn_dim=16,
+        fc_dim=32,
+        anchor_sizes=[12.0, 24.0],
+        pre_nms_top_n=200,
+        post_nms_top_n=50,
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory, tiny_cfg) -> Path:
-    from detectors.train import TrainConfig, train
+    from lotus.detectors.train import TrainConfig, train
 
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     train(path, TrainConfig(steps=4, batch_size=2, warmup=2, checkpoint_every=2), cfg=tiny_cfg, resume=False)
@@ -33,13 +40,13 @@ def tiny_ckpt(tmp_path_factory, tiny_cfg) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_ckpt):
-    from detectors.train import load_detector
+    from lotus.detectors.train import load_detector
 
     return load_detector(tiny_ckpt)
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, tiny_model) -> tuple[Path, Path]:
-    from detectors.export import export_stages
+    from lotus.detectors.export import export_stages
 
     return export_stages(tiny_model, tmp_path_factory.mktemp("onnx"))

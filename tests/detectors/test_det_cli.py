@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from envs.errors import ModelLoadError
-from runtime.cli import detectors
+from lotus.core.errors import ModelLoadError
+from lotus.detectors import cli as detectors
 
 runner = CliRunner()
 

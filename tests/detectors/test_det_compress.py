@@ -8,11 +8,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from compressed_models.pipeline import create_pipeline  # noqa: E402
-from compressed_models.repository import load_manifest  # noqa: E402
-from detectors.compress import JSON_KEYS, CompressConfig, run_compress  # noqa: E402
-from detectors.prune import prune_detector  # noqa: E402
-from detectors.ship import frcnn_manifest  # noqa: E402
+from lotus.detectors.compress import JSON_KEYS, CompressConfig, run_compress  # noqa: E402
+from lotus.detectors.prune import prune_detector  # noqa: E402
+from lotus.detectors.ship import frcnn_manifest  # noqa: E402
+from lotus.runtime.models.manifest import load_manifest  # noqa: E402
+from lotus.runtime.models.two_stage import create_pipeline  # noqa: E402
 
 
 def test_prune_removes_channels_and_keeps_function(tiny_model) -> None:
@@ -28,9 +28,17 @@ def test_prune_removes_channels_and_keeps_function(tiny_model) -> None:
 
 
 def test_compress_tiny(tmp_path, tiny_ckpt) -> None:
-    cc = CompressConfig(checkpoint=tiny_ckpt, work_dir=tmp_path / "work", keep=0.5, finetune_steps=2,
-                        calib_images=4, val_images=3, repeats=2, ship_dir=tmp_path / "ship" / "tiny",
-                        ship_name="tiny")
+    cc = CompressConfig(
+        checkpoint=tiny_ckpt,
+        work_dir=tmp_path / "work",
+        keep=0.5,
+        finetune_steps=2,
+        calib_images=4,
+        val_images=3,
+        repeats=2,
+        ship_dir=tmp_path / "ship" / "tiny",
+        ship_name="tiny",
+    )
     seen: set[str] = set()
     rows = run_compress(cc, progress=lambda task, d, n: seen.add(task))
     names = [r.variant for r in rows]

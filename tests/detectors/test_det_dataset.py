@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from detectors.dataset import CLASS_NAMES, ShapesDataset, coco_dict, export_coco
+from lotus.detectors.dataset import CLASS_NAMES, ShapesDataset, coco_dict, export_coco
 
 
 def test_same_seed_same_images() -> None:

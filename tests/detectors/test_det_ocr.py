@@ -7,19 +7,21 @@ import importlib.util
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("rapidocr_onnxruntime") is None,
-                                reason="rapidocr-onnxruntime not installed (pip install 'lotus-edge[ocr]')")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("rapidocr_onnxruntime") is None,
+    reason="rapidocr-onnxruntime not installed (pip install 'lotus-edge[ocr]')",
+)
 
 
 @pytest.fixture(scope="module")
 def ocr():
-    from compressed_models.pipeline import create_pipeline
+    from lotus.runtime.models.two_stage import create_pipeline
 
     return create_pipeline("ppocr-v4", threads=1)
 
 
 def test_reads_rendered_words(ocr) -> None:
-    from detectors.ocr_bench import WORDS, word_accuracy
+    from lotus.detectors.ocr_bench import WORDS, word_accuracy
 
     words = list(WORDS[:18])
     acc, texts = word_accuracy(ocr, words, seed=7)
@@ -27,7 +29,7 @@ def test_reads_rendered_words(ocr) -> None:
 
 
 def test_stage_split_and_cap(ocr) -> None:
-    from detectors.ocr_bench import render_words
+    from lotus.detectors.ocr_bench import render_words
 
     image = render_words(["alpha", "beta", "gamma", "delta"], cols=2)
     r1 = ocr.run_stage1(ocr.preprocess(image))
@@ -40,7 +42,7 @@ def test_stage_split_and_cap(ocr) -> None:
 
 
 def test_ctc_decode() -> None:
-    from compressed_models.ocr import ctc_greedy_decode
+    from lotus.runtime.models.ocr import ctc_greedy_decode
 
     probs = np.zeros((1, 6, 4), np.float32)
     for t, c in enumerate([1, 1, 0, 1, 2, 2]):

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from detectors.ops import nms, nms_numpy, register_onnx_symbolics, roi_align  # noqa: E402
+from lotus.detectors.ops import nms, nms_numpy, register_onnx_symbolics, roi_align  # noqa: E402
 
 
 class _Ops(torch.nn.Module):
@@ -21,9 +21,16 @@ def ops_session(tmp_path_factory) -> ort.InferenceSession:
     register_onnx_symbolics()
     path = tmp_path_factory.mktemp("ops") / "ops.onnx"
     feat, rois, scores = torch.rand(1, 4, 10, 12), torch.tensor([[0.0, 0, 8, 8]]), torch.rand(1)
-    torch.onnx.export(_Ops(), (feat, rois, scores), str(path), input_names=["feat", "rois", "scores"],
-                      output_names=["pooled", "keep"], dynamic_axes={"rois": {0: "N"}, "scores": {0: "N"}},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        _Ops(),
+        (feat, rois, scores),
+        str(path),
+        input_names=["feat", "rois", "scores"],
+        output_names=["pooled", "keep"],
+        dynamic_axes={"rois": {0: "N"}, "scores": {0: "N"}},
+        opset_version=17,
+        dynamo=False,
+    )
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 

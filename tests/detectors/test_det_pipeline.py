@@ -9,15 +9,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from compressed_models.pipeline import Detection, FrcnnPipeline, Stage1Result, create_pipeline
-from detectors.dataset import CLASS_NAMES, ShapesDataset
-from detectors.evaluate import evaluate
+from lotus.detectors.dataset import CLASS_NAMES, ShapesDataset
+from lotus.detectors.evaluate import evaluate
+from lotus.runtime.models.two_stage import Detection, FrcnnPipeline, Stage1Result, create_pipeline
 
 
 def test_pipeline_module_does_not_import_torch() -> None:
-    code = ("import sys, compressed_models.pipeline, compressed_models.repository; "
-            "p = compressed_models.pipeline.create_pipeline('frcnn-lite', threads=1); "
-            "assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, lotus.runtime.models.two_stage as tws; "
+        "p = tws.create_pipeline('frcnn-lite', threads=1); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

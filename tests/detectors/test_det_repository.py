@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compressed_models.repository import MODELS_ROOT, ModelManifest, list_models, load_manifest
-from envs.errors import ModelLoadError
-from envs.workload import WorkloadProfile, load_workload
+from lotus.core.errors import ModelLoadError
+from lotus.envs.workload import WorkloadProfile, load_workload
+from lotus.runtime.models.manifest import MODELS_ROOT, ModelManifest, list_models, load_manifest
 
 HAS_OCR = importlib.util.find_spec("rapidocr_onnxruntime") is not None
 

@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from detectors.export import parity, random_proposals, time_stages  # noqa: E402
-from detectors.train import TrainConfig, train  # noqa: E402
+from lotus.detectors.export import parity, random_proposals, time_stages  # noqa: E402
+from lotus.detectors.train import TrainConfig, train  # noqa: E402
 
 
 def test_losses_decrease_and_resume(tmp_path, tiny_cfg) -> None:
@@ -43,7 +43,7 @@ def test_parity_torch_vs_onnx(tiny_model, tiny_onnx) -> None:
 
 
 def test_stage2_dynamic_n(tiny_onnx, tiny_cfg) -> None:
-    from compressed_models.pipeline import make_session
+    from lotus.runtime.models.two_stage import make_session
 
     p1, p2 = tiny_onnx
     s1, s2 = make_session(p1, threads=1), make_session(p2, threads=1)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from envs.board import BOARDS_DIR
-from envs.workload import WORKLOADS_DIR
+from lotus.envs.board import BOARDS_DIR
+from lotus.envs.workload import WORKLOADS_DIR
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from runtime.cli import app
+from lotus.core.cli import build_app
+
+app = build_app()
 
 SUMMARY_KEYS = {
     "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p99_ms", "deadline_miss_pct",
@@ -44,7 +46,7 @@ def _lotus(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     if LOTUS.exists():
         cmd = [str(LOTUS), *args]
     else:
-        cmd = [sys.executable, "-c", "import sys; from runtime.cli import main; main(sys.argv[1:])", *args]
+        cmd = [sys.executable, "-c", "import sys; from lotus.core.cli import main; main(sys.argv[1:])", *args]
     env = {**os.environ, "COLUMNS": "120"}
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 

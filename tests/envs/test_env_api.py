@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 
-import envs
-from envs import TwoStageDetectorEnv
-from envs.schema import IDX
+import lotus.envs as envs
+from lotus.core.schema import IDX
+from lotus.envs import TwoStageDetectorEnv
 
 INFO_KEYS = {
     "latency_ms", "stage1_ms", "stage2_ms", "proposals", "cpu_temp_c", "gpu_temp_c", "power_w", "energy_j",
@@ -222,7 +222,7 @@ def test_observations_stay_in_space_through_throttling() -> None:
 def test_deadline_scale_rescales_the_deadline_the_policy_is_judged_by() -> None:
     """A board drawn with deadline factor 2 sees latencies in units of twice the deadline and is
     charged against that deadline; the physics are untouched."""
-    from envs import Randomization
+    from lotus.envs import Randomization
 
     plain = TwoStageDetectorEnv(ambient_c=30.0, episode_frames=50, randomize=Randomization(deadline_scale=(1.0, 1.0)))
     scaled = TwoStageDetectorEnv(ambient_c=30.0, episode_frames=50, randomize=Randomization(deadline_scale=(2.0, 2.0)))
@@ -242,7 +242,7 @@ def test_deadline_scale_rescales_the_deadline_the_policy_is_judged_by() -> None:
 
 
 def test_inverted_deadline_scale_is_rejected() -> None:
-    from envs import Randomization
+    from lotus.envs import Randomization
 
     with pytest.raises(ValueError, match="deadline_scale"):
         Randomization(deadline_scale=(1.5, 1.0))

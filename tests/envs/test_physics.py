@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from simhelpers import compute_bound_workload, run_constant
 
-from envs import TwoStageDetectorEnv, load_board
-from envs.thermal import FAN_LEVELS, advance, advance_batched, coefficient_table, coefficients, conductance
+from lotus.envs import TwoStageDetectorEnv, load_board
+from lotus.envs.thermal import FAN_LEVELS, advance, advance_batched, coefficient_table, coefficients, conductance
 
 MAX_ACTION = 99  # Orin Nano 15W: top CPU and GPU clocks
 NANO = load_board("orin-nano")

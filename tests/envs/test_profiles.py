@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envs import TwoStageDetectorEnv, available_boards, available_workloads, load_board, load_workload
-from envs.errors import ConfigError, ProfileError
-from envs.schema import ActionTable
+from lotus.core.errors import ConfigError, ProfileError
+from lotus.core.schema import ActionTable
+from lotus.envs import TwoStageDetectorEnv, available_boards, available_workloads, load_board, load_workload
 
 BOARDS = ["orin-nano", "orin-nx", "tx2"]
 WORKLOADS = ["frcnn-lite", "ppocr-v4"]

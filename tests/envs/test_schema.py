@@ -7,9 +7,8 @@ import re
 import numpy as np
 import pytest
 
-import envs.schema as schema
-from envs import TwoStageDetectorEnv, load_board
-from envs.schema import (
+import lotus.core.schema as schema
+from lotus.core.schema import (
     FEATURE_NAMES,
     FEATURES,
     IDX,
@@ -17,8 +16,9 @@ from envs.schema import (
     RAW_FIELDS,
     ActionTable,
     encode_observation,
-    observation_space,
 )
+from lotus.envs import TwoStageDetectorEnv, load_board
+from lotus.envs.spaces import action_space, observation_space
 
 NANO_15W = ActionTable.from_mode(load_board("orin-nano").mode("15W"))
 
@@ -187,8 +187,8 @@ def test_to_dict_from_dict_round_trip() -> None:
 
 
 def test_action_spaces() -> None:
-    assert NANO_15W.space().n == 100
-    np.testing.assert_array_equal(NANO_15W.space(multi_discrete=True).nvec, [20, 5])
+    assert action_space(NANO_15W).n == 100
+    np.testing.assert_array_equal(action_space(NANO_15W, multi_discrete=True).nvec, [20, 5])
 
 
 def test_tables_of_other_modes_and_boards() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs import TwoStageDetectorEnv
-from envs.errors import ConfigError, TraceError
-from envs.traces import GENERATORS, load_trace_csv, make_trace
+from lotus.core.errors import ConfigError, TraceError
+from lotus.envs import TwoStageDetectorEnv
+from lotus.envs.traces import GENERATORS, load_trace_csv, make_trace
 
 GEN_NAMES = ["steady", "bursty", "video"]
 N, MEAN, MAX = 3000, 80.0, 300

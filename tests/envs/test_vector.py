@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from envs import BatchedDetectorEnv, Randomization, TwoStageDetectorEnv
+from lotus.envs import BatchedDetectorEnv, Randomization, TwoStageDetectorEnv
 
 RANDOMIZE = Randomization(
     ambient_c=(20.0, 35.0), r_scale=(0.8, 1.2), workload_scale=(0.9, 1.1), init_heat=(0.0, 0.8),
@@ -152,14 +152,14 @@ def test_batched_rejects_wrong_seed_count_and_zero_boards() -> None:
 
 @pytest.fixture
 def vec_env_module():  # noqa: ANN201
-    if importlib.util.find_spec("governor.vec_env") is None:
+    if importlib.util.find_spec("lotus.governor.vec_env") is None:
         pytest.skip("governor/vec_env.py (SB3 VecEnv adapter) is not written yet")
-    return pytest.importorskip("governor.vec_env")
+    return pytest.importorskip("lotus.governor.vec_env")
 
 
 @pytest.fixture
 def feature_specs() -> dict:
-    return pytest.importorskip("governor.features").FEATURE_SPECS
+    return pytest.importorskip("lotus.governor.features").FEATURE_SPECS
 
 
 @pytest.mark.filterwarnings("ignore:The `render_mode` attribute is not defined:UserWarning")

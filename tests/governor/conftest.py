@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from govhelpers import TRAIN_ENVS, TRAIN_STEPS, TRAINED
 
-from envs.core import Resolved
-from envs.scenario import Scenario
-from envs.schema import ActionTable
-from envs.vector import BatchedDetectorEnv
+from lotus.core.schema import ActionTable
+from lotus.envs.core import Resolved
+from lotus.envs.scenario import Scenario
+from lotus.envs.vector import BatchedDetectorEnv
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +48,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, d
     """Each policy family trained once on a tiny budget: ``family -> (out dir, metadata)``."""
     import torch
 
-    from governor.train import TrainConfig, train
+    from lotus.governor.train import TrainConfig, train
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

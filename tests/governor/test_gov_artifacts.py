@@ -11,14 +11,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from envs.core import Resolved
-from envs.errors import PolicyError
-from envs.scenario import Scenario
-from governor.artifacts import load_artifact, resolve_artifact, sha256_file
-from governor.onnx_policy import OnnxPolicy
-from governor.registry import build_policy
-from governor.shield import Shield
-from runtime.cli import app
+from lotus.core.cli import build_app
+from lotus.core.errors import PolicyError
+from lotus.envs.core import Resolved
+from lotus.envs.scenario import Scenario
+from lotus.governor.artifacts import load_artifact, resolve_artifact, sha256_file
+from lotus.governor.onnx_policy import OnnxPolicy
+from lotus.governor.registry import build_policy
+from lotus.governor.shield import Shield
+
+app = build_app()
 
 
 @pytest.fixture
@@ -52,7 +54,7 @@ def test_valid_artifact_loads(artifact: Path, actions) -> None:  # noqa: ANN001
 
 
 def test_resolve_artifact() -> None:
-    from governor.artifacts import SHIPPED_DIR
+    from lotus.governor.artifacts import SHIPPED_DIR
 
     assert resolve_artifact("drl") == SHIPPED_DIR / "drl.json"
     assert resolve_artifact("x/y.onnx") == Path("x/y.json")
@@ -92,7 +94,7 @@ def test_missing_key(artifact: Path, key: str) -> None:
 
 @pytest.mark.parametrize("version", [0, 2, 99])
 def test_wrong_schema_version(artifact: Path, version: int) -> None:
-    from envs.schema import SCHEMA_VERSION
+    from lotus.core.schema import SCHEMA_VERSION
 
     _edit(artifact, lambda m: m.update(schema_version=version))
     msg = _error(artifact)
@@ -141,7 +143,7 @@ def test_action_table_mismatch(artifact: Path, board: str, mode: str | None) -> 
 
 
 def test_same_shape_but_different_clocks_is_a_mismatch(artifact: Path, actions) -> None:  # noqa: ANN001
-    from envs.schema import ActionTable
+    from lotus.core.schema import ActionTable
 
     shifted = ActionTable(tuple(c + 1000 for c in actions.cpu_khz), actions.gpu_hz)
     assert str(artifact) in _error(artifact, shifted)
@@ -223,4 +225,4 @@ def test_lotus_sim_with_corrupt_policy_file_warns_on_stderr(artifact: Path, tmp_
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["policy"] == "shield(stock)"
-    assert "WARNING governor.shield" in proc.stderr and "hash" in proc.stderr and "Traceback" not in proc.stderr
+    assert "WARNING lotus.governor.shield" in proc.stderr and "hash" in proc.stderr and "Traceback" not in proc.stderr

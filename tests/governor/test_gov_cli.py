@@ -11,9 +11,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from envs.board import BOARDS_DIR
-from envs.schema import SCHEMA_VERSION
-from runtime.cli import app
+from lotus.core.cli import build_app
+from lotus.core.schema import SCHEMA_VERSION
+from lotus.envs.board import BOARDS_DIR
+
+app = build_app()
 
 LOTUS = Path(sys.executable).with_name("lotus")
 RECORD_KEYS = {

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from envs.core import Resolved
-from envs.errors import PolicyError
-from envs.scenario import Scenario
-from governor.evaluate import EvalResult, evaluate, objective, plot_eval
-from governor.oracle import oracle_rollout
+from lotus.core.errors import PolicyError
+from lotus.envs.core import Resolved
+from lotus.envs.scenario import Scenario
+from lotus.governor.evaluate import EvalResult, evaluate, objective, plot_eval
+from lotus.governor.oracle import oracle_rollout
 
 RECORD_KEYS = {
     "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p99_ms", "deadline_miss_pct", "max_cpu_temp_c",
@@ -109,7 +109,7 @@ def test_unknown_policy_raises_policy_error() -> None:
 
 
 def test_unknown_policy_fails_before_any_rollout(monkeypatch: pytest.MonkeyPatch) -> None:
-    import governor.evaluate as ev
+    import lotus.governor.evaluate as ev
 
     calls = []
     monkeypatch.setattr(ev, "rollout", lambda *a, **k: calls.append(a) or pytest.fail("rollout ran"))

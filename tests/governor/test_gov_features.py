@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from govhelpers import NANO_15W_CPU_KHZ, NANO_15W_GPU_HZ
 
-from envs.schema import IDX, N_FEATURES
-from governor.features import FEATURE_SPECS, ztt_actions
+from lotus.core.schema import IDX, N_FEATURES
+from lotus.governor.features import FEATURE_SPECS, ztt_actions
 
 
 def test_specs_cover_the_three_families() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from envs.errors import PolicyError
-from envs.scenario import Scenario
-from envs.schema import IDX, N_FEATURES
-from governor.baselines import StockPolicy
-from governor.policies import Policy, make_policy, policy_names
-from governor.rollout import rollout
+from lotus.core.errors import PolicyError
+from lotus.core.schema import IDX, N_FEATURES
+from lotus.envs.scenario import Scenario
+from lotus.governor.baselines import StockPolicy
+from lotus.governor.policies import Policy, make_policy, policy_names
+from lotus.governor.rollout import rollout
 
 
 def _obs(cpu_khz: float, gpu_hz: float, cpu_util: float, gpu_util: float, actions, n: int = 1) -> np.ndarray:  # noqa: ANN001

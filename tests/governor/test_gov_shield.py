@@ -7,14 +7,14 @@ import logging
 import numpy as np
 import pytest
 
-from envs.errors import PolicyError
-from envs.scenario import Scenario
-from envs.schema import IDX, N_FEATURES
-from governor.baselines import StockPolicy
-from governor.policies import make_policy
-from governor.report import summarize
-from governor.rollout import rollout
-from governor.shield import Shield
+from lotus.core.errors import PolicyError
+from lotus.core.schema import IDX, N_FEATURES
+from lotus.envs.scenario import Scenario
+from lotus.governor.baselines import StockPolicy
+from lotus.governor.policies import make_policy
+from lotus.governor.report import summarize
+from lotus.governor.rollout import rollout
+from lotus.governor.shield import Shield
 
 TRIP_C = 99.0
 
@@ -91,14 +91,14 @@ def test_invalid_policy_output_falls_back_to_stock(actions, env_obs: np.ndarray,
     obs = env_obs[:8]
     shield = _shield(Adversary(BAD_OUTPUTS[kind], name=f"bad-{kind}"), actions)
     shield.reset(len(obs))
-    with caplog.at_level(logging.WARNING, logger="governor.shield"):
+    with caplog.at_level(logging.WARNING, logger="lotus.governor.shield"):
         first = shield.act(obs)
         shield.act(obs)
     assert shield.fallbacks == 2 * len(obs)
     assert first.shape == (len(obs),) and first.dtype == np.int64
     # the first decision is stock's, clipped by caps that have not moved yet (full table)
     np.testing.assert_array_equal(first, StockPolicy(actions).act(obs))
-    warnings = [r for r in caplog.records if r.name == "governor.shield" and r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "lotus.governor.shield" and r.levelno == logging.WARNING]
     assert len(warnings) == 2
     assert f"bad-{kind}" in warnings[0].getMessage() and "stock" in warnings[0].getMessage()
 
@@ -128,7 +128,7 @@ def test_load_failure_runs_stock(actions, env_obs: np.ndarray, caplog) -> None: 
     def loader():  # noqa: ANN202
         raise PolicyError("policy metadata drl.json does not exist")
 
-    with caplog.at_level(logging.WARNING, logger="governor.shield"):
+    with caplog.at_level(logging.WARNING, logger="lotus.governor.shield"):
         shield = _shield(loader, actions)
     assert shield.inner is None
     assert shield.load_error is not None and "drl.json" in shield.load_error
@@ -182,8 +182,9 @@ def test_cool_observations_pass_through_unchanged(actions) -> None:  # noqa: ANN
 
 
 def test_hot_board_steps_caps_down_then_back_up(actions) -> None:  # noqa: ANN001
-    shield = Shield(make_policy("performance", actions), actions, make_policy("stock", actions),
-                    down_every=3, up_every=30)
+    shield = Shield(
+        make_policy("performance", actions), actions, make_policy("stock", actions), down_every=3, up_every=30
+    )
     top = actions.n - 1
     outs = [int(shield.act(_hot_obs(1))[0]) for _ in range(9)]
     c, g = actions.split(np.array(outs))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from govhelpers import NANO_15W_CPU_KHZ, NANO_15W_GPU_HZ
 
-from envs.schema import SCHEMA_VERSION, ActionTable
-from governor.artifacts import SHIPPED_DIR, load_artifact
-from governor.features import FEATURE_SPECS
-from governor.onnx_policy import OnnxPolicy
-from governor.registry import build_policy
-from governor.shield import Shield
+from lotus.core.schema import SCHEMA_VERSION, ActionTable
+from lotus.governor.artifacts import SHIPPED_DIR, load_artifact
+from lotus.governor.features import FEATURE_SPECS
+from lotus.governor.onnx_policy import OnnxPolicy
+from lotus.governor.registry import build_policy
+from lotus.governor.shield import Shield
 
 SHIPPED = ("drl", "lotus-dac24", "ztt")
 NANO_15W = ActionTable(NANO_15W_CPU_KHZ, NANO_15W_GPU_HZ)

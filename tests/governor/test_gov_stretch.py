@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.scenario import Scenario
-from envs.schema import IDX, N_FEATURES
-from governor.policies import make_policy
-from governor.registry import build_policy
-from governor.report import summarize
-from governor.rollout import rollout
-from governor.shield import Shield
+from lotus.core.schema import IDX, N_FEATURES
+from lotus.envs.scenario import Scenario
+from lotus.governor.policies import make_policy
+from lotus.governor.registry import build_policy
+from lotus.governor.report import summarize
+from lotus.governor.rollout import rollout
+from lotus.governor.shield import Shield
 
 RELATIVE = ("last_latency", "latency_ema", "last_stage1", "next_frame_in")
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from govhelpers import TRAIN_ENVS, TRAIN_STEPS, TRAINED
 
-from envs.errors import ConfigError
-from envs.scenario import Scenario
-from envs.schema import SCHEMA_VERSION
-from envs.vector import BatchedDetectorEnv
-from governor.artifacts import sha256_file
-from governor.features import FEATURE_SPECS
-from governor.onnx_policy import OnnxPolicy
-from governor.train import TrainConfig, train
+from lotus.core.errors import ConfigError
+from lotus.core.schema import SCHEMA_VERSION
+from lotus.envs.scenario import Scenario
+from lotus.envs.vector import BatchedDetectorEnv
+from lotus.governor.artifacts import sha256_file
+from lotus.governor.features import FEATURE_SPECS
+from lotus.governor.onnx_policy import OnnxPolicy
+from lotus.governor.train import TrainConfig, train
 
 FAMILIES = [p for p, _ in TRAINED]
 
@@ -25,7 +25,7 @@ FAMILIES = [p for p, _ in TRAINED]
 def _load_sb3(policy: str, path: Path):  # noqa: ANN202
     from stable_baselines3 import DQN, PPO
 
-    from governor.lotus_dqn import LotusDQN
+    from lotus.governor.lotus_dqn import LotusDQN
 
     cls = {"drl": PPO, "lotus-dac24": LotusDQN, "ztt": DQN}[policy]
     return cls.load(path, device="cpu")
@@ -126,7 +126,7 @@ def test_vec_env_contract(family: str) -> None:
     from gymnasium import spaces
     from stable_baselines3.common.vec_env import VecCheckNan
 
-    from governor.vec_env import DetectorVecEnv
+    from lotus.governor.vec_env import DetectorVecEnv
 
     spec = FEATURE_SPECS[family]
     n = 4
@@ -162,7 +162,7 @@ def test_vec_env_contract(family: str) -> None:
 
 
 def test_vec_env_maps_subset_actions_to_joint_clocks(actions) -> None:  # noqa: ANN001
-    from governor.vec_env import DetectorVecEnv
+    from lotus.governor.vec_env import DetectorVecEnv
 
     spec = FEATURE_SPECS["ztt"]
     venv = DetectorVecEnv(BatchedDetectorEnv(3, Scenario(decision="frame")), spec)

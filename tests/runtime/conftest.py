@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.hw.fake_sysfs import write_fake_sysfs
+from lotus.runtime.hw.fake_sysfs import write_fake_sysfs
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ pytest.importorskip("onnx")  # the synthetic test model is written with the onnx
 
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from runtime.api import create_app  # noqa: E402
-from runtime.config import load_settings  # noqa: E402
-from runtime.pipeline import decode_image  # noqa: E402
-from runtime.testing import ServerThread, bright_square_png, write_quadrant_model  # noqa: E402
+from lotus.runtime.api import create_app  # noqa: E402
+from lotus.runtime.config import load_settings  # noqa: E402
+from lotus.runtime.pipeline import decode_image  # noqa: E402
+from lotus.runtime.testing import ServerThread, bright_square_png, write_quadrant_model  # noqa: E402
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -270,8 +270,10 @@ def test_kserve_json_protocol(client: httpx.Client) -> None:
     outs = {o["name"]: o for o in doc["outputs"]}
     assert outs["boxes"]["shape"] == [4, 4] and outs["boxes"]["data"][:4] == [32, 32, 64, 64]
     assert outs["labels"]["data"][0] == "bright"
-    bad = client.post("/v2/models/quadrants/infer", json={"inputs": [{"name": "image", "shape": [2, 2],
-                                                                     "datatype": "UINT8", "data": [1, 2, 3, 4]}]})
+    bad = client.post(
+        "/v2/models/quadrants/infer",
+        json={"inputs": [{"name": "image", "shape": [2, 2], "datatype": "UINT8", "data": [1, 2, 3, 4]}]},
+    )
     assert bad.status_code == 400 and "shape" in bad.json()["error"]
     assert client.post("/v2/models/quadrants/infer", content=b"{oops").status_code == 400
 
@@ -301,13 +303,13 @@ def test_tritonclient_http_infer(server: str) -> None:
 
 
 def test_shipped_frcnn_lite_detects_shapes(tmp_path: Path) -> None:
-    from compressed_models.repository import MODELS_ROOT, list_models
+    from lotus.runtime.models.manifest import MODELS_ROOT, list_models
 
     if "frcnn-lite" not in list_models(MODELS_ROOT):
         pytest.skip("frcnn-lite is not shipped in this checkout yet")
     from PIL import Image
 
-    from detectors.dataset import ShapesDataset
+    from lotus.detectors.dataset import ShapesDataset
 
     sample = ShapesDataset("val", size=4, seed=1, image_size=192)[0]
     buf = io.BytesIO()
@@ -331,13 +333,13 @@ def test_daemon_code_path_never_imports_torch() -> None:
     """Building the app, the pipeline, the governor (drl + shield) and a frame: no torch, no SB3."""
     code = (
         "import sys\n"
-        "from runtime.api import create_app\n"
-        "from runtime.config import load_settings\n"
-        "from runtime.daemon import Daemon\n"
-        "from runtime.pipeline import FramePipeline\n"
-        "from governor.registry import build_policy\n"
-        "from envs.core import Resolved\n"
-        "from envs.scenario import Scenario\n"
+        "from lotus.runtime.api import create_app\n"
+        "from lotus.runtime.config import load_settings\n"
+        "from lotus.runtime.daemon import Daemon\n"
+        "from lotus.runtime.pipeline import FramePipeline\n"
+        "from lotus.governor.registry import build_policy\n"
+        "from lotus.envs.core import Resolved\n"
+        "from lotus.envs.scenario import Scenario\n"
         "import numpy as np\n"
         "acts = Resolved.from_scenario(Scenario()).actions\n"
         "p = build_policy('drl', acts)\n"

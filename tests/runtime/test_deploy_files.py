@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.config import load_settings
+from lotus.runtime.config import load_settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -38,8 +38,16 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
 def test_unit_has_the_contract() -> None:
     text = (DEPLOY / "lotus.service").read_text()
-    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "ProtectSystem=strict", "ReadWritePaths=",
-                 "ExecStopPost=/opt/lotus/venv/bin/lotus restore-clocks", "StateDirectory=lotus", "User=lotus"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "ProtectSystem=strict",
+        "ReadWritePaths=",
+        "ExecStopPost=/opt/lotus/venv/bin/lotus restore-clocks",
+        "StateDirectory=lotus",
+        "User=lotus",
+    ):
         assert line in text, line
     active = [ln for ln in text.splitlines() if not ln.startswith("#")]
     assert not any(ln.startswith(("ProtectKernelTunables=yes", "PrivateDevices=yes")) for ln in active)

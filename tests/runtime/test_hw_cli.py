@@ -11,22 +11,22 @@ from types import ModuleType
 import pytest
 from typer.testing import CliRunner
 
-from envs.errors import DeviceError
-from runtime.hw import save_state
-from runtime.hw.fake_sysfs import FakeKernel
-from runtime.hw.jetson import detect
+from lotus.core.errors import DeviceError
+from lotus.runtime.hw import save_state
+from lotus.runtime.hw.fake_sysfs import FakeKernel
+from lotus.runtime.hw.jetson import detect
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def boards_cli() -> ModuleType:
-    """runtime.cli.boards; loaded from its file if the package __init__ cannot import yet.
+    """lotus.runtime.cli.boards; loaded from its file if the package __init__ cannot import yet.
 
     runtime/cli/__init__.py imports every command module; while one of them is still being
     written that import fails, which must not hide regressions in this module.
     """
     try:
-        return importlib.import_module("runtime.cli.boards")
+        return importlib.import_module("lotus.runtime.cli.boards")
     except ImportError:
         spec = importlib.util.spec_from_file_location("lotus_cli_boards", ROOT / "runtime/cli/boards.py")
         assert spec is not None and spec.loader is not None
@@ -73,9 +73,7 @@ def test_table_diagnose_and_errors(cli: ModuleType, x86: Path, tmp_path: Path) -
     assert result.exit_code == 2
 
 
-def test_restore_clocks(
-    cli: ModuleType, jp6: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_restore_clocks(cli: ModuleType, jp6: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kernel = FakeKernel(jp6)
     board = detect(jp6, io=kernel)
     assert board is not None

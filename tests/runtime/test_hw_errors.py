@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from envs.errors import ConfigError, DeviceError
-from runtime.hw import restore, save_state
-from runtime.hw.fake_sysfs import GPU_DEVFREQ
-from runtime.hw.jetson import detect
+from lotus.core.errors import ConfigError, DeviceError
+from lotus.runtime.hw import restore, save_state
+from lotus.runtime.hw.fake_sysfs import GPU_DEVFREQ
+from lotus.runtime.hw.jetson import detect
 
 POLICY = "sys/devices/system/cpu/cpufreq/policy0"
 

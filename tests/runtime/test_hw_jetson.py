@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from envs.errors import DeviceError
-from runtime.hw import detect_board, restore, save_state
-from runtime.hw.fake_sysfs import GPU_DEVFREQ, ORIN_NANO_CPU_KHZ, ORIN_NANO_GPU_HZ, FakeKernel
-from runtime.hw.jetson import detect
+from lotus.core.errors import DeviceError
+from lotus.runtime.hw import detect_board, restore, save_state
+from lotus.runtime.hw.fake_sysfs import GPU_DEVFREQ, ORIN_NANO_CPU_KHZ, ORIN_NANO_GPU_HZ, FakeKernel
+from lotus.runtime.hw.jetson import detect
 
 POLICY = "sys/devices/system/cpu/cpufreq/policy0"
 

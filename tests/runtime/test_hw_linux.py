@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from envs.errors import ConfigError, DeviceError
-from runtime.hw import BACKENDS, detect_board, register_backend
-from runtime.hw.fake_sysfs import FakeKernel
-from runtime.hw.linux import detect
+from lotus.core.errors import ConfigError, DeviceError
+from lotus.runtime.hw import BACKENDS, detect_board, register_backend
+from lotus.runtime.hw.fake_sysfs import FakeKernel
+from lotus.runtime.hw.linux import detect
 
 RAPL = "sys/class/powercap/intel-rapl:0"
 

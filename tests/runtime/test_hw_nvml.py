@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from envs.errors import DeviceError
-from runtime.hw import detect_board, nvml
+from lotus.core.errors import DeviceError
+from lotus.runtime.hw import detect_board, nvml
 
 
 class FakeNvmlError(Exception):

@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from envs.core import Resolved, SimCore
-from envs.errors import ConfigError, PolicyError
-from envs.scenario import Scenario
-from envs.schema import encode_observation
-from runtime.config import load_settings
-from runtime.governor_loop import GovernorController
-from runtime.hw.base import Snapshot
-from runtime.hw.sim import SimBoard
-from runtime.notify import Notifier
-from runtime.observation import ObservationBuilder, action_table, board_trip_c, sensor_view
+from lotus.core.errors import ConfigError, PolicyError
+from lotus.core.schema import encode_observation
+from lotus.envs.core import Resolved, SimCore
+from lotus.envs.scenario import Scenario
+from lotus.runtime.config import load_settings
+from lotus.runtime.governor_loop import GovernorController
+from lotus.runtime.hw.base import Snapshot
+from lotus.runtime.hw.sim import SimBoard
+from lotus.runtime.notify import Notifier
+from lotus.runtime.observation import ObservationBuilder, action_table, board_trip_c, sensor_view
 
 
 def _fake_board_snapshot(raw: dict, t: float) -> Snapshot:
@@ -86,8 +86,8 @@ def test_sim_board_heats_throttles_and_recovers() -> None:
 
 
 def test_sim_board_is_registered_and_described() -> None:
-    from runtime.hw.base import BACKENDS, load_backend
-    from runtime.hw.sim import ensure_registered
+    from lotus.runtime.hw.base import BACKENDS, load_backend
+    from lotus.runtime.hw.sim import ensure_registered
 
     ensure_registered()  # importing runtime.hw.sim registers it; hw tests may have reset the registry
     assert "sim" in BACKENDS
@@ -99,8 +99,8 @@ def test_sim_board_is_registered_and_described() -> None:
 
 
 def test_jetson_sensor_view(tmp_path: Path) -> None:
-    from runtime.hw.fake_sysfs import write_fake_sysfs
-    from runtime.hw.jetson import detect
+    from lotus.runtime.hw.fake_sysfs import write_fake_sysfs
+    from lotus.runtime.hw.jetson import detect
 
     board = detect(write_fake_sysfs(tmp_path / "jp6", "jetpack6"))
     assert board is not None
@@ -155,7 +155,7 @@ def test_config_sources_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_check_config_command(tmp_path: Path) -> None:
     import typer
 
-    from runtime.cli.serve import check_config
+    from lotus.runtime.cli.serve import check_config
 
     app = typer.Typer()
     app.command()(check_config)
@@ -179,7 +179,7 @@ def test_notifier_without_and_with_socket(tmp_path: Path) -> None:
 
 
 def test_failed_clock_write_falls_back_to_shadow() -> None:
-    from envs.errors import DeviceError
+    from lotus.core.errors import DeviceError
 
     board = SimBoard()
     released = []

@@ -16,9 +16,9 @@ import yaml
 
 pytest.importorskip("onnx")
 
-from runtime.cli.serve import _free_port  # noqa: E402
-from runtime.hw.fake_sysfs import GPU_DEVFREQ, write_fake_sysfs  # noqa: E402
-from runtime.testing import bright_square_png, write_quadrant_model  # noqa: E402
+from lotus.runtime.cli.serve import _free_port  # noqa: E402
+from lotus.runtime.hw.fake_sysfs import GPU_DEVFREQ, write_fake_sysfs  # noqa: E402
+from lotus.runtime.testing import bright_square_png, write_quadrant_model  # noqa: E402
 
 CPU = "sys/devices/system/cpu/cpufreq/policy0"
 GPU = GPU_DEVFREQ["jetpack6"]
@@ -49,7 +49,7 @@ def setup(tmp_path: Path) -> dict:
 
 
 def _start(setup: dict, env: dict | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "runtime.cli", "serve", "--config", str(setup["config"])]
+    cmd = [sys.executable, "-m", "lotus.runtime.cli", "serve", "--config", str(setup["config"])]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -116,7 +116,7 @@ def test_kill9_then_restore_clocks_cli(setup: dict) -> None:
         proc.kill()
         proc.communicate(timeout=30)
     assert _files(setup["root"]) != original  # pinned clocks survive the crash
-    cmd = [sys.executable, "-c", "from runtime.cli import main; main()", "restore-clocks", str(setup["state"]),
+    cmd = [sys.executable, "-c", "from lotus.core.cli import main; main()", "restore-clocks", str(setup["state"]),
            "--sysfs-root", str(setup["root"])]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
@@ -126,7 +126,7 @@ def test_kill9_then_restore_clocks_cli(setup: dict) -> None:
 def test_bad_config_is_one_error_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("server:\n  port: 99999\n  colour: blue\n")
-    done = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "--config", str(path)],
+    done = subprocess.run([sys.executable, "-m", "lotus.runtime.cli", "serve", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -135,7 +135,7 @@ def test_bad_config_is_one_error_line(tmp_path: Path) -> None:
 
 def test_missing_model_fails_start_with_clear_error(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "runtime.cli", "serve", "--backend", "sim", "--port", "0", "-m", "no-such-model",
+        [sys.executable, "-m", "lotus.runtime.cli", "serve", "--backend", "sim", "--port", "0", "-m", "no-such-model",
          "--state-file", str(tmp_path / "s.json")],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

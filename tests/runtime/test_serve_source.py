@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from runtime.api import create_app  # noqa: E402
-from runtime.config import load_settings  # noqa: E402
-from runtime.testing import ServerThread, bright_square_png, write_quadrant_model  # noqa: E402
+from lotus.runtime.api import create_app  # noqa: E402
+from lotus.runtime.config import load_settings  # noqa: E402
+from lotus.runtime.testing import ServerThread, bright_square_png, write_quadrant_model  # noqa: E402
 
 
 def test_directory_source_streams_to_events_and_ws(tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from runtime.api.deps import ReadyDaemon, read_body
-from runtime.api.models import DetectResponse, ErrorBody
-from runtime.daemon import Daemon, NotReady, Overloaded
-from runtime.pipeline import BadInput, FrameResult
+from lotus.core.errors import BadInputError, NotReadyError, OverloadedError
+from lotus.runtime.api.deps import ReadyDaemon, read_body
+from lotus.runtime.api.models import DetectResponse, ErrorBody
+from lotus.runtime.daemon import Daemon
+from lotus.runtime.pipeline import FrameResult
 
 router = APIRouter(prefix="/v1", tags=["inference"])
 RAW_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/bmp", "image/webp", "application/octet-stream", ""}
@@ -22,11 +23,11 @@ async def run_frame(daemon: Daemon, data: Any, model: str, source: str = "api") 
     """Submit a frame and map the daemon's failures to HTTP errors."""
     try:
         return await daemon.infer(data, model, source=source)
-    except Overloaded as exc:
+    except OverloadedError as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
-    except NotReady as exc:
+    except NotReadyError as exc:
         raise HTTPException(503, f"daemon {exc}", headers={"Retry-After": "1"}) from None
-    except BadInput as exc:
+    except BadInputError as exc:
         raise HTTPException(400, str(exc)) from None
     except (TimeoutError, asyncio.TimeoutError):
         raise HTTPException(504, "inference did not finish within server.request_timeout_s") from None

@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from envs.errors import LotusError
-from runtime.api.deps import DaemonDep, ReadyDaemon, TokenDep
-from runtime.api.models import ErrorBody, GovernorUpdate
+from lotus.core.errors import LotusError
+from lotus.runtime.api.deps import DaemonDep, ReadyDaemon, TokenDep
+from lotus.runtime.api.models import ErrorBody, GovernorUpdate
 
 router = APIRouter(prefix="/v1", tags=["governor"])
 

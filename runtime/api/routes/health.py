@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from runtime.api.deps import DaemonDep
-from runtime.api.models import Health, Ready
+from lotus.runtime.api.deps import DaemonDep
+from lotus.runtime.api.models import Health, Ready
 
 router = APIRouter(tags=["health"])
 
@@ -29,5 +29,8 @@ async def readyz(daemon: DaemonDep) -> JSONResponse:
         policy=gov.policy_spec if gov else None,
         debug=daemon.debug_info(),
     )
-    return JSONResponse(body.model_dump(), status_code=200 if daemon.ready else 503,
-                        headers=None if daemon.ready else {"Retry-After": "1"})
+    return JSONResponse(
+        body.model_dump(),
+        status_code=200 if daemon.ready else 503,
+        headers=None if daemon.ready else {"Retry-After": "1"},
+    )

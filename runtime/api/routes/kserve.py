@@ -17,10 +17,10 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from runtime.api.deps import DaemonDep, read_body
-from runtime.api.models import InferRequest, InferTensor
-from runtime.api.routes.detect import run_frame
-from runtime.daemon import VERSION, Daemon
+from lotus.runtime.api.deps import DaemonDep, read_body
+from lotus.runtime.api.models import InferRequest, InferTensor
+from lotus.runtime.api.routes.detect import run_frame
+from lotus.runtime.daemon import VERSION, Daemon
 
 router = APIRouter(prefix="/v2", tags=["kserve-v2"])
 HEADER_LEN = "Inference-Header-Content-Length"
@@ -201,5 +201,6 @@ async def infer(name: str, request: Request, daemon: DaemonDep, version: str | N
     if not blobs:
         return JSONResponse(doc)
     header = json.dumps(doc).encode()
-    return Response(header + b"".join(blobs), media_type="application/octet-stream",
-                    headers={HEADER_LEN: str(len(header))})
+    return Response(
+        header + b"".join(blobs), media_type="application/octet-stream", headers={HEADER_LEN: str(len(header))}
+    )

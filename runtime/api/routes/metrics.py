@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from runtime.api.deps import DaemonDep
+from lotus.runtime.api.deps import DaemonDep
 
 router = APIRouter(tags=["metrics"])
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
-from runtime.daemon import Daemon, NotReady
-from runtime.pipeline import BadInput
+from lotus.core.errors import BadInputError, NotReadyError
+from lotus.runtime.daemon import Daemon
 
 router = APIRouter(prefix="/v1", tags=["streaming"])
 
@@ -34,9 +34,7 @@ async def _subscribe_source(ws: WebSocket, daemon: Daemon) -> None:
 
 
 @router.websocket("/stream")
-async def stream(
-    ws: WebSocket, model: str | None = Query(None), subscribe: str | None = Query(None)
-) -> None:
+async def stream(ws: WebSocket, model: str | None = Query(None), subscribe: str | None = Query(None)) -> None:
     daemon: Daemon = ws.app.state.daemon
     await ws.accept()
     if not daemon.ready:
@@ -90,9 +88,9 @@ async def stream(
                 try:
                     result = await daemon.infer(data, name, source="ws", admit=False)
                     body = {"seq": seq, "dropped": state["dropped"], **result.to_dict()}
-                except BadInput as exc:
+                except BadInputError as exc:
                     body = {"seq": seq, "dropped": state["dropped"], "error": str(exc)}
-                except NotReady as exc:
+                except NotReadyError as exc:
                     body = {"seq": seq, "dropped": state["dropped"], "error": f"daemon {exc}"}
                 if state["closed"]:
                     return

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from runtime.api.deps import DaemonDep
+from lotus.runtime.api.deps import DaemonDep
 
 router = APIRouter(prefix="/v1", tags=["telemetry"])
 KEEPALIVE_S = 15.0

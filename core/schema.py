@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 SCHEMA_VERSION = 1
 HEADROOM_SCALE_C = 30.0
@@ -72,8 +71,8 @@ FEATURES: dict[str, tuple[float, float]] = {
 FEATURE_NAMES: tuple[str, ...] = tuple(FEATURES)
 N_FEATURES = len(FEATURE_NAMES)
 IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
-_LOW = np.array([lo for lo, _ in FEATURES.values()], dtype=np.float32)
-_HIGH = np.array([hi for _, hi in FEATURES.values()], dtype=np.float32)
+LOW = np.array([lo for lo, _ in FEATURES.values()], dtype=np.float32)
+HIGH = np.array([hi for _, hi in FEATURES.values()], dtype=np.float32)
 
 # Physical readings the observation is built from, with their units.
 RAW_FIELDS: dict[str, str] = {
@@ -101,11 +100,6 @@ RAW_FIELDS: dict[str, str] = {
     "throttled": "1 if firmware throttling caps a clock",
     "fan_pwm": "fan PWM fraction",
 }
-
-
-def observation_space() -> spaces.Box:
-    """The Box space of one observation."""
-    return spaces.Box(low=_LOW.copy(), high=_HIGH.copy(), dtype=np.float32)
 
 
 def _features(r: Mapping[str, Any]) -> list[Any]:
@@ -145,11 +139,11 @@ def encode_observation(raw: Mapping[str, Any]) -> np.ndarray:
         out = np.empty((n, N_FEATURES), dtype=np.float32)
         for i, value in enumerate(feats):
             out[:, i] = value
-        np.maximum(out, _LOW, out=out)
-        return np.minimum(out, _HIGH, out=out)
+        np.maximum(out, LOW, out=out)
+        return np.minimum(out, HIGH, out=out)
     out = np.array(feats, dtype=np.float32)
-    np.maximum(out, _LOW, out=out)
-    return np.minimum(out, _HIGH, out=out)
+    np.maximum(out, LOW, out=out)
+    return np.minimum(out, HIGH, out=out)
 
 
 def slope_alpha(dt_s: float) -> float:
@@ -199,12 +193,6 @@ class ActionTable:
         c = int(np.argmin(np.abs(np.asarray(self.cpu_khz) - cpu_khz)))
         g = int(np.argmin(np.abs(np.asarray(self.gpu_hz) - gpu_hz)))
         return int(self.index(c, g))
-
-    def space(self, multi_discrete: bool = False) -> spaces.Space:
-        """``Discrete(n)``, or ``MultiDiscrete([n_cpu, n_gpu])``."""
-        if multi_discrete:
-            return spaces.MultiDiscrete([self.n_cpu, self.n_gpu])
-        return spaces.Discrete(self.n)
 
     def to_dict(self) -> dict[str, list[int]]:
         return {"cpu_khz": list(self.cpu_khz), "gpu_hz": list(self.gpu_hz)}

@@ -14,8 +14,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from compressed_models.repository import ModelManifest, load_manifest
-from envs.errors import ModelLoadError
+from lotus.core.errors import ModelLoadError
+from lotus.runtime.models.manifest import ModelManifest, load_manifest
 
 
 @dataclass
@@ -38,8 +38,12 @@ class Stage1Result:
     state: dict[str, Any] = field(default_factory=dict)
 
 
-def make_session(path: Path, providers: list[str] | None = None,
-                 sess_options: ort.SessionOptions | None = None, threads: int | None = None) -> ort.InferenceSession:
+def make_session(
+    path: Path,
+    providers: list[str] | None = None,
+    sess_options: ort.SessionOptions | None = None,
+    threads: int | None = None,
+) -> ort.InferenceSession:
     """An ORT session for ``path``; ``threads`` sets intra-op threads when no options are given."""
     if sess_options is None:
         sess_options = ort.SessionOptions()
@@ -47,8 +51,9 @@ def make_session(path: Path, providers: list[str] | None = None,
             sess_options.intra_op_num_threads = threads
             sess_options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), sess_options=sess_options,
-                                    providers=providers or ["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            str(path), sess_options=sess_options, providers=providers or ["CPUExecutionProvider"]
+        )
     except Exception as exc:  # onnxruntime raises several unrelated types
         raise ModelLoadError(f"cannot load ONNX file {path}: {exc}") from None
 
@@ -56,8 +61,13 @@ def make_session(path: Path, providers: list[str] | None = None,
 class TwoStagePipeline:
     """Base: two ORT sessions built from a manifest."""
 
-    def __init__(self, manifest: ModelManifest, providers: list[str] | None = None,
-                 sess_options: ort.SessionOptions | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        manifest: ModelManifest,
+        providers: list[str] | None = None,
+        sess_options: ort.SessionOptions | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.manifest = manifest
         self.stage1 = make_session(manifest.stage_path("stage1"), providers, sess_options, threads)
         self.stage2 = make_session(manifest.stage_path("stage2"), providers, sess_options, threads)
@@ -103,18 +113,26 @@ class FrcnnPipeline(TwoStagePipeline):
         boxes, scores, labels = self.raw_stage2(result, max_proposals)
         sx, sy = result.state["scale"]
         names = self.manifest.class_names
-        return [Detection((float(b[0] * sx), float(b[1] * sy), float(b[2] * sx), float(b[3] * sy)), float(s),
-                          names[int(lab) - 1] if 0 < lab <= len(names) else str(int(lab)), int(lab))
-                for b, s, lab in zip(boxes, scores, labels, strict=True)]
+        return [
+            Detection(
+                (float(b[0] * sx), float(b[1] * sy), float(b[2] * sx), float(b[3] * sy)),
+                float(s),
+                names[int(lab) - 1] if 0 < lab <= len(names) else str(int(lab)),
+                int(lab),
+            )
+            for b, s, lab in zip(boxes, scores, labels, strict=True)
+        ]
 
-    def raw_stage2(self, result: Stage1Result, max_proposals: int | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def raw_stage2(
+        self, result: Stage1Result, max_proposals: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes [M, 4] (model-input px), scores [M], labels [M] straight from the stage-2 graph."""
         props = result.proposals if max_proposals is None else result.proposals[:max_proposals]
         if props.shape[0] == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
         boxes, scores, labels = self.stage2.run(
-            None, {"features": result.state["features"], "proposals": np.ascontiguousarray(props)})
+            None, {"features": result.state["features"], "proposals": np.ascontiguousarray(props)}
+        )
         return boxes, scores, labels
 
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,9 +143,14 @@ class FrcnnPipeline(TwoStagePipeline):
 class PpocrPipeline(TwoStagePipeline):
     """PP-OCRv4: stage 1 = DB text detection (quads), stage 2 = CRNN recognition per box (CTC)."""
 
-    def __init__(self, manifest: ModelManifest, providers: list[str] | None = None,
-                 sess_options: ort.SessionOptions | None = None, threads: int | None = None) -> None:
-        from compressed_models import ocr
+    def __init__(
+        self,
+        manifest: ModelManifest,
+        providers: list[str] | None = None,
+        sess_options: ort.SessionOptions | None = None,
+        threads: int | None = None,
+    ) -> None:
+        from lotus.runtime.models import ocr
 
         super().__init__(manifest, providers, sess_options, threads)
         self._ocr = ocr
@@ -148,8 +171,14 @@ class PpocrPipeline(TwoStagePipeline):
         q = self.manifest.postprocess
         prob = self.stage1.run(None, {self.det_input: inputs["x"]})[0][0, 0]
         quads, scores = self._ocr.db_postprocess(
-            prob, inputs["ratio"], inputs["image"].shape[:2], float(q["thresh"]), float(q["box_thresh"]),
-            float(q["unclip_ratio"]), int(q["max_candidates"]))
+            prob,
+            inputs["ratio"],
+            inputs["image"].shape[:2],
+            float(q["thresh"]),
+            float(q["box_thresh"]),
+            float(q["unclip_ratio"]),
+            int(q["max_candidates"]),
+        )
         return Stage1Result(len(quads), quads, scores, {"image": inputs["image"]})
 
     def run_stage2(self, result: Stage1Result, max_proposals: int | None = None) -> list[Detection]:
@@ -163,7 +192,7 @@ class PpocrPipeline(TwoStagePipeline):
         order = np.argsort([c.shape[1] / c.shape[0] for c in crops])
         texts: list[tuple[str, float]] = [("", 0.0)] * n
         for i in range(0, n, batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             x = self._ocr.rec_preprocess([crops[j] for j in idx], height, width)
             probs = self.stage2.run(None, {self.rec_input: x})[0]
             for j, decoded in zip(idx, self._ocr.ctc_greedy_decode(probs, self.charset), strict=True):
@@ -179,8 +208,12 @@ class PpocrPipeline(TwoStagePipeline):
 PIPELINES: dict[str, type[TwoStagePipeline]] = {"frcnn": FrcnnPipeline, "ppocr": PpocrPipeline}
 
 
-def create_pipeline(model: str | Path | ModelManifest, providers: list[str] | None = None,
-                    sess_options: ort.SessionOptions | None = None, threads: int | None = None) -> TwoStagePipeline:
+def create_pipeline(
+    model: str | Path | ModelManifest,
+    providers: list[str] | None = None,
+    sess_options: ort.SessionOptions | None = None,
+    threads: int | None = None,
+) -> TwoStagePipeline:
     """The pipeline of a manifest (or model name/path, loaded and verified first)."""
     manifest = model if isinstance(model, ModelManifest) else load_manifest(model)
     return PIPELINES[manifest.kind](manifest, providers, sess_options, threads)

@@ -14,11 +14,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from envs.errors import ModelLoadError
-from envs.files import sha256_file
-from envs.workload import WorkloadProfile
+from lotus.core.errors import ModelLoadError
+from lotus.core.files import sha256_file
+from lotus.envs.workload import WorkloadProfile
 
-MODELS_ROOT = Path(__file__).parent
+MODELS_ROOT = Path(__file__).resolve().parents[2] / "compressed_models"  # the shipped, read-only models
 MANIFEST_NAME = "manifest.yaml"
 
 Scalar = float | int | str | bool

@@ -10,14 +10,24 @@ from pathlib import Path
 
 import typer
 
-from envs.errors import ConfigError
+from lotus.core.cli import needs_extra
+from lotus.core.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def register(root: typer.Typer) -> None:
+    """Mount ``lotus detectors ...`` and ``lotus compress`` on the root ``lotus`` app."""
+    root.add_typer(app, name="detectors", help="Two-stage detector: train, export, eval, dataset, ocr-manifest.")
+    root.command("compress", help="Prune, quantize and measure the detector; write the report.")(
+        needs_extra("train", "lotus compress")(compress)
+    )
+
 
 DEFAULT_CKPT = Path("runs/detectors/frcnn-lite.pt")
 # the trained dense weights shipped with lotus (3000 steps, mAP@0.5 0.94): what compress starts from
 # when no checkpoint of your own exists yet
-SHIPPED_CKPT = Path(__file__).resolve().parents[2] / "detectors" / "weights" / "frcnn-lite-dense.pt"
+SHIPPED_CKPT = Path(__file__).resolve().parent / "weights" / "frcnn-lite-dense.pt"
 DEFAULT_WORK = Path("runs/compress")
 SHIP_DIR = Path(__file__).resolve().parents[2] / "compressed_models"
 
@@ -49,12 +59,13 @@ class _Bar:
 def _threads(n: int) -> None:
     if n < 1:
         raise ConfigError(f"--threads must be >= 1, got {n}")
-    from detectors.train import set_threads  # torch lives in detectors, never in runtime
+    from lotus.detectors.train import set_threads  # torch lives in detectors, never in runtime
 
     set_threads(n)
 
 
 @app.command()
+@needs_extra("train", "lotus detectors train")
 def train(
     checkpoint: Path = typer.Option(DEFAULT_CKPT, help="checkpoint to write (and resume from)"),
     steps: int = typer.Option(3000, min=1, help="optimiser steps"),
@@ -66,8 +77,8 @@ def train(
 ) -> None:
     """Train FRCNN-lite on synthetic shapes (resumable from the checkpoint)."""
     _threads(threads)
-    from detectors.train import TrainConfig
-    from detectors.train import train as run_train
+    from lotus.detectors.train import TrainConfig
+    from lotus.detectors.train import train as run_train
 
     bar = _Bar()
     tc = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed)
@@ -77,6 +88,7 @@ def train(
 
 
 @app.command()
+@needs_extra("train", "lotus detectors export")
 def export(
     checkpoint: Path = typer.Option(DEFAULT_CKPT, help="trained checkpoint"),
     out_dir: Path = typer.Option(Path("runs/export"), help="where stage1.onnx / stage2.onnx go"),
@@ -84,19 +96,22 @@ def export(
 ) -> None:
     """Export stage1.onnx + stage2.onnx, check parity with PyTorch and time stage 2 vs N."""
     _threads(threads)
-    from detectors.export import export_stages, parity, time_stages
-    from detectors.train import load_detector
+    from lotus.detectors.export import export_stages, parity, time_stages
+    from lotus.detectors.train import load_detector
 
     model = load_detector(_existing(checkpoint))
     p1, p2 = export_stages(model, out_dir)
     typer.echo(f"wrote {p1} ({p1.stat().st_size:,} B), {p2} ({p2.stat().st_size:,} B)")
     typer.echo(f"parity (max abs diff): {json.dumps(parity(model, p1, p2, threads=threads))}")
     t = time_stages(p1, p2, model.cfg.image_size, threads=threads)
-    typer.echo(f"stage1 {t['stage1_ms']:.2f} ms; stage2 ms by N: "
-               + ", ".join(f"{n}: {v:.2f}" for n, v in t["stage2_ms"].items()))
+    typer.echo(
+        f"stage1 {t['stage1_ms']:.2f} ms; stage2 ms by N: "
+        + ", ".join(f"{n}: {v:.2f}" for n, v in t["stage2_ms"].items())
+    )
 
 
 @app.command("eval")
+@needs_extra("train", "lotus detectors eval")
 def eval_(
     checkpoint: Path = typer.Option(DEFAULT_CKPT, help="checkpoint to evaluate (torch eager)"),
     model: str = typer.Option("", help="evaluate a shipped model (name or manifest) with ORT instead"),
@@ -105,19 +120,19 @@ def eval_(
 ) -> None:
     """mAP@0.5 and mAP@[.5:.95] on the synthetic validation split."""
     _threads(threads)
-    from detectors.dataset import ShapesDataset
-    from detectors.evaluate import evaluate, torch_predictor
+    from lotus.detectors.dataset import ShapesDataset
+    from lotus.detectors.evaluate import evaluate, torch_predictor
 
     bar = _Bar()
     if model:
-        from compressed_models.pipeline import FrcnnPipeline, create_pipeline
+        from lotus.runtime.models.two_stage import FrcnnPipeline, create_pipeline
 
         pipe = create_pipeline(model, threads=threads)
         if not isinstance(pipe, FrcnnPipeline):
             raise ConfigError(f"model {model!r} is not a detector (kind {pipe.manifest.kind})")
         size, predict = int(pipe.manifest.preprocess["input_size"]), pipe.predict
     else:
-        from detectors.train import load_detector
+        from lotus.detectors.train import load_detector
 
         det = load_detector(_existing(checkpoint))
         size, predict = det.cfg.image_size, torch_predictor(det)
@@ -126,6 +141,7 @@ def eval_(
 
 
 @app.command()
+@needs_extra("train", "lotus detectors dataset")
 def dataset(
     out_dir: Path = typer.Argument(..., help="output folder (images/ + annotations.json)"),
     split: str = typer.Option("val", help="train, val, calib or test"),
@@ -133,7 +149,7 @@ def dataset(
     seed: int = typer.Option(0, help="seed"),
 ) -> None:
     """Write a split of the synthetic dataset in COCO format."""
-    from detectors.dataset import ShapesDataset, export_coco
+    from lotus.detectors.dataset import ShapesDataset, export_coco
 
     try:
         ds = ShapesDataset(split, images, seed=seed)
@@ -143,20 +159,22 @@ def dataset(
 
 
 @app.command("ocr-manifest")
+@needs_extra("ocr", "lotus detectors ocr-manifest")
 def ocr_manifest(
     out_dir: Path = typer.Option(SHIP_DIR / "ppocr-v4", help="manifest folder"),
     threads: int = typer.Option(1, help="ORT threads for the timings"),
 ) -> None:
     """Measure PP-OCRv4 (rapidocr-onnxruntime wheel) and write its manifest."""
-    from detectors.ocr_bench import build_ppocr_manifest
+    from lotus.detectors.ocr_bench import build_ppocr_manifest
 
     m = build_ppocr_manifest(out_dir, threads=threads)
     typer.echo(f"wrote {out_dir / 'manifest.yaml'}: word accuracy {m.metrics.accuracy['word_accuracy']:.2f}")
 
 
 def compress(
-    checkpoint: Path = typer.Option(None, help="dense checkpoint (default: yours from `lotus detectors train`, "
-                                     "else the shipped one)"),
+    checkpoint: Path = typer.Option(
+        None, help="dense checkpoint (default: yours from `lotus detectors train`, else the shipped one)"
+    ),
     work_dir: Path = typer.Option(DEFAULT_WORK, help="variants, pruned checkpoint and report"),
     keep: float = typer.Option(0.5, min=0.05, max=1.0, help="fraction of channels kept by pruning"),
     finetune_steps: int = typer.Option(800, min=0, help="fine-tuning steps after pruning"),
@@ -172,11 +190,19 @@ def compress(
         checkpoint = DEFAULT_CKPT if DEFAULT_CKPT.is_file() else SHIPPED_CKPT
     checkpoint = _existing(checkpoint)
     _threads(threads)
-    from detectors.compress import CompressConfig, report_markdown, run_compress
+    from lotus.detectors.compress import CompressConfig, report_markdown, run_compress
 
-    cc = CompressConfig(checkpoint=checkpoint, work_dir=work_dir, keep=keep,
-                        finetune_steps=finetune_steps, val_images=val_images, calib_images=calib_images,
-                        threads=threads, repeats=repeats, ship_dir=SHIP_DIR / "frcnn-lite" if ship else None)
+    cc = CompressConfig(
+        checkpoint=checkpoint,
+        work_dir=work_dir,
+        keep=keep,
+        finetune_steps=finetune_steps,
+        val_images=val_images,
+        calib_images=calib_images,
+        threads=threads,
+        repeats=repeats,
+        ship_dir=SHIP_DIR / "frcnn-lite" if ship else None,
+    )
     bar = _Bar()
     rows = run_compress(cc, progress=None if as_json else bar)
     bar.close()
@@ -189,7 +215,7 @@ def compress(
 
 def _existing(path: Path) -> Path:
     if not path.is_file():
-        from envs.errors import ModelLoadError
+        from lotus.core.errors import ModelLoadError
 
         raise ModelLoadError(f"checkpoint {path} does not exist (run `lotus detectors train` first)")
     return path

@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 
 
-def det_preprocess(image: np.ndarray, limit_side_len: int, mean: float, std: float
-                   ) -> tuple[np.ndarray, tuple[float, float]]:
+def det_preprocess(
+    image: np.ndarray, limit_side_len: int, mean: float, std: float
+) -> tuple[np.ndarray, tuple[float, float]]:
     """Resize so the short side is at least ``limit_side_len`` (multiples of 32), normalise.
 
     Returns ``x`` [1, 3, H', W'] float32 and the (x, y) ratios resized/original.
@@ -33,8 +34,15 @@ def _order_quad(pts: np.ndarray) -> np.ndarray:
     return np.array([pts[np.argmin(s)], pts[np.argmin(d)], pts[np.argmax(s)], pts[np.argmax(d)]], np.float32)
 
 
-def db_postprocess(prob: np.ndarray, ratio: tuple[float, float], shape: tuple[int, int], thresh: float,
-                   box_thresh: float, unclip_ratio: float, max_candidates: int) -> tuple[np.ndarray, np.ndarray]:
+def db_postprocess(
+    prob: np.ndarray,
+    ratio: tuple[float, float],
+    shape: tuple[int, int],
+    thresh: float,
+    box_thresh: float,
+    unclip_ratio: float,
+    max_candidates: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """Text quads [N, 4, 2] (original-image px, reading order) and scores [N] from a DB probability map.
 
     Each region of ``prob > thresh`` (dilated 2x2) becomes its minimum-area rectangle, scored by

@@ -1,0 +1,181 @@
+"""``lotus train``, ``lotus eval`` and ``lotus sim``: learn governors in the simulator, compare and run them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from lotus.core.cli import requires_extra
+from lotus.core.console import print_json, progress_bar
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the governor's commands on the root ``lotus`` app."""
+    app.command("sim", help="Run one simulated rollout of a policy on a board and plot it.")(sim)
+    app.command("train", help="Train a governor in the simulator (SB3) and export it to ONNX.")(train)
+    app.command("eval", help="Compare governors on identical simulated scenarios: table, JSON, plots.")(evaluate)
+
+
+def _scenario(**fields: object):  # noqa: ANN202
+    from pydantic import ValidationError
+
+    from lotus.core.errors import ConfigError
+    from lotus.core.files import format_validation_error
+    from lotus.envs.core import Resolved
+    from lotus.envs.scenario import Scenario
+
+    try:
+        scenario = Scenario(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid scenario: {format_validation_error(exc)}") from None
+    Resolved.from_scenario(scenario)  # loads board, workload and trace now: errors surface before work starts
+    return scenario
+
+
+def train(
+    algo: str = typer.Option(None, help="ppo | dqn (default: ppo for drl, dqn for lotus-dac24 and ztt)"),
+    policy: str = typer.Option("drl", help="drl | lotus-dac24 | ztt"),
+    board: str = typer.Option("orin-nano", help="board profile name or YAML path"),
+    power_mode: str = typer.Option(None, help="nvpmodel mode (board default if omitted)"),
+    steps: int = typer.Option(3_000_000, min=1000, help="environment steps (decisions over all boards)"),
+    envs: int = typer.Option(32, min=1, help="boards simulated in parallel"),
+    out: Path = typer.Option(Path("runs/train"), help="output directory"),
+    seed: int = typer.Option(0, help="random seed"),
+    resume: bool = typer.Option(False, help="continue from the latest checkpoint in OUT"),
+    threads: int = typer.Option(1, min=1, help="torch threads (1 is fastest for these small networks)"),
+    json_out: bool = typer.Option(False, "--json", help="print the metadata JSON"),
+) -> None:
+    """Train a governor with stable-baselines3 and export it to ONNX + metadata JSON."""
+    from lotus.core.errors import ConfigError
+    from lotus.governor.features import FEATURE_SPECS
+
+    with requires_extra("train", "lotus train"):
+        from lotus.governor.train import TrainConfig, default_algo, set_threads
+        from lotus.governor.train import train as run_train
+
+    if policy not in FEATURE_SPECS:
+        raise ConfigError(f"unknown policy family {policy!r}; choose one of {', '.join(FEATURE_SPECS)}")
+
+    set_threads(threads)
+    cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
+                      steps=steps, n_envs=envs, seed=seed)  # fmt: skip
+    _scenario(board=board, power_mode=power_mode)
+    meta = run_train(cfg, out, resume=resume, progress=not json_out)
+    if json_out:
+        print_json(meta)
+        return
+    print(
+        f"trained {policy} ({cfg.algo}, {steps} steps) in {meta['train_seconds']:.0f} s; "
+        f"ONNX agrees with SB3 on {100 * meta['export_agreement']:.1f} % of {meta['export_samples']} observations"
+    )
+    print(f"wrote {out / (policy + '.onnx')} and {out / (policy + '.json')}")
+
+
+def evaluate(
+    board: str = typer.Option("orin-nano", help="board profile name or YAML path"),
+    power_mode: str = typer.Option(None, help="nvpmodel mode"),
+    ambient: float = typer.Option(25.0, help="ambient temperature, C"),
+    trace: str = typer.Option("video", help="steady | bursty | video | CSV path"),
+    workload: str = typer.Option("frcnn-lite", help="workload profile name or path"),
+    fps: float = typer.Option(30.0, help="camera fps (0 = back-to-back)"),
+    deadline: float = typer.Option(None, help="latency target, ms"),
+    fan: str = typer.Option("off", help="off | on | auto"),
+    trip: float = typer.Option(None, help="passive trip override, C"),
+    duration: float = typer.Option(1200.0, min=1.0, help="simulated seconds per run"),
+    seeds: int = typer.Option(3, min=1, help="seeds per policy (0..N-1)"),
+    policies: str = typer.Option(
+        ",".join(("stock", "performance", "ztt", "lotus-dac24", "drl", "oracle")),
+        help="comma-separated policy names or policy JSON paths",
+    ),
+    out: Path = typer.Option(Path("runs/eval"), help="directory for results.json and plots"),
+    json_out: bool = typer.Option(False, "--json", help="print the per-policy, per-seed records as JSON"),
+) -> None:
+    """Compare governors on identical seeded scenarios: one table, a JSON file and PNG plots."""
+    with requires_extra("sim", "lotus eval"):
+        from lotus.governor.evaluate import evaluate as run_eval
+        from lotus.governor.evaluate import plot_eval
+        from lotus.governor.report import format_table
+
+    scenario = _scenario(board=board, power_mode=power_mode, ambient_c=ambient, trace=trace, workload=workload,
+                         fps=fps, deadline_ms=deadline, fan=fan, trip_c=trip)  # fmt: skip
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    runs = sum(11 if n == "oracle" else 1 for n in names) * seeds
+    bar = progress_bar(duration * runs, "eval")
+    try:
+        result = run_eval(scenario, names, range(seeds), duration, progress=bar.update)
+    finally:
+        bar.close()
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"scenario": scenario.model_dump(mode="json"), "duration_s": duration, "records": result.records,
+           "table": result.table}  # fmt: skip
+    (out / "results.json").write_text(json.dumps(doc, indent=2, default=float))
+    title = f"{board} {ambient:g} C, {trace}, {fps:g} fps"
+    plots = plot_eval(result, out, title)
+    if json_out:
+        print_json(result.records)
+        return
+    extra = (("objective", "objective", "{:.1f}"), ("objective_vs_oracle", "vs oracle", "{:.2f}"))
+    print(format_table(result.table, extra=extra))
+    print(f"wrote {out / 'results.json'} and {', '.join(str(p) for p in plots)}")
+
+
+def sim(
+    board: str = typer.Option("orin-nano", help="board profile name or YAML path"),
+    policy: str = typer.Option("performance", help="performance | powersave | stock | drl | fixed:<khz>,<hz> | ..."),
+    ambient: float = typer.Option(25.0, help="ambient temperature, C"),
+    duration: float = typer.Option(600.0, min=1.0, help="simulated seconds"),
+    out: Path = typer.Option(Path("runs/sim"), help="directory for the CSV and the PNG plot"),
+    power_mode: str = typer.Option(None, help="nvpmodel mode (board default if omitted)"),
+    workload: str = typer.Option("frcnn-lite", help="workload profile name or YAML/manifest path"),
+    trace: str = typer.Option("video", help="steady | bursty | video | path to a CSV trace"),
+    fps: float = typer.Option(None, help="camera fps (0 = back-to-back; default from the workload)"),
+    deadline: float = typer.Option(None, help="latency target, ms (default from the workload)"),
+    fan: str = typer.Option("off", help="off | on | auto"),
+    trip: float = typer.Option(None, help="passive trip point override, C"),
+    decision: str = typer.Option("stage", help="stage (2 decisions per frame) | frame"),
+    seed: int = typer.Option(0, help="random seed"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document instead of a table"),
+) -> None:
+    """Run one rollout and report latency, temperatures, throttling and energy."""
+    from pydantic import ValidationError
+
+    from lotus.core.errors import ConfigError
+    from lotus.core.files import format_validation_error
+    from lotus.envs.core import Resolved
+    from lotus.envs.scenario import Scenario
+    from lotus.governor.registry import build_policy
+
+    with requires_extra("sim", "lotus sim"):
+        from lotus.governor.report import format_table, plot_rollout, summarize, write_csv
+        from lotus.governor.rollout import rollout
+
+    try:
+        scenario = Scenario(
+            board=board, power_mode=power_mode, ambient_c=ambient, workload=workload, trace=trace, fps=fps,
+            deadline_ms=deadline, fan=fan, trip_c=trip, decision=decision,
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise ConfigError(f"invalid scenario: {format_validation_error(exc)}") from None
+    res = Resolved.from_scenario(scenario)  # loads and validates board, workload
+    pol = build_policy(policy, res.actions)
+    bar = progress_bar(duration, f"sim {pol.name}")
+    try:
+        rec = rollout(pol, scenario, duration, seed=seed, progress=bar.update)
+    finally:
+        bar.close()
+    summary = {"policy": pol.name, "board": res.board.name, "ambient_c": ambient, **summarize(rec)}
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = out / "rollout.csv", out / "rollout.png"
+    write_csv(rec, csv_path)
+    title = f"{pol.name} on {res.board.name} at {ambient:g} C ({scenario.trace}, fan {fan})"
+    plot_rollout(rec, png_path, title)
+    summary.update(csv=str(csv_path), plot=str(png_path), shutdown=rec.shutdown)
+    if json_out:
+        print_json(summary)
+        return
+    print(format_table([summary]))
+    if rec.shutdown:
+        print("the board reached its shutdown trip point: episode ended early")
+    print(f"wrote {csv_path} and {png_path}")
