@@ -39,11 +39,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 SCHEMA_VERSION = 1
+
+GovernorMode = Literal["active", "shadow", "off"]
+"""``active`` decides and writes clocks; ``shadow`` decides and only records; ``off`` does neither."""
+GOVERNOR_MODES: tuple[GovernorMode, ...] = get_args(GovernorMode)
 HEADROOM_SCALE_C = 30.0
 TEMP_SLOPE_TAU_S = 2.0
 LATENCY_EMA_ALPHA = 0.1

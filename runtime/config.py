@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from lotus.core.errors import ConfigError
 from lotus.core.files import read_yaml_mapping
+from lotus.core.schema import GovernorMode
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "compressed_models"
 DEFAULT_PROVIDERS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -101,7 +102,7 @@ class ModelsConfig(_Section):
 class GovernorConfig(_Section):
     """The clock governor and who may change it at run time."""
 
-    mode: Literal["active", "shadow", "off"] = Field(
+    mode: GovernorMode = Field(
         "active", description="active: set clocks; shadow: decide and log only; off: leave the kernel governors"
     )
     policy: str = Field("drl", description="performance, powersave, stock, fixed:<khz>,<hz>, drl, ... or a .json path")

@@ -13,18 +13,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from lotus.core.errors import DeviceError, PolicyError
-from lotus.core.schema import ActionTable
+from lotus.core.schema import GOVERNOR_MODES, ActionTable, GovernorMode
 from lotus.runtime.hw.base import Board
 
 log = logging.getLogger(__name__)
-
-Mode = Literal["active", "shadow", "off"]
-MODES: tuple[str, ...] = ("active", "shadow", "off")
 
 
 @dataclass
@@ -71,7 +67,7 @@ class GovernorController:
         board: Board,
         actions: ActionTable,
         policy: str,
-        mode: Mode,
+        mode: GovernorMode,
         on_control: Callable[[bool], None] | None = None,
         has_gpu: bool = True,
     ) -> None:
@@ -83,7 +79,7 @@ class GovernorController:
         self.policy = build_policy(policy, actions)
         self.policy.reset(1)
         self.version = policy_version(self.policy)
-        self.mode: Mode = mode
+        self.mode: GovernorMode = mode
         self.decisions = 0
         self.write_errors = 0
         self.last: Decision | None = None
@@ -100,8 +96,8 @@ class GovernorController:
         log.info("governor policy -> %s (%s)", spec, self.version)
 
     def set_mode(self, mode: str) -> None:
-        if mode not in MODES:
-            raise PolicyError(f"unknown governor mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode not in GOVERNOR_MODES:
+            raise PolicyError(f"unknown governor mode {mode!r}; choose one of {', '.join(GOVERNOR_MODES)}")
         with self._lock:
             old, self.mode = self.mode, mode  # type: ignore[assignment]
             if old != "active" and mode == "active" and self._on_control:

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lotus.core.schema import GovernorMode
+
 
 class ErrorBody(BaseModel):
     error: str = Field(description="what is wrong with the request")
@@ -59,7 +61,7 @@ class Ready(BaseModel):
 
 class GovernorUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mode: Literal["active", "shadow", "off"] | None = None
+    mode: GovernorMode | None = None
     policy: str | None = Field(None, description="performance, powersave, stock, fixed:<khz>,<hz>, drl, ...")
 
 
