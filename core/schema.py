@@ -36,7 +36,6 @@ Actions are indices into an :class:`ActionTable` of joint (CPU, GPU) clocks. The
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -49,8 +48,9 @@ GovernorMode = Literal["active", "shadow", "off"]
 """``active`` decides and writes clocks; ``shadow`` decides and only records; ``off`` does neither."""
 GOVERNOR_MODES: tuple[GovernorMode, ...] = get_args(GovernorMode)
 HEADROOM_SCALE_C = 30.0
-TEMP_SLOPE_TAU_S = 2.0
-LATENCY_EMA_ALPHA = 0.1
+# filter constants; the filters themselves are lotus.core.filters.ObservationFilters
+TEMP_SLOPE_TAU_S = 2.0  # time constant of the temperature-slope filter, s
+LATENCY_EMA_ALPHA = 0.1  # weight of each new frame in the latency EMA
 
 # name -> (low, high) after normalisation
 FEATURES: dict[str, tuple[float, float]] = {
@@ -148,11 +148,6 @@ def encode_observation(raw: Mapping[str, Any]) -> np.ndarray:
     out = np.array(feats, dtype=np.float32)
     np.maximum(out, LOW, out=out)
     return np.minimum(out, HIGH, out=out)
-
-
-def slope_alpha(dt_s: float) -> float:
-    """Weight of a new dT/dt sample in the temperature-slope filter after ``dt_s`` seconds."""
-    return 1.0 - math.exp(-dt_s / TEMP_SLOPE_TAU_S)
 
 
 @dataclass(frozen=True)

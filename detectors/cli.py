@@ -1,6 +1,8 @@
 """``lotus detectors train|export|eval|dataset|ocr-manifest`` and ``lotus compress``.
 
 torch and ``detectors`` are imported inside the commands: the runtime never imports torch.
+Every command writes under the working directory (``runs/...``) by default; only ``--ship``
+writes into the shipped models (``compressed_models/`` of the source tree lotus runs from).
 """
 
 from __future__ import annotations
@@ -29,7 +31,23 @@ DEFAULT_CKPT = Path("runs/detectors/frcnn-lite.pt")
 # when no checkpoint of your own exists yet
 SHIPPED_CKPT = Path(__file__).resolve().parent / "weights" / "frcnn-lite-dense.pt"
 DEFAULT_WORK = Path("runs/compress")
-SHIP_DIR = Path(__file__).resolve().parents[2] / "compressed_models"
+DEFAULT_OCR_DIR = Path("runs/models/ppocr-v4")  # a model folder of the repository runs/models
+
+
+def ship_dir(name: str) -> Path:
+    """``compressed_models/<name>`` of the source checkout lotus runs from (``--ship``'s target).
+
+    :raises ConfigError: lotus runs from an installed package, not a source checkout (a package
+        install is never written to)
+    """
+    from lotus.runtime.models.manifest import MODELS_ROOT
+
+    if not (MODELS_ROOT.parent / "pyproject.toml").is_file():
+        raise ConfigError(
+            f"--ship writes into the source tree's compressed_models/, but lotus runs from an installed "
+            f"package ({MODELS_ROOT}); leave out --ship and serve the output with --model-repository"
+        )
+    return MODELS_ROOT / name
 
 
 class _Bar:
@@ -130,7 +148,7 @@ def eval_(
         pipe = create_pipeline(model, threads=threads)
         if not isinstance(pipe, FrcnnPipeline):
             raise ConfigError(f"model {model!r} is not a detector (kind {pipe.manifest.kind})")
-        size, predict = int(pipe.manifest.preprocess["input_size"]), pipe.predict
+        size, predict = pipe.input_size, pipe.predict
     else:
         from lotus.detectors.train import load_detector
 
@@ -161,34 +179,53 @@ def dataset(
 @app.command("ocr-manifest")
 @needs_extra("ocr", "lotus detectors ocr-manifest")
 def ocr_manifest(
-    out_dir: Path = typer.Option(SHIP_DIR / "ppocr-v4", help="manifest folder"),
+    out_dir: Path = typer.Option(
+        DEFAULT_OCR_DIR, help="model folder to write (serve: lotus serve --model-repository <its parent>)"
+    ),
     threads: int = typer.Option(1, help="ORT threads for the timings"),
+    ship: bool = typer.Option(False, help="write compressed_models/ppocr-v4 of the source tree instead of --out-dir"),
 ) -> None:
     """Measure PP-OCRv4 (rapidocr-onnxruntime wheel) and write its manifest."""
     from lotus.detectors.ocr_bench import build_ppocr_manifest
+    from lotus.runtime.models.manifest import MANIFEST_NAME, MODELS_ROOT, is_within
 
+    if ship:
+        out_dir = ship_dir("ppocr-v4")
+    elif is_within(out_dir, MODELS_ROOT):
+        raise ConfigError(f"--out-dir {out_dir} is inside the shipped models {MODELS_ROOT}: use --ship to write there")
     m = build_ppocr_manifest(out_dir, threads=threads)
-    typer.echo(f"wrote {out_dir / 'manifest.yaml'}: word accuracy {m.metrics.accuracy['word_accuracy']:.2f}")
+    typer.echo(f"wrote {out_dir / MANIFEST_NAME}: word accuracy {m.metrics.accuracy['word_accuracy']:.2f}")
+    if not ship:
+        typer.echo(f"serve it: lotus serve --model-repository {out_dir.parent} -m {out_dir.name}")
 
 
 def compress(
     checkpoint: Path = typer.Option(
         None, help="dense checkpoint (default: yours from `lotus detectors train`, else the shipped one)"
     ),
-    work_dir: Path = typer.Option(DEFAULT_WORK, help="variants, pruned checkpoint and report"),
+    work_dir: Path = typer.Option(
+        DEFAULT_WORK, help="variants, pruned checkpoint, report and the model (WORK_DIR/models/frcnn-lite)"
+    ),
     keep: float = typer.Option(0.5, min=0.05, max=1.0, help="fraction of channels kept by pruning"),
     finetune_steps: int = typer.Option(800, min=0, help="fine-tuning steps after pruning"),
     val_images: int = typer.Option(300, min=1, help="validation images for mAP"),
     calib_images: int = typer.Option(64, min=1, help="calibration images for static INT8"),
     threads: int = typer.Option(1, help="torch and onnxruntime threads (same for every variant)"),
     repeats: int = typer.Option(30, min=1, help="timing repetitions (median)"),
-    ship: bool = typer.Option(True, help="copy pruned-int8 + manifest to compressed_models/frcnn-lite"),
+    ship: bool = typer.Option(
+        False, help="also replace the shipped model: copy it into compressed_models/frcnn-lite of the source tree"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the rows as a JSON list"),
 ) -> None:
-    """Prune + fine-tune, quantize (INT8 static QDQ, FP16), measure, and ship FRCNN-lite."""
+    """Prune + fine-tune, quantize (INT8 static QDQ, FP16), measure, and package FRCNN-lite.
+
+    Everything goes under ``--work-dir``, the model as ``WORK_DIR/models/frcnn-lite``; ``--ship``
+    also copies it over the shipped model.
+    """
     if checkpoint is None:
         checkpoint = DEFAULT_CKPT if DEFAULT_CKPT.is_file() else SHIPPED_CKPT
     checkpoint = _existing(checkpoint)
+    target = ship_dir("frcnn-lite") if ship else None  # refuse before the long run, not after
     _threads(threads)
     from lotus.detectors.compress import CompressConfig, report_markdown, run_compress
 
@@ -201,7 +238,7 @@ def compress(
         calib_images=calib_images,
         threads=threads,
         repeats=repeats,
-        ship_dir=SHIP_DIR / "frcnn-lite" if ship else None,
+        ship_dir=target,
     )
     bar = _Bar()
     rows = run_compress(cc, progress=None if as_json else bar)
@@ -211,6 +248,9 @@ def compress(
     else:
         typer.echo(report_markdown(rows))
         typer.echo(f"report: {work_dir / 'report.md'}, {work_dir / 'report.json'}")
+        typer.echo(f"model: {cc.model_dir} (serve it: lotus serve --model-repository {cc.model_dir.parent})")
+        if target is not None:
+            typer.echo(f"shipped: {target}")
 
 
 def _existing(path: Path) -> Path:

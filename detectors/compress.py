@@ -1,8 +1,12 @@
-"""``lotus compress``: prune + fine-tune, quantize, measure every variant, ship the default model.
+"""``lotus compress``: prune + fine-tune, quantize, measure every variant, package the model.
 
 Variants (one folder each under ``work_dir``, each with ``stage1.onnx`` + ``stage2.onnx``):
-``dense-fp32``, ``pruned-fp32``, ``pruned-int8`` (static QDQ, shipped), ``pruned-int8-dynamic``
+``dense-fp32``, ``pruned-fp32``, ``pruned-int8`` (static QDQ, the model), ``pruned-int8-dynamic``
 (measured only: ConvInteger is slow on CPU) and ``pruned-fp16`` (for GPUs; size reported).
+
+``pruned-int8`` is written with its manifest as a servable model folder,
+``work_dir/models/<name>/`` (``lotus serve --model-repository work_dir/models``). Nothing is
+written outside ``work_dir`` unless ``ship_dir`` is set (``lotus compress --ship``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from lotus.detectors.evaluate import evaluate
 from lotus.detectors.export import export_stages, time_stages
 from lotus.detectors.model import Detector
 from lotus.detectors.ship import frcnn_manifest, frcnn_workload, ship
-from lotus.runtime.models.manifest import Metrics
+from lotus.runtime.models.manifest import Metrics, ModelManifest
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +47,11 @@ class CompressConfig:
     :param val_images: validation images for mAP
     :param threads: onnxruntime intra-op threads for every timing
     :param repeats: timing repetitions (median)
-    :param ship_dir: copy pruned-int8 + manifest here (``None``: do not ship)
+    :param models_dir: model repository the packaged model goes into, as ``<models_dir>/<ship_name>/``
+        (``None``: ``work_dir/models``)
+    :param ship_dir: also copy the packaged model here, e.g. the shipped ``compressed_models/frcnn-lite``
+        (``None``: do not ship)
+    :param ship_name: the model's name (its folder and manifest name)
     """
 
     checkpoint: Path
@@ -55,8 +63,14 @@ class CompressConfig:
     val_images: int = 300
     threads: int = 1
     repeats: int = 30
+    models_dir: Path | None = None
     ship_dir: Path | None = None
     ship_name: str = "frcnn-lite"
+
+    @property
+    def model_dir(self) -> Path:
+        """Folder of the packaged model: ``<models_dir or work_dir/models>/<ship_name>``."""
+        return (self.models_dir if self.models_dir is not None else self.work_dir / "models") / self.ship_name
 
 
 @dataclass
@@ -71,7 +85,8 @@ class VariantResult:
     map50: float | None = None
     map50_95: float | None = None
     mean_proposals: float | None = None
-    shipped: bool = False
+    model_dir: str | None = None  # the variant packaged as the servable model: its folder
+    shipped: bool = False  # also copied into the shipped models (--ship)
     note: str = ""
 
     def json_row(self) -> dict:
@@ -123,7 +138,8 @@ def _measure(
 
 
 def run_compress(cc: CompressConfig, progress: Progress | None = None) -> list[VariantResult]:
-    """Build and measure all variants; write ``report.md``/``report.json``; ship pruned-int8."""
+    """Build and measure all variants; package pruned-int8 (``cc.model_dir``, and ``cc.ship_dir`` when set);
+    write ``report.md``/``report.json`` into ``cc.work_dir``."""
     from lotus.detectors.prune import prune_detector
     from lotus.detectors.quantize import (
         calibration_feeds,
@@ -162,44 +178,28 @@ def run_compress(cc: CompressConfig, progress: Progress | None = None) -> list[V
     f1, f2 = calibration_feeds(fp32 / "stage1.onnx", cfg.image_size, cc.calib_images)
     for name in ("pruned-int8", "pruned-int8-dynamic", "pruned-fp16"):
         (work / name).mkdir(exist_ok=True)
-    quantize_int8_static(fp32 / "stage1.onnx", work / "pruned-int8" / "stage1.onnx", f1)
-    quantize_int8_static(fp32 / "stage2.onnx", work / "pruned-int8" / "stage2.onnx", f2)
-    rows.append(
-        _measure(
-            "pruned-int8",
-            work / "pruned-int8",
-            n_params,
-            cc,
-            cfg,
-            progress,
-            "static QDQ, calibrated on synthetic images",
-        )
-    )
-    quantize_int8_dynamic(fp32 / "stage1.onnx", work / "pruned-int8-dynamic" / "stage1.onnx")
-    quantize_int8_dynamic(fp32 / "stage2.onnx", work / "pruned-int8-dynamic" / "stage2.onnx")
-    rows.append(
-        _measure(
-            "pruned-int8-dynamic",
-            work / "pruned-int8-dynamic",
-            n_params,
-            cc,
-            cfg,
-            progress,
-            "not shipped: ConvInteger is slow on CPU",
-        )
-    )
-    convert_fp16(fp32 / "stage1.onnx", work / "pruned-fp16" / "stage1.onnx")
-    convert_fp16(fp32 / "stage2.onnx", work / "pruned-fp16" / "stage2.onnx")
-    rows.append(_measure("pruned-fp16", work / "pruned-fp16", n_params, cc, cfg, progress, "for GPUs"))
+    variants = (
+        ("pruned-int8", quantize_int8_static, "static QDQ, calibrated on synthetic images"),
+        ("pruned-int8-dynamic", lambda src, dst, f: quantize_int8_dynamic(src, dst),
+         "not shipped: ConvInteger is slow on CPU"),
+        ("pruned-fp16", lambda src, dst, f: convert_fp16(src, dst), "for GPUs"),
+    )  # fmt: skip
+    for name, convert, note in variants:
+        for stage, feed in (("stage1", f1), ("stage2", f2)):
+            convert(fp32 / f"{stage}.onnx", work / name / f"{stage}.onnx", feed)
+        rows.append(_measure(name, work / name, n_params, cc, cfg, progress, note))
 
+    packaged = _package(rows[2], work / "pruned-int8", cc, cfg)
+    rows[2].model_dir = str(cc.model_dir)
     if cc.ship_dir is not None:
+        ship(packaged, cc.ship_dir, into_shipped=True)
         rows[2].shipped = True
-        _ship(rows[2], work / "pruned-int8", cc, cfg)
     write_report(rows, work)
     return rows
 
 
-def _ship(row: VariantResult, folder: Path, cc: CompressConfig, cfg) -> None:  # noqa: ANN001
+def _package(row: VariantResult, folder: Path, cc: CompressConfig, cfg) -> ModelManifest:  # noqa: ANN001
+    """Write ``row``'s variant (ONNX files in ``folder``) with its measured manifest to ``cc.model_dir``."""
     workload = frcnn_workload(
         cc.ship_name, row.stage1_ms or 0.0, row.stage2_ms, row.mean_proposals or 1.0, cfg.post_nms_top_n, cc.threads
     )
@@ -223,7 +223,7 @@ def _ship(row: VariantResult, folder: Path, cc: CompressConfig, cfg) -> None:  #
         metrics=metrics,
         workload=workload,
     )
-    ship(manifest, cc.ship_dir)
+    return ship(manifest, cc.model_dir)
 
 
 def report_markdown(rows: list[VariantResult]) -> str:
@@ -239,7 +239,7 @@ def report_markdown(rows: list[VariantResult]) -> str:
     lines = [head]
     for r in rows:
         s2 = "/".join(f(r.stage2_ms.get(n)) for n in STAGE2_NS)
-        note = r.note + (" (shipped)" if r.shipped else "")
+        note = r.note + (f" (model: {r.model_dir})" if r.model_dir else "") + (" (shipped)" if r.shipped else "")
         lines.append(
             f"| {r.variant} | {r.params:,} | {r.size_bytes / 1024:.0f} | {f(r.stage1_ms)} | {s2} | "
             f"{f(r.map50, 3)} | {f(r.map50_95, 3)} | {f(r.mean_proposals, 1)} | {note} |"

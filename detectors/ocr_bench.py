@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lotus.core.errors import ModelLoadError
+from lotus.core.files import sha256_file
 from lotus.detectors.timing import median_ms
 from lotus.detectors.workload_fit import placeholder_workload, workload_from_ms
 from lotus.runtime.models.manifest import (
@@ -20,7 +21,6 @@ from lotus.runtime.models.manifest import (
     ModelManifest,
     StageSpec,
     TensorSpec,
-    sha256_file,
     write_manifest,
 )
 
@@ -108,6 +108,13 @@ def package_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+def _stage_spec(name: str, role: str, path: Path, inp: tuple, out: tuple) -> StageSpec:
+    """One float32 stage with a single input and output, each ``(tensor name, shape, description)``."""
+    tensor = [TensorSpec(name=n, shape=shape, dtype="float32", description=d) for n, shape, d in (inp, out)]
+    return StageSpec(name=name, role=role, file=path.name, sha256=sha256_file(path), size_bytes=path.stat().st_size,
+                     inputs=[tensor[0]], outputs=[tensor[1]])  # fmt: skip
+
+
 def build_ppocr_manifest(
     out_dir: Path, threads: int = 1, cpu_ghz: float = 2.0, gpu_share: float = 0.8, repeats: int = 3
 ) -> ModelManifest:
@@ -116,53 +123,14 @@ def build_ppocr_manifest(
 
     base = package_dir()
     stages = [
-        StageSpec(
-            name="stage1",
-            role="PP-OCRv4 DB text detection",
-            file=DET_FILE,
-            sha256=sha256_file(base / DET_FILE),
-            size_bytes=(base / DET_FILE).stat().st_size,
-            inputs=[
-                TensorSpec(
-                    name="x",
-                    shape=["batch", 3, "height", "width"],
-                    dtype="float32",
-                    description="BGR, (x/255-0.5)/0.5, sides multiple of 32",
-                )
-            ],
-            outputs=[
-                TensorSpec(
-                    name="sigmoid_0.tmp_0",
-                    shape=["batch", 1, "height", "width"],
-                    dtype="float32",
-                    description="text probability map",
-                )
-            ],
-        ),
-        StageSpec(
-            name="stage2",
-            role="PP-OCRv4 CRNN recognition per text box",
-            file=REC_FILE,
-            sha256=sha256_file(base / REC_FILE),
-            size_bytes=(base / REC_FILE).stat().st_size,
-            inputs=[
-                TensorSpec(
-                    name="x",
-                    shape=["boxes", 3, 48, "width"],
-                    dtype="float32",
-                    description="BGR crops, height 48, right-padded",
-                )
-            ],
-            outputs=[
-                TensorSpec(
-                    name="softmax_11.tmp_0",
-                    shape=["boxes", "time", 6625],
-                    dtype="float32",
-                    description="CTC probabilities; 0 = blank, charset in model metadata",
-                )
-            ],
-        ),
-    ]
+        _stage_spec("stage1", "PP-OCRv4 DB text detection", base / DET_FILE,
+                    ("x", ["batch", 3, "height", "width"], "BGR, (x/255-0.5)/0.5, sides multiple of 32"),
+                    ("sigmoid_0.tmp_0", ["batch", 1, "height", "width"], "text probability map")),
+        _stage_spec("stage2", "PP-OCRv4 CRNN recognition per text box", base / REC_FILE,
+                    ("x", ["boxes", 3, 48, "width"], "BGR crops, height 48, right-padded"),
+                    ("softmax_11.tmp_0", ["boxes", "time", 6625],
+                     "CTC probabilities; 0 = blank, charset in model metadata")),
+    ]  # fmt: skip
     draft = ModelManifest(
         name="ppocr-v4",
         version="4.0.0",

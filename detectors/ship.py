@@ -1,4 +1,9 @@
-"""Build FRCNN-lite manifests and copy shipped artifacts into ``compressed_models/``."""
+"""Build FRCNN-lite manifests and write model folders (``<repository>/<name>/``: manifest + ONNX files).
+
+``lotus compress`` writes its model into a repository under its work directory
+(``runs/compress/models/frcnn-lite``, servable with ``lotus serve --model-repository``); only
+``lotus compress --ship`` writes into the shipped models (``compressed_models/``).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
+from lotus.core.errors import ConfigError
+from lotus.core.files import sha256_file
 from lotus.detectors.dataset import CLASS_NAMES
 from lotus.detectors.model import DetectorConfig
 from lotus.detectors.workload_fit import placeholder_workload, workload_from_ms
 from lotus.envs.workload import WorkloadProfile
 from lotus.runtime.models.manifest import (
     MANIFEST_NAME,
+    MODELS_ROOT,
     Metrics,
     ModelManifest,
     StageSpec,
     TensorSpec,
-    sha256_file,
+    is_within,
     write_manifest,
 )
 
@@ -133,8 +141,16 @@ def frcnn_workload(
     )
 
 
-def ship(manifest: ModelManifest, dest: Path) -> ModelManifest:
-    """Copy the manifest's stage files into ``dest`` and write ``dest/manifest.yaml``."""
+def ship(manifest: ModelManifest, dest: Path, into_shipped: bool = False) -> ModelManifest:
+    """Copy the manifest's stage files into the model folder ``dest`` and write ``dest/manifest.yaml``.
+
+    :param into_shipped: allow ``dest`` inside the shipped models (:data:`MODELS_ROOT`); only
+        ``lotus compress --ship`` sets it
+    :returns: the manifest as written, ``base_dir`` = ``dest``
+    :raises ConfigError: ``dest`` is inside the shipped models and ``into_shipped`` is not set
+    """
+    if not into_shipped and is_within(dest, MODELS_ROOT):
+        raise ConfigError(f"{dest} is inside the shipped models {MODELS_ROOT}: write there only with --ship")
     dest.mkdir(parents=True, exist_ok=True)
     for st in manifest.stages:
         src = manifest.stage_path(st.name)

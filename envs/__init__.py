@@ -1,7 +1,7 @@
 """Board and two-stage detector simulator. Numpy only: no torch here.
 
-The physics (:mod:`lotus.envs.core`, :mod:`lotus.envs.thermal`, profiles) imports no gymnasium,
-so the daemon's simulated board can use it on the base install. The gymnasium API
+The physics (:mod:`lotus.envs.physics`, :mod:`lotus.envs.core`, :mod:`lotus.envs.thermal`,
+profiles) imports no gymnasium, so the daemon's simulated board can use it on the base install. The gymnasium API
 (``TwoStageDetectorEnv``, ``BatchedDetectorEnv``, the ``lotus/TwoStageDetector-v0`` id) needs the
 ``sim`` extra and loads on first use::
 

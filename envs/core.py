@@ -9,6 +9,10 @@ One ``step`` is one governor decision. In ``stage`` mode a decision made *before
 covers the wait for the camera frame and stage 1; a decision made *after* stage 1 (proposal
 count known) covers stage 2. In ``frame`` mode one decision covers the whole frame.
 
+The rules themselves (power, firmware throttle, fan curve) are :mod:`lotus.envs.physics`, the
+heat flow :mod:`lotus.envs.thermal`, the smoothed observation features
+:class:`lotus.core.filters.ObservationFilters`; the daemon's simulated board uses the same ones.
+
 Simplifications (documented so the trends can be judged): power is constant over a segment
 (idle wait, stage) and taken at its start temperatures; the firmware throttle is evaluated at
 segment ends, once per 1 s poll boundary crossed, and caps both CPU and GPU one step per poll
@@ -22,27 +26,44 @@ from typing import Any
 
 import numpy as np
 
-from lotus.core.schema import LATENCY_EMA_ALPHA, TEMP_SLOPE_TAU_S, ActionTable
+from lotus.core.filters import ObservationFilters
+from lotus.core.schema import ActionTable
+from lotus.core.units import HZ_PER_GHZ, KHZ_PER_GHZ, hz_to_ghz, khz_to_hz, s_to_ms
 from lotus.envs.board import BoardProfile, load_board
 from lotus.envs.ops import ARRAY, SCALAR, normal
+from lotus.envs.physics import (
+    CPU_THREADS_SHARE,
+    dynamic_power_table,
+    fan_auto_level,
+    is_capped,
+    polls_crossed,
+    segment_power,
+    stage_activity,
+    throttle_poll,
+)
 from lotus.envs.scenario import Scenario
 from lotus.envs.thermal import FAN_LEVELS, N_COEF, advance, advance_batched, coefficient_table
 from lotus.envs.traces import make_trace
 from lotus.envs.workload import WorkloadProfile, load_workload
 
+Value = Any  # float (or int/bool) for one board, ndarray [n] for a batch: SimCore's state is either
+
+__all__ = ["CPU_THREADS_SHARE", "FAN_AUTO", "FAN_OFF", "FAN_ON", "Resolved", "SimCore", "draw_board", "trace_length"]
+
 FAN_OFF, FAN_ON, FAN_AUTO = 0, 1, 2
-CPU_THREADS_SHARE = 0.75  # share of online cores a stage's CPU-bound part keeps busy (assumption)
 INIT_HEAT_BELOW_TRIP_C = 8.0  # init_heat 1 starts every node this far below the trip point
 TRACE_CAP = 200_000  # frames of trace kept per board (1 h 50 min at 30 fps); longer episodes cycle
+S_PER_MS = 1e-3  # ms -> s by multiplying (not ms_to_s's division): keeps the simulator's numbers to the bit
 
 STATE_FIELDS = (
     "t", "th_c", "th_g", "th_s", "phase", "frame", "req_c", "req_g", "cap_c", "cap_g", "fan_level",
-    "arrival", "frame_start", "stage1_ms", "proposals", "last_proposals", "last_latency", "lat_ema",
-    "slope", "tmax_prev", "energy", "frame_energy", "counter", "key", "dropped", "lat_hist0",
+    "arrival", "frame_start", "stage1_ms", "proposals", "last_proposals", "last_latency",
+    "energy", "frame_energy", "counter", "key", "dropped", "lat_hist0",
     "lat_hist1", "lat_hist2", "s1_hist0", "s1_hist1", "s1_hist2", "done",
     # per-board randomised parameters
     "amb", "trip", "wl_scale", "fan_mode", "r_scale", "d_scale",
 )  # fmt: skip
+FILTER_FIELDS = ("slope", "tmax_prev", "lat_ema")  # state kept in SimCore.filters
 
 
 @dataclass(frozen=True)
@@ -68,8 +89,9 @@ class Resolved:
         workload = load_workload(scenario.workload)
         fps = workload.default_fps if scenario.fps is None else scenario.fps
         deadline = scenario.deadline_ms or workload.default_deadline_ms
-        cpu_hz = np.asarray(mode.cpu_freqs_khz, dtype=float) * 1e3
+        cpu_hz = khz_to_hz(np.asarray(mode.cpu_freqs_khz, dtype=float))
         gpu_hz = np.asarray(mode.gpu_freqs_hz, dtype=float)
+        dyn_cpu_w, dyn_gpu_w = dynamic_power_table(board, mode)
         return cls(
             scenario=scenario,
             board=board,
@@ -77,22 +99,16 @@ class Resolved:
             actions=ActionTable.from_mode(mode),
             period_s=1.0 / fps if fps > 0 else 0.0,
             deadline_ms=float(deadline),
-            cpu_ghz=_floats(cpu_hz / 1e9),
-            gpu_ghz=_floats(gpu_hz / 1e9),
-            dyn_cpu_w=_floats(mode.cpu_online * board.cpu.c_eff_nf * 1e-9 * _volts(board.cpu, cpu_hz) ** 2 * cpu_hz),
-            dyn_gpu_w=_floats(board.gpu.c_eff_nf * 1e-9 * _volts(board.gpu, gpu_hz) ** 2 * gpu_hz),
+            cpu_ghz=_floats(hz_to_ghz(cpu_hz)),
+            gpu_ghz=_floats(hz_to_ghz(gpu_hz)),
+            dyn_cpu_w=dyn_cpu_w,
+            dyn_gpu_w=dyn_gpu_w,
             budget_w=mode.budget_w,
         )
 
 
 def _floats(values: np.ndarray) -> tuple[float, ...]:
     return tuple(float(x) for x in values)
-
-
-def _volts(domain: Any, hz: np.ndarray) -> np.ndarray:
-    v = domain.voltage
-    frac = np.clip((hz - v.knee_hz) / (v.max_hz - v.knee_hz), 0.0, 1.0)
-    return v.v_min_v + (v.v_max_v - v.v_min_v) * frac
 
 
 def trace_length(scenario: Scenario) -> int:
@@ -138,18 +154,71 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
 
 
 class SimCore:
-    """State and dynamics of ``n`` simulated boards running one scenario."""
+    """State and dynamics of ``n`` simulated boards running one scenario.
+
+    :param res: the resolved scenario (profiles and tables shared by every board).
+    :param n: number of boards.
+    :param batched: keep the state as arrays ``[n]`` even for ``n == 1`` (``ops=ARRAY``).
+
+    Every state field below is a :data:`Value`: a Python float/int/bool for one board
+    (``ops=SCALAR``), a numpy array ``[n]`` for a batch. Temperatures are kept as rises above
+    ambient (K); add ``amb`` for degrees C.
+    """
+
+    t: Value  # board time, s
+    th_c: Value  # CPU die, GPU die and heatsink rise above ambient, K
+    th_g: Value
+    th_s: Value
+    phase: Value  # 0: the next decision is before stage 1, 1: before stage 2
+    frame: Value  # frames finished
+    req_c: Value  # requested clock indices
+    req_g: Value
+    cap_c: Value  # firmware clock caps (indices; n - 1: uncapped)
+    cap_g: Value
+    fan_level: Value  # quantised fan PWM level, 0..FAN_LEVELS - 1
+    arrival: Value  # camera arrival time of the current/next frame, s
+    frame_start: Value  # time the current frame's stage 1 started, s
+    stage1_ms: Value  # last stage-1 time, ms
+    proposals: Value  # proposals of the current frame
+    last_proposals: Value  # proposals of the last finished frame
+    last_latency: Value  # last frame latency, ms
+    energy: Value  # energy since reset, J
+    frame_energy: Value  # energy of the current frame so far, J
+    counter: Value  # jitter draws made (counter of the counter-based RNG)
+    key: Value  # per-board key of the counter-based RNG
+    dropped: Value  # camera frames dropped
+    lat_hist0: Value  # last three frame latencies (oldest first), ms
+    lat_hist1: Value
+    lat_hist2: Value
+    s1_hist0: Value  # last three stage-1 times (oldest first), ms
+    s1_hist1: Value
+    s1_hist2: Value
+    done: Value
+    amb: Value  # per-board randomised parameters: ambient, C
+    trip: Value  # passive trip point, C
+    wl_scale: Value  # factor on stage costs
+    fan_mode: Value  # FAN_OFF, FAN_ON or FAN_AUTO
+    r_scale: Value  # factor on heatsink-to-ambient resistance
+    d_scale: Value  # factor on the deadline
+    cpu_ghz: Value  # clock tables, GHz: a tuple (one board) or an array (batch)
+    gpu_ghz: Value
+    dyn_c: Value  # dynamic power per unit activity at each clock, W (physics.dynamic_power_table)
+    dyn_g: Value
+    trace: np.ndarray  # proposal trace of the one board (``[frames]``); ``traces [n, frames]`` for a batch
+    coef: Value  # thermal coefficients of the current fan level (``[N_COEF]``, or ``[N_COEF, n]``)
+    coef_table: tuple[tuple[float, ...], ...]
 
     def __init__(self, res: Resolved, n: int = 1, batched: bool = False) -> None:
         self.res = res
         self.n = n
         self.batched = batched or n > 1
-        self.ops = ARRAY if self.batched else SCALAR
+        self.ops: Any = ARRAY if self.batched else SCALAR  # lotus.envs.ops: SCALAR or ARRAY
         b = res.board
         self.poll_s = b.throttling.poll_s
-        self.hyst = b.throttling.hysteresis_c
-        self.steps = b.throttling.steps_per_poll
         self.shutdown = b.throttling.shutdown_c
+        self.n_cpu, self.n_gpu = res.actions.n_cpu, res.actions.n_gpu  # clock table sizes
+        o = self.ops
+        self.filters = ObservationFilters(exp=o.exp, maximum=o.maximum, where=o.where)
         if self.batched:
             self.cpu_ghz = np.asarray(res.cpu_ghz)
             self.gpu_ghz = np.asarray(res.gpu_ghz)
@@ -160,11 +229,13 @@ class SimCore:
             self.coef = np.zeros((N_COEF, n))
             self._rows = np.arange(n)
             for name in STATE_FIELDS:
-                dtype = np.uint64 if name in ("key", "counter") else bool if name == "done" else float
+                dtype: Any = np.uint64 if name in ("key", "counter") else bool if name == "done" else float
                 if name in ("phase", "frame", "req_c", "req_g", "cap_c", "cap_g", "fan_level", "proposals",
                             "last_proposals", "dropped", "fan_mode"):  # fmt: skip
                     dtype = np.int64
                 setattr(self, name, np.zeros(n, dtype=dtype))
+            for name in FILTER_FIELDS:
+                setattr(self.filters, name, np.zeros(n))
             # the three temperature rises are rows of one array, updated in place
             self._theta = np.zeros((3, n))
             self._power = np.zeros((3, n))
@@ -172,6 +243,34 @@ class SimCore:
         else:
             self.cpu_ghz, self.gpu_ghz = res.cpu_ghz, res.gpu_ghz
             self.dyn_c, self.dyn_g = res.dyn_cpu_w, res.dyn_gpu_w
+
+    # -- filtered features (state of self.filters) ----------------------------------------------
+    @property
+    def slope(self) -> Value:
+        """Smoothed dT/dt of the hotter die, C/s."""
+        return self.filters.slope
+
+    @slope.setter
+    def slope(self, value: Value) -> None:
+        self.filters.slope = value
+
+    @property
+    def tmax_prev(self) -> Value:
+        """Hotter-die temperature at the last slope update, C."""
+        return self.filters.tmax_prev
+
+    @tmax_prev.setter
+    def tmax_prev(self, value: Value) -> None:
+        self.filters.tmax_prev = value
+
+    @property
+    def lat_ema(self) -> Value:
+        """Latency EMA, ms."""
+        return self.filters.lat_ema
+
+    @lat_ema.setter
+    def lat_ema(self, value: Value) -> None:
+        self.filters.lat_ema = value
 
     # -- reset -------------------------------------------------------------------------------
     def reset_board(self, i: int, rng: np.random.Generator) -> None:
@@ -192,15 +291,25 @@ class SimCore:
         self.coef[:, i] = self.coef_tables[i, init["fan_level"]]
 
     # -- one segment of constant power --------------------------------------------------------
-    def _segment(self, dur_s, fc_idx, fg_idx, act_c, act_g, mem_frac):  # noqa: ANN001, ANN202
-        o, b = self.ops, self.res.board
-        p_c = o.take(self.dyn_c, fc_idx) * act_c + b.cpu.static_w_25c * o.exp(
-            b.cpu.leak_per_c * (self.th_c + self.amb - 25.0)
-        )
-        p_g = o.take(self.dyn_g, fg_idx) * act_g + b.gpu.static_w_25c * o.exp(
-            b.gpu.leak_per_c * (self.th_g + self.amb - 25.0)
-        )
-        p_s = b.base_w + b.mem_active_w * mem_frac
+    def segment(self, dur_s: Value, fc_idx: Value, fg_idx: Value, act_c: Value, act_g: Value, mem_frac: Value) -> Value:
+        """Run every board at constant clocks and activity for ``dur_s`` s: heat, energy, firmware polls.
+
+        The building block of :meth:`step` (camera wait, then the stage); the daemon's
+        :class:`lotus.runtime.hw.sim.SimBoard` integrates the same way (parity-tested).
+
+        :param dur_s: segment length, s.
+        :param fc_idx: applied CPU clock index (already capped by the firmware).
+        :param fg_idx: applied GPU clock index.
+        :param act_c: CPU activity factor (:func:`lotus.envs.physics.stage_activity`).
+        :param act_g: GPU activity factor.
+        :param mem_frac: memory-bound share of the segment, 0..1.
+        :return: the energy drawn, J.
+        """
+        o = self.ops
+        p_c, p_g, p_s = segment_power(
+            self.res.board, o.take(self.dyn_c, fc_idx), o.take(self.dyn_g, fg_idx), act_c, act_g, mem_frac,
+            self.th_c + self.amb, self.th_g + self.amb, o.exp,
+        )  # fmt: skip
         if self.batched:
             self._power[0], self._power[1], self._power[2] = p_c, p_g, p_s
             advance_batched(self.coef, self._theta, self._power, dur_s)
@@ -213,23 +322,20 @@ class SimCore:
         energy = (p_c + p_g + p_s) * dur_s
         self.energy = self.energy + energy
         self.frame_energy = self.frame_energy + energy
-        polls = o.floor(self.t / self.poll_s) - o.floor(t0 / self.poll_s)
-        self._poll(o.to_int(polls))
+        self._poll(polls_crossed(t0, self.t, self.poll_s, o))
         return energy
 
-    def _poll(self, polls) -> None:  # noqa: ANN001
-        """Firmware: per poll crossed, step caps down while hot, up once cool again."""
+    def _poll(self, polls: Value) -> None:
+        """Firmware, for ``polls`` polls crossed: throttle caps (:func:`physics.throttle_poll`), fan curve."""
         if not (polls.any() if self.batched else polls):
             return  # no poll boundary crossed: nothing changes
-        o = self.ops
+        o, res = self.ops, self.res
         hottest = o.maximum(self.th_c, self.th_g) + self.amb
-        hot = o.where(hottest > self.trip, polls * self.steps, 0)
-        cool = o.where(hottest < self.trip - self.hyst, polls, 0)
-        self.cap_c = o.clip(self.cap_c - hot + cool, 0, self.res.actions.n_cpu - 1)
-        self.cap_g = o.clip(self.cap_g - hot + cool, 0, self.res.actions.n_gpu - 1)
-        fb = self.res.board.fan
-        pwm = o.clip((hottest - fb.on_c) / (fb.full_c - fb.on_c), 0.0, 1.0)
-        auto_level = o.rint(pwm * (FAN_LEVELS - 1))
+        self.cap_c, self.cap_g = throttle_poll(
+            res.board.throttling, self.cap_c, self.cap_g, hottest, self.trip, polls,
+            self.n_cpu, self.n_gpu, o,
+        )  # fmt: skip
+        auto_level = fan_auto_level(res.board.fan, hottest, o)
         level = o.where(self.fan_mode == FAN_AUTO, o.where(polls > 0, auto_level, self.fan_level), self.fan_level)
         if self.batched:
             changed = np.nonzero(level != self.fan_level)[0]
@@ -241,7 +347,7 @@ class SimCore:
             self.coef = self.coef_table[level]
 
     # -- one decision --------------------------------------------------------------------------
-    def step(self, cpu_idx, gpu_idx) -> dict[str, Any]:  # noqa: ANN001
+    def step(self, cpu_idx: Value, gpu_idx: Value) -> dict[str, Value]:
         """Apply requested clock indices and run until the next decision point.
 
         :return: per-board step results (floats or arrays ``[n]``), see :meth:`_stage`.
@@ -252,7 +358,7 @@ class SimCore:
             return _merge(first, second)
         return self._stage(cpu_idx, gpu_idx)
 
-    def _stage(self, cpu_idx, gpu_idx) -> dict[str, Any]:  # noqa: ANN001
+    def _stage(self, cpu_idx: Value, gpu_idx: Value) -> dict[str, Value]:
         o, res, wl = self.ops, self.res, self.res.workload
         phase1 = self.phase == 0
         frame_done = self.phase == 1
@@ -264,7 +370,7 @@ class SimCore:
         idle_s = o.where(phase1, o.maximum(self.arrival - self.t, 0.0), 0.0)
         b = res.board
         if phase1.any() if self.batched else phase1:  # a zero-length segment changes nothing
-            self._segment(idle_s, fc_idx, fg_idx, b.cpu.idle_activity, b.gpu.idle_activity, 0.0)
+            self.segment(idle_s, fc_idx, fg_idx, b.cpu.idle_activity, b.gpu.idle_activity, 0.0)
         self.frame_start = o.where(phase1, self.t, self.frame_start)
         fc_idx = o.minimum(cpu_idx, self.cap_c)
         fg_idx = o.minimum(gpu_idx, self.cap_g)
@@ -279,40 +385,33 @@ class SimCore:
         self.counter = self.counter + 1
         cpu_ms, gpu_ms, mem_ms = cpu_ms * jitter, gpu_ms * jitter, mem_ms * jitter
         stage_ms = cpu_ms + gpu_ms + mem_ms
-        act_c = CPU_THREADS_SHARE * cpu_ms / stage_ms + b.cpu.idle_activity
-        act_g = gpu_ms / stage_ms + b.gpu.idle_activity
-        self._segment(stage_ms * 1e-3, fc_idx, fg_idx, act_c, act_g, mem_ms / stage_ms)
+        act_c, act_g = stage_activity(b, cpu_ms, gpu_ms, stage_ms)
+        self.segment(stage_ms * S_PER_MS, fc_idx, fg_idx, act_c, act_g, mem_ms / stage_ms)
         # 3) bookkeeping
         tmax = o.maximum(self.th_c, self.th_g) + self.amb
         dt = self.t - t_start
-        alpha = 1.0 - o.exp(-dt / TEMP_SLOPE_TAU_S)
-        self.slope = self.slope + alpha * ((tmax - self.tmax_prev) / o.maximum(dt, 1e-6) - self.slope)
-        self.tmax_prev = tmax
-        latency = self.t - self.frame_start
-        latency_ms = latency * 1e3
+        filters = self.filters
+        filters.update_slope(tmax, dt)
+        latency_ms = s_to_ms(self.t - self.frame_start)
         frame_energy = self.frame_energy
-        lat_ema_prev = self.lat_ema
+        lat_ema_prev = filters.lat_ema
         self.stage1_ms = o.where(phase1, stage_ms, self.stage1_ms)
         self.s1_hist0, self.s1_hist1, self.s1_hist2 = (
             o.where(phase1, self.s1_hist1, self.s1_hist0),
             o.where(phase1, self.s1_hist2, self.s1_hist1),
             o.where(phase1, stage_ms, self.s1_hist2),
         )
-        self.lat_ema = o.where(
-            frame_done,
-            o.where(self.frame == 0, latency_ms, self.lat_ema + LATENCY_EMA_ALPHA * (latency_ms - self.lat_ema)),
-            self.lat_ema,
-        )
+        filters.update_latency(latency_ms, self.frame == 0, frame_done)
         self.last_latency = o.where(frame_done, latency_ms, self.last_latency)
         self.frame_energy = o.where(frame_done, 0.0, self.frame_energy)
         self._advance_frame(frame_done)
         self.phase = o.where(phase1, 1, 0)
-        throttled = (self.cap_c < res.actions.n_cpu - 1) | (self.cap_g < res.actions.n_gpu - 1)
+        throttled = is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu)
         dt_safe = o.maximum(dt, 1e-9)
         self._last_power = (self.energy - e_start) / dt_safe
         # the inference thread is busy (computing or waiting on the GPU) for the whole stage
-        self._last_cpu_util = stage_ms * 1e-3 / dt_safe
-        self._last_gpu_util = gpu_ms * 1e-3 / dt_safe
+        self._last_cpu_util = stage_ms * S_PER_MS / dt_safe
+        self._last_gpu_util = gpu_ms * S_PER_MS / dt_safe
         return {
             "frame_done": frame_done,
             "lat_ema_prev_ms": lat_ema_prev,
@@ -321,7 +420,7 @@ class SimCore:
             "latency_ms": latency_ms,
             "stage1_ms": self.stage1_ms,
             "stage2_ms": o.where(frame_done, stage_ms, 0.0),
-            "idle_ms": idle_s * 1e3,
+            "idle_ms": s_to_ms(idle_s),
             "proposals": n_prop,
             "frame_energy_j": frame_energy,
             "energy_j": self.energy - e_start,
@@ -335,7 +434,7 @@ class SimCore:
             "shutdown": tmax > self.shutdown,
         }
 
-    def _advance_frame(self, frame_done) -> None:  # noqa: ANN001
+    def _advance_frame(self, frame_done: Value) -> None:
         """After stage 2: next frame index, its proposals and its camera arrival time."""
         o = self.ops
         nxt = self.frame + 1
@@ -364,50 +463,48 @@ class SimCore:
         self.arrival = o.where(frame_done, nxt_arrival, self.arrival)
 
     # -- readings ------------------------------------------------------------------------------
-    def raw_readings(self) -> dict[str, Any]:
-        """Physical readings for :func:`envs.schema.encode_observation` (what a board would show)."""
+    def raw_readings(self) -> dict[str, Value]:
+        """Physical readings for :func:`lotus.core.schema.encode_observation` (what a board would show)."""
         o, res = self.ops, self.res
         stage2_next = self.phase == 1
         cap_c, cap_g = o.minimum(self.req_c, self.cap_c), o.minimum(self.req_g, self.cap_g)
         period = res.period_s
         if period > 0:
             due = o.where(stage2_next, self.arrival + period, self.arrival)
-            next_in = o.maximum(due - self.t, 0.0) * 1e3
+            next_in = s_to_ms(o.maximum(due - self.t, 0.0))
         else:
             next_in = 0.0 * self.t
         return {
             "stage2_next": o.where(stage2_next, 1.0, 0.0),
-            "cpu_khz": o.take(self.cpu_ghz, cap_c) * 1e6,
-            "gpu_hz": o.take(self.gpu_ghz, cap_g) * 1e9,
-            "cpu_max_khz": res.cpu_ghz[-1] * 1e6,
-            "gpu_max_hz": res.gpu_ghz[-1] * 1e9,
+            "cpu_khz": o.take(self.cpu_ghz, cap_c) * KHZ_PER_GHZ,
+            "gpu_hz": o.take(self.gpu_ghz, cap_g) * HZ_PER_GHZ,
+            "cpu_max_khz": res.cpu_ghz[-1] * KHZ_PER_GHZ,
+            "gpu_max_hz": res.gpu_ghz[-1] * HZ_PER_GHZ,
             "cpu_temp_c": self.th_c + self.amb,
             "gpu_temp_c": self.th_g + self.amb,
             "trip_c": self.trip,
-            "temp_slope_c_per_s": self.slope,
+            "temp_slope_c_per_s": self.filters.slope,
             "proposals": o.where(stage2_next, self.proposals, self.last_proposals),
             "max_proposals": res.workload.max_proposals,
             "deadline_ms": res.deadline_ms * self.d_scale,
             "frame_elapsed_ms": o.where(stage2_next, self.stage1_ms, 0.0),
             "last_latency_ms": self.last_latency,
-            "latency_ema_ms": self.lat_ema,
+            "latency_ema_ms": self.filters.lat_ema,
             "last_stage1_ms": self.stage1_ms,
             "next_frame_in_ms": next_in,
             "power_w": self._last_power,
             "budget_w": res.budget_w,
             "cpu_util": self._last_cpu_util,
             "gpu_util": self._last_gpu_util,
-            "throttled": o.where(
-                (self.cap_c < res.actions.n_cpu - 1) | (self.cap_g < res.actions.n_gpu - 1), 1.0, 0.0
-            ),  # fmt: skip
+            "throttled": o.where(is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu), 1.0, 0.0),
             "fan_pwm": o.where(
                 self.fan_mode == FAN_AUTO, self.fan_level / (FAN_LEVELS - 1), o.where(self.fan_mode == FAN_ON, 1.0, 0.0)
             ),  # fmt: skip
         }
 
-    _last_power: Any = 0.0
-    _last_cpu_util: Any = 0.0
-    _last_gpu_util: Any = 0.0
+    _last_power: Value = 0.0
+    _last_cpu_util: Value = 0.0
+    _last_gpu_util: Value = 0.0
 
 
 def _merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:

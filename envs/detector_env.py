@@ -66,18 +66,21 @@ class TwoStageDetectorEnv(gym.Env):
         self.observation_space = observation_space()
         self.action_space = action_space(self.actions, multi_discrete)
         self.core = SimCore(self.res, 1)
+        self._n_cpu, self._n_gpu = self.actions.n_cpu, self.actions.n_gpu  # cached: _decode runs every step
         self._ready = False
 
     def _decode(self, action: Any) -> tuple[int, int]:
         if self.multi_discrete:
             c, g = int(action[0]), int(action[1])
-            if not (0 <= c < self.actions.n_cpu and 0 <= g < self.actions.n_gpu):
-                raise ValueError(f"action {action!r} is outside MultiDiscrete{list(self.action_space.nvec)}")
+            if not (0 <= c < self._n_cpu and 0 <= g < self._n_gpu):
+                space = f"MultiDiscrete([{self._n_cpu}, {self._n_gpu}])"
+                raise ValueError(f"action {action!r} is outside {space}")
             return c, g
         a = int(action)
-        if not 0 <= a < self.actions.n:
-            raise ValueError(f"action {a} is outside Discrete({self.actions.n})")
-        return a % self.actions.n_cpu, a // self.actions.n_cpu
+        n_cpu = self._n_cpu
+        if not 0 <= a < n_cpu * self._n_gpu:
+            raise ValueError(f"action {a} is outside Discrete({n_cpu * self._n_gpu})")
+        return a % n_cpu, a // n_cpu
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)

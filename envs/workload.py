@@ -7,7 +7,7 @@ memory-bound part (milliseconds that do not scale with either clock)::
 
 Stage 2 costs a fixed part plus a part per proposal. Frame times get log-normal jitter.
 Profiles are YAML files in ``envs/profiles/workloads/`` (or any path), or the ``workload``
-section of a model manifest in ``compressed_models/``.
+section of a model manifest in a model repository.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lotus.core.schema import IDX, ActionTable
+from lotus.governor.protocol import PolicyBase, TimeStep
 
 SCHEDUTIL_HEADROOM = 1.25  # schedutil asks for 1.25x the utilisation-scaled clock
 PODGOV_TARGET_LOAD = 0.7  # GPU load the podgov-style governor steers towards
@@ -17,7 +18,7 @@ PODGOV_UP_LOAD = 0.85  # above this load the GPU clock jumps up
 PODGOV_DOWN_LOAD = 0.5  # below this load the GPU clock steps down once
 
 
-class StockPolicy:
+class StockPolicy(PolicyBase):
     """schedutil (CPU) + nvhost_podgov-like (GPU): the main baseline.
 
     CPU: next clock = lowest table clock >= 1.25 * current clock * busy fraction.
@@ -31,10 +32,7 @@ class StockPolicy:
         self.cpu = np.asarray(actions.cpu_khz, dtype=float)
         self.gpu = np.asarray(actions.gpu_hz, dtype=float)
 
-    def reset(self, n: int = 1) -> None:
-        return None
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
         obs = np.atleast_2d(obs)
         f_cpu = obs[:, IDX["cpu_freq_frac"]] * self.cpu[-1]
         f_gpu = obs[:, IDX["gpu_freq_frac"]] * self.gpu[-1]

@@ -27,7 +27,7 @@ def _scenario(**fields: object):  # noqa: ANN202
     from lotus.envs.scenario import Scenario
 
     try:
-        scenario = Scenario(**{k: v for k, v in fields.items() if v is not None})
+        scenario = Scenario.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise ConfigError(f"invalid scenario: {format_validation_error(exc)}") from None
     Resolved.from_scenario(scenario)  # loads board, workload and trace now: errors surface before work starts
@@ -152,10 +152,10 @@ def sim(
         from lotus.governor.rollout import rollout
 
     try:
-        scenario = Scenario(
-            board=board, power_mode=power_mode, ambient_c=ambient, workload=workload, trace=trace, fps=fps,
-            deadline_ms=deadline, fan=fan, trip_c=trip, decision=decision,
-        )  # fmt: skip
+        scenario = Scenario.model_validate({
+            "board": board, "power_mode": power_mode, "ambient_c": ambient, "workload": workload, "trace": trace,
+            "fps": fps, "deadline_ms": deadline, "fan": fan, "trip_c": trip, "decision": decision,
+        })  # fmt: skip
     except ValidationError as exc:
         raise ConfigError(f"invalid scenario: {format_validation_error(exc)}") from None
     res = Resolved.from_scenario(scenario)  # loads and validates board, workload

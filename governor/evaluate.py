@@ -69,9 +69,10 @@ def evaluate(
             else:
                 policy = build_policy(name, res.actions)
                 rec = rollout(policy, scenario, duration_s, seed=seed, progress=progress)
+                diag = policy.diagnostics()
                 extra = {}
-                if hasattr(policy, "fallbacks"):
-                    extra = {"shield_interventions": policy.interventions, "shield_fallbacks": policy.fallbacks}
+                if diag.shielded:
+                    extra = {"shield_interventions": diag.interventions, "shield_fallbacks": diag.fallbacks}
             summary = summarize(rec)
             obj = objective(summary, res.deadline_ms)
             if name == "oracle":

@@ -14,11 +14,16 @@ exactly as training did.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
 import numpy as np
 
 from lotus.core.schema import HEADROOM_SCALE_C, IDX, N_FEATURES, ActionTable
+from lotus.governor.protocol import DecisionKind
+
+RewardKind: TypeAlias = Literal["stable", "lotus", "ztt"]
 
 
 def _identity(obs: np.ndarray, actions: ActionTable) -> np.ndarray:
@@ -78,16 +83,16 @@ class FeatureSpec:
 
     name: str
     n_inputs: int
-    transform: object  # (obs [N, F], ActionTable) -> [N, n_inputs] float32
-    action_subset: object  # ActionTable -> list of joint indices, or None for all
-    decision: str  # "stage" or "frame"
-    reward: str
+    transform: Callable[[np.ndarray, ActionTable], np.ndarray]  # obs [N, F] -> float32 [N, n_inputs]
+    action_subset: Callable[[ActionTable], list[int]] | None  # joint indices it may pick; None: all
+    decision: DecisionKind
+    reward: RewardKind
 
     def inputs(self, obs: np.ndarray, actions: ActionTable) -> np.ndarray:
-        return self.transform(np.atleast_2d(obs), actions)  # type: ignore[operator]
+        return self.transform(np.atleast_2d(obs), actions)
 
     def action_map(self, actions: ActionTable) -> np.ndarray:
-        subset = self.action_subset(actions) if self.action_subset else None  # type: ignore[operator]
+        subset = self.action_subset(actions) if self.action_subset is not None else None
         return np.asarray(subset if subset is not None else range(actions.n), dtype=np.int64)
 
 

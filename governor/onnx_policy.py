@@ -11,10 +11,15 @@ from lotus.core.errors import PolicyError
 from lotus.core.schema import N_FEATURES, ActionTable
 from lotus.governor.artifacts import PolicyArtifact, load_artifact
 from lotus.governor.features import FEATURE_SPECS
+from lotus.governor.protocol import DecisionKind, PolicyBase, PolicyDiagnostics, TimeStep
 
 
-class OnnxPolicy:
-    """Argmax of an exported network over its action subset, mapped back to joint indices."""
+class OnnxPolicy(PolicyBase):
+    """Argmax of an exported network over its action subset, mapped back to joint indices.
+
+    ``decision`` is the cadence the network was trained at and ``deadline_scale_max`` the largest
+    deadline factor it saw (from its metadata); ``diagnostics().version`` is the artifact's version.
+    """
 
     def __init__(self, artifact: PolicyArtifact, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -26,6 +31,7 @@ class OnnxPolicy:
         if spec is None:
             raise PolicyError(f"policy {artifact.json_path} has unknown family {artifact.family!r}")
         self.spec = spec
+        self.decision: DecisionKind | None = spec.decision
         self.actions = artifact.actions
         self.action_map = np.asarray(artifact.meta["action_map"], dtype=np.int64)
         self.deadline_scale_max = artifact.deadline_scale_max
@@ -51,16 +57,16 @@ class OnnxPolicy:
     def load(cls, name_or_path: str | Path, actions: ActionTable | None = None, threads: int = 1) -> OnnxPolicy:
         return cls(load_artifact(name_or_path, actions), threads)
 
-    def reset(self, n: int = 1) -> None:
-        return None
+    def diagnostics(self) -> PolicyDiagnostics:
+        return PolicyDiagnostics(policy_name=self.name, version=self.version)
 
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """Raw network outputs ``[N, len(action_map)]`` (logits or Q-values)."""
         x = self.spec.inputs(obs, self.actions)
         x = np.minimum(np.maximum(x, -5.0, dtype=np.float32), 5.0, dtype=np.float32)
-        return self.session.run(None, {self.input_name: x})[0]
+        return np.asarray(self.session.run(None, {self.input_name: x})[0])
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
         if self._identity and obs.ndim == 2 and obs.shape[0] == 1 and obs.dtype == np.float32:
             # the daemon's per-stage path: one board, the schema already bounds the features
             row = self.session.run(None, {self.input_name: obs})[0][0]

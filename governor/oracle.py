@@ -108,7 +108,11 @@ def oracle_rollout(
         target = hi if i == 0 else 0.5 * (lo + hi)
         env = TwoStageDetectorEnv(scenario)
         ctrl = OracleController(env, target)
-        rec = run_env(env, lambda _obs, c=ctrl: c.act(), "oracle", seed, duration_s, stop_above_c=limit)
+
+        def decide(_obs: np.ndarray, _dt_s: float, c: OracleController = ctrl) -> int:
+            return c.act()
+
+        rec = run_env(env, decide, "oracle", seed, duration_s, stop_above_c=limit)
         safe = not rec.aborted
         if safe:
             hi, best = target, (rec, target)

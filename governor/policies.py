@@ -1,45 +1,33 @@
-"""The policy interface and the fixed-clock baselines.
+"""The fixed-clock baselines and the policy registry.
 
-A policy maps observations ``[N, N_FEATURES]`` (see :mod:`envs.schema`) to joint action
-indices ``[N]`` of an :class:`envs.schema.ActionTable`. The same object runs in the simulator
-and in the daemon. :func:`make_policy` builds any policy from its name.
+The :class:`Policy` protocol (re-exported here) lives in :mod:`lotus.governor.protocol`.
+:func:`make_policy` builds any registered policy from its name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from lotus.core.errors import PolicyError
 from lotus.core.schema import ActionTable
+from lotus.governor.protocol import Policy, PolicyBase, PolicyDiagnostics, TimeStep, as_policy
+
+__all__ = [
+    "PARAMETRIC", "REGISTRY", "ConstantPolicy", "Policy", "PolicyBase", "PolicyDiagnostics", "PolicyFactory",
+    "fixed", "make_policy", "performance", "policy_names", "powersave", "register", "stock",
+]  # fmt: skip
 
 
-@runtime_checkable
-class Policy(Protocol):
-    """A clock governor. ``act`` must be cheap: it runs between the two stages of every frame."""
-
-    name: str
-
-    def reset(self, n: int = 1) -> None:
-        """Forget any internal state; ``n`` boards will be driven."""
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """Joint action indices ``[N]`` for observations ``[N, N_FEATURES]``."""
-
-
-class ConstantPolicy:
+class ConstantPolicy(PolicyBase):
     """Always the same joint clocks (``performance``, ``powersave``, ``fixed:...``)."""
 
     def __init__(self, name: str, action: int) -> None:
         self.name = name
         self.action = int(action)
 
-    def reset(self, n: int = 1) -> None:
-        return None
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
         return np.full(np.atleast_2d(obs).shape[0], self.action, dtype=np.int64)
 
 
@@ -72,13 +60,15 @@ def stock(actions: ActionTable) -> Policy:
     return StockPolicy(actions)
 
 
-PolicyFactory = Callable[..., Policy]
+PolicyFactory = Callable[..., object]
+"""``factory(actions, **kwargs)``: a :class:`Policy`, or a bare one :func:`as_policy` adapts."""
 REGISTRY: dict[str, PolicyFactory] = {"performance": performance, "powersave": powersave, "stock": stock}
 PARAMETRIC: dict[str, Callable[[ActionTable, str], Policy]] = {"fixed": fixed}
 
 
 def register(name: str, factory: PolicyFactory) -> None:
-    """Add a policy factory ``factory(actions, **kwargs) -> Policy`` under ``name``."""
+    """Add a policy factory ``factory(actions, **kwargs) -> Policy`` under ``name`` (a factory may
+    return a duck-typed object with ``name``, ``reset`` and ``act(obs)``: :func:`make_policy` adapts it)."""
     REGISTRY[name] = factory
 
 
@@ -96,5 +86,5 @@ def make_policy(spec: str, actions: ActionTable, **kwargs: object) -> Policy:
     if name in PARAMETRIC:
         return PARAMETRIC[name](actions, arg)
     if name in REGISTRY and not arg:
-        return REGISTRY[name](actions, **kwargs)
+        return as_policy(REGISTRY[name](actions, **kwargs))
     raise PolicyError(f"unknown policy {spec!r}; known: {', '.join(policy_names())}")

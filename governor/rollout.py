@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +28,8 @@ class Recording:
     seed: int
     scenario: Scenario
     deadline_ms: float
-    steps: dict[str, list] = field(default_factory=lambda: {k: [] for k in (*STEP_KEYS, "dt_s")})
-    frames: dict[str, list] = field(default_factory=lambda: {k: [] for k in FRAME_KEYS})
+    steps: dict[str, Any] = field(default_factory=lambda: {k: [] for k in (*STEP_KEYS, "dt_s")})  # lists, then arrays
+    frames: dict[str, Any] = field(default_factory=lambda: {k: [] for k in FRAME_KEYS})
     dropped_frames: int = 0
     shutdown: bool = False
     aborted: bool = False
@@ -38,13 +39,6 @@ class Recording:
         self.steps = {k: np.asarray(v) for k, v in self.steps.items()}
         self.frames = {k: np.asarray(v) for k, v in self.frames.items()}
         return self
-
-
-def policy_decision(policy: object) -> str | None:
-    """``stage`` or ``frame``: how often a learned policy was trained to decide (None: any)."""
-    inner = getattr(policy, "inner", None) or policy
-    spec = getattr(inner, "spec", None)
-    return spec.decision if spec is not None else None
 
 
 def episode_frames_for(duration_s: float, fps: float) -> int:
@@ -61,12 +55,12 @@ def rollout(
 ) -> Recording:
     """Drive one simulated board with ``policy`` for ``duration_s`` simulated seconds.
 
-    A learned policy decides as often as it was trained to (``frame`` for zTT), whatever the
-    scenario says.
+    A learned policy decides as often as it was trained to (its ``decision``: ``frame`` for zTT),
+    whatever the scenario says. Each decision gets the simulated seconds since the previous one.
 
     :param progress: called with the simulated time advanced since the previous call.
     """
-    decision = policy_decision(policy)
+    decision = policy.decision
     if decision is not None and decision != scenario.decision:
         scenario = scenario.model_copy(update={"decision": decision})
     env = TwoStageDetectorEnv(scenario)
@@ -74,30 +68,36 @@ def rollout(
     if scenario.episode_frames < episode_frames_for(duration_s, fps):
         env = TwoStageDetectorEnv(scenario.model_copy(update={"episode_frames": episode_frames_for(duration_s, fps)}))
     policy.reset(1)
-    return run_env(env, lambda obs: int(policy.act(obs[None, :])[0]), policy.name, seed, duration_s, progress)
+
+    def decide(obs: np.ndarray, dt_s: float) -> int:
+        return int(policy.act(obs[None, :], dt_s)[0])
+
+    return run_env(env, decide, policy.name, seed, duration_s, progress)
 
 
 def run_env(
     env: TwoStageDetectorEnv,
-    decide: Callable[[np.ndarray], int],
+    decide: Callable[[np.ndarray, float], int],
     name: str,
     seed: int,
     duration_s: float,
     progress: Callable[[float], None] | None = None,
     stop_above_c: float | None = None,
 ) -> Recording:
-    """Step ``env`` with ``decide(obs) -> action`` until ``duration_s`` (or shutdown, or a die
-    above ``stop_above_c``, which marks the recording ``aborted``)."""
+    """Step ``env`` with ``decide(obs [F], dt_s) -> action`` until ``duration_s`` (or shutdown, or a
+    die above ``stop_above_c``, which marks the recording ``aborted``). ``dt_s`` is the simulated
+    time since the previous decision, s (0 at the first one)."""
     rec = Recording(name, seed, env.scenario, env.res.deadline_ms)
     obs, _ = env.reset(seed=seed)
-    last_t, reported = 0.0, 0.0
+    last_t, reported, dt_s = 0.0, 0.0, 0.0
     steps, frames = rec.steps, rec.frames
     while True:
-        obs, reward, terminated, truncated, info = env.step(decide(obs))
+        obs, reward, terminated, truncated, info = env.step(decide(obs, dt_s))
         rec.total_reward += reward
         for k in STEP_KEYS:
             steps[k].append(info[k])
-        steps["dt_s"].append(info["time_s"] - last_t)
+        dt_s = info["time_s"] - last_t
+        steps["dt_s"].append(dt_s)
         last_t = info["time_s"]
         if info["frame_done"]:
             for k in FRAME_KEYS:

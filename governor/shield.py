@@ -5,8 +5,8 @@ Two guarantees, whatever the wrapped policy does:
 1. **Thermal.** From the observation it predicts the hotter die's temperature ``horizon_s``
    ahead (current temperature + smoothed slope * horizon). The shield keeps its own clock caps,
    like the firmware's but with a margin: above ``trip - margin_c`` both caps step one table
-   entry down every ``down_every`` decisions; once the prediction is ``band_c`` below that limit
-   they step back up every ``up_every`` decisions. The policy's request is clipped to the caps.
+   entry down every ``down_every_s`` seconds; once the prediction is ``band_c`` below that limit
+   they step back up every ``up_every_s`` seconds. The policy's request is clipped to the caps.
 2. **Validity.** A policy that raises, returns NaN/out-of-range actions, or could not be loaded
    is replaced by the fallback policy (``stock``), with a logged warning and a counter.
 
@@ -15,9 +15,24 @@ apply to a calm frame and to a burst of proposals, so latency follows the propos
 A policy trained on a range of deadlines (``deadline_scale`` in its training randomisation)
 gets a third, gentler loop instead, the **deadline stretch**: while the prediction sits within
 ``stretch_at_c`` of the caps' limit, the shield slowly raises the deadline the policy is shown
-(the deadline-relative features are rescaled), up to the largest factor it was trained on, and
-lowers it again once cool. The policy then levels latency at a pace the heatsink can hold, and
-the caps rarely need to act.
+(the deadline-relative features are rescaled) by ``stretch_rate_per_s`` per second, up to the
+largest factor it was trained on, and lowers it again once cool. The policy then levels latency
+at a pace the heatsink can hold, and the caps rarely need to act.
+
+**Time.** Both loops run on time, not on decisions, so they react as fast at 10 fps as at 60:
+every :meth:`Shield.act` (and :meth:`Shield.clip`) gets ``dt_s``, the seconds since that board's
+previous decision; the daemon measures it, the simulator passes its own clock. Each board keeps
+a clock (integer nanoseconds since its reset): the caps step once per ``down_every_s``
+(``up_every_s``) boundary that clock crosses, like the firmware's poll, and the stretch changes
+by ``stretch_rate_per_s * dt_s`` (relative). A gap longer than ``max_dt_s`` (the daemon idle, the
+mode off) counts as ``max_dt_s``. ``dt_s=None`` means :data:`NOMINAL_DECISION_S`. The defaults
+equal the former per-decision constants at the nominal 60 decisions/s (30 fps, two stage
+decisions per frame): 8 and 20 decisions between cap steps, 0.05 % stretch per decision.
+
+One board (the daemon, ``lotus sim``/``eval``) takes a plain-Python path, a few us per decision;
+``n`` boards take the numpy path. Both compute the same thing to the bit (a property test
+checks caps, stretch, shown observations and actions); ``scalar_path = False`` sends one board
+through the numpy path too.
 """
 
 from __future__ import annotations
@@ -28,88 +43,274 @@ from collections.abc import Callable
 import numpy as np
 
 from lotus.core.schema import HEADROOM_SCALE_C, IDX, ActionTable
-from lotus.governor.policies import Policy
+from lotus.governor.protocol import (
+    NOMINAL_DECISION_S,
+    BarePolicy,
+    Policy,
+    PolicyBase,
+    PolicyDiagnostics,
+    TimeStep,
+    as_policy,
+)
 
 logger = logging.getLogger(__name__)
 _I_CPU_HEADROOM, _I_GPU_HEADROOM, _I_SLOPE = IDX["cpu_headroom"], IDX["gpu_headroom"], IDX["temp_slope"]
 _I_BUDGET = IDX["budget_left"]
 # features measured in deadlines: a stretched deadline divides them
-_DEADLINE_RELATIVE = [IDX[k] for k in ("last_latency", "latency_ema", "last_stage1", "next_frame_in")]
+_DEADLINE_RELATIVE = tuple(IDX[k] for k in ("last_latency", "latency_ema", "last_stage1", "next_frame_in"))
+_REL = list(_DEADLINE_RELATIVE)
+_ONE32 = np.float32(1.0)
+
+DOWN_EVERY_S = 8 * NOMINAL_DECISION_S  # 0.133 s between cap steps down while hot (was 8 decisions)
+UP_EVERY_S = 20 * NOMINAL_DECISION_S  # 0.333 s between cap steps up once cool (was 20 decisions)
+STRETCH_RATE_PER_S = 5e-4 / NOMINAL_DECISION_S  # 3 % per second (was 0.05 % per decision)
+MAX_DT_S = 1.0  # longest gap between two decisions the shield credits, s
 
 
-class Shield:
+class Shield(PolicyBase):
     """A policy wrapper enforcing a thermal margin and falling back on invalid output.
 
     :param inner: the wrapped policy, or a zero-argument loader returning it (load errors
-        are caught and counted, and the fallback runs instead).
+        are caught and counted, and the fallback runs instead); duck-typed policies are adapted
+        with :func:`~lotus.governor.protocol.as_policy`.
     :param fallback: the policy used when ``inner`` fails (the board's stock behaviour).
     :param margin_c: keep the predicted die temperature this far below the trip point, C.
     :param horizon_s: how far ahead the prediction looks, s.
     :param band_c: width of the hold band under the limit, C.
-    :param down_every: decisions between two cap steps down while too hot.
-    :param up_every: decisions between two cap steps up once cool.
-    :param stretch_max: largest deadline factor shown to the policy; None reads it from the
-        policy's metadata (1.0, no stretch, for policies trained on the real deadline only).
+    :param down_every_s: seconds between two cap steps down while too hot.
+    :param up_every_s: seconds between two cap steps up once cool.
+    :param stretch_max: largest deadline factor shown to the policy; None reads the inner
+        policy's ``deadline_scale_max`` (1.0, no stretch, for policies trained on one deadline).
     :param stretch_at_c: the stretch grows while the prediction is within this many C above
         the caps' limit (``trip - margin_c``) and shrinks once ``band_c`` further below it.
-    :param stretch_rate: relative change of the stretch per decision.
+    :param stretch_rate_per_s: relative change of the stretch per second.
+    :param max_dt_s: a longer time between two decisions counts as this long, s.
     """
+
+    # per-board state, arrays [n]: clock-index caps, deadline factor, clock since reset (ns)
+    _cap_c: np.ndarray
+    _cap_g: np.ndarray
+    _stretch: np.ndarray
+    _clock_ns: np.ndarray
 
     def __init__(
         self,
-        inner: Policy | Callable[[], Policy] | None,
+        inner: Policy | BarePolicy | Callable[[], object] | None,
         actions: ActionTable,
-        fallback: Policy,
+        fallback: Policy | BarePolicy,
         margin_c: float = 2.0,
         horizon_s: float = 1.5,
         band_c: float = 1.0,
-        down_every: int = 8,
-        up_every: int = 20,
+        down_every_s: float = DOWN_EVERY_S,
+        up_every_s: float = UP_EVERY_S,
         stretch_max: float | None = None,
         stretch_at_c: float = 0.5,
-        stretch_rate: float = 5e-4,
+        stretch_rate_per_s: float = STRETCH_RATE_PER_S,
+        max_dt_s: float = MAX_DT_S,
     ) -> None:
-        self.actions, self.fallback = actions, fallback
+        if not (down_every_s > 0 and up_every_s > 0 and max_dt_s > 0):
+            raise ValueError("down_every_s, up_every_s and max_dt_s must be positive")
+        self.actions, self.fallback = actions, as_policy(fallback)
         self.margin_c, self.horizon_s, self.band_c = margin_c, horizon_s, band_c
-        self.down_every, self.up_every = down_every, up_every
-        self.stretch_at_c, self.stretch_rate = stretch_at_c, stretch_rate
-        self._cap_c: np.ndarray | None = None
-        self._cap_g: np.ndarray | None = None
-        self._stretch: np.ndarray | None = None
-        self._tick = 0
+        self.down_every_s, self.up_every_s, self.max_dt_s = down_every_s, up_every_s, max_dt_s
+        self._down_ns, self._up_ns = max(round(down_every_s * 1e9), 1), max(round(up_every_s * 1e9), 1)
+        self.stretch_at_c, self.stretch_rate_per_s = stretch_at_c, stretch_rate_per_s
+        self.scalar_path = True  # False: one board takes the numpy path too (the tests compare both)
         self.fallbacks = 0  # decisions answered by the fallback policy
         self.interventions = 0  # decisions whose clocks the thermal guard lowered or held
         self.load_error: str | None = None
-        self.inner: Policy | None
-        if callable(inner) and not hasattr(inner, "act"):
-            try:
-                self.inner = inner()
-            except Exception as exc:  # noqa: BLE001 - any load failure falls back
-                self.inner, self.load_error = None, str(exc)
-                logger.warning("policy could not be loaded (%s); using %s instead", exc, fallback.name)
+        self.inner: Policy | None = None
+        if inner is None or isinstance(inner, BarePolicy):
+            self.inner = None if inner is None else as_policy(inner)
         else:
-            self.inner = inner  # type: ignore[assignment]
+            try:
+                self.inner = as_policy(inner())
+            except Exception as exc:  # noqa: BLE001 - any load failure falls back
+                self.load_error = str(exc)
+                logger.warning("policy could not be loaded (%s); using %s instead", exc, self.fallback.name)
         if stretch_max is None:
-            stretch_max = float(getattr(self.inner, "deadline_scale_max", 1.0))
+            stretch_max = self.inner.deadline_scale_max if self.inner is not None else 1.0
         self.stretch_max = max(float(stretch_max), 1.0)
-        self.name = f"shield({self.inner.name if self.inner else fallback.name})"
-        self._cpu = np.asarray(actions.cpu_khz, dtype=float)
-        self._gpu = np.asarray(actions.gpu_hz, dtype=float)
+        decider = self.inner if self.inner is not None else self.fallback
+        self.name = f"shield({decider.name})"
+        self.decision = decider.decision
+        self._new_state(1)
 
+    # --- the Policy protocol --------------------------------------------------------------------
     def reset(self, n: int = 1) -> None:
-        self._new_caps(n)
+        self._new_state(n)
         if self.inner is not None:
             self.inner.reset(n)
         self.fallback.reset(n)
 
-    def _proposed(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
+        """Clipped joint actions ``int64 [n]`` for ``obs`` ``float32 [n, F]``, ``dt_s`` after the
+        previous decision (s; a float, ``[n]``, or None for :data:`NOMINAL_DECISION_S`)."""
+        if not (isinstance(obs, np.ndarray) and obs.ndim == 2 and obs.dtype == np.float32):
+            obs = np.atleast_2d(np.asarray(obs, dtype=np.float32))
+        n = obs.shape[0]
+        if len(self._cap_c) != n:
+            self._new_state(n)
+        stretch = self.stretch_max > 1.0 and self.inner is not None
+        if n == 1 and self.scalar_path:  # the daemon's per-stage path, in plain Python
+            dt = self._dt_one(dt_s)
+            predicted = self._predict_one(obs)
+            shown = self._stretch_one(obs, predicted, dt) if stretch else obs
+            return self._clip_one(predicted, self._proposed(obs, shown, dt_s), dt)
+        dts = self._dt_many(dt_s, n)
+        predicted_n = self._predict_many(obs)
+        shown = self._stretch_many(obs, predicted_n, dts) if stretch else obs
+        return self._clip_many(predicted_n, self._proposed(obs, shown, dt_s), dts)
+
+    def diagnostics(self) -> PolicyDiagnostics:
+        if self.inner is not None:
+            version = self.inner.diagnostics().version
+        else:
+            version = "fallback" if self.load_error else "builtin"
+        return PolicyDiagnostics(
+            policy_name=self.name, version=version, load_error=self.load_error, shielded=True,
+            fallbacks=self.fallbacks, interventions=self.interventions, deadline_stretch=float(self._stretch[0]),
+        )  # fmt: skip
+
+    # --- the thermal guard and the stretch -------------------------------------------------------
+    def clip(self, obs: np.ndarray, a: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
+        """The thermal guard alone: joint actions ``a`` ``[n]`` clipped to the caps, which the
+        observations ``obs`` ``[n, F]`` move, ``dt_s`` after the previous decision."""
+        n = obs.shape[0]
+        if len(self._cap_c) != n:
+            self._new_state(n)
+        if n == 1 and self.scalar_path:
+            return self._clip_one(self._predict_one(obs), a, self._dt_one(dt_s))
+        return self._clip_many(self._predict_many(obs), np.asarray(a), self._dt_many(dt_s, n))
+
+    @property
+    def stretch(self) -> np.ndarray:
+        """The deadline factor each board's policy is shown now ``[n]`` (1.0: the real deadline)."""
+        return self._stretch.copy()
+
+    @property
+    def caps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The CPU and GPU clock-index caps of each board ``([n], [n])``."""
+        return self._cap_c.copy(), self._cap_g.copy()
+
+    def reset_boards(self, mask: np.ndarray) -> None:
+        """Lift the caps, the stretch and the clock of the boards in ``mask`` (their episodes restarted)."""
+        self._cap_c[mask] = self.actions.n_cpu - 1
+        self._cap_g[mask] = self.actions.n_gpu - 1
+        self._stretch[mask] = 1.0
+        self._clock_ns[mask] = 0
+
+    # --- one board, plain Python -----------------------------------------------------------------
+    def _dt_one(self, dt_s: TimeStep) -> float:
+        """``dt_s`` as seconds within ``[0, max_dt_s]`` (NaN counts as 0)."""
+        if dt_s is None:
+            dt = NOMINAL_DECISION_S
+        else:
+            dt = float(dt_s.item()) if isinstance(dt_s, np.ndarray) else float(dt_s)
+        dt = dt if dt > 0.0 else 0.0
+        return dt if dt < self.max_dt_s else self.max_dt_s
+
+    def _predict_one(self, obs: np.ndarray) -> float:
+        """How far below the trip point the hotter die will be after the horizon, C (NaN propagates)."""
+        row = obs[0].tolist()
+        cpu, gpu, slope = row[_I_CPU_HEADROOM], row[_I_GPU_HEADROOM], row[_I_SLOPE]
+        headroom = (cpu if cpu < gpu or cpu != cpu else gpu) * HEADROOM_SCALE_C
+        return float(headroom - (slope if slope > 0.0 or slope != slope else 0.0) * self.horizon_s)
+
+    def _stretch_one(self, obs: np.ndarray, predicted: float, dt: float) -> np.ndarray:
+        """Move board 0's stretch ``dt`` seconds on; the observations its policy is shown."""
+        limit = self.margin_c + self.stretch_at_c
+        old = float(self._stretch[0])
+        if predicted < limit:
+            factor = 1.0 + self.stretch_rate_per_s * dt
+        elif predicted > limit + self.band_c:
+            factor = 1.0 - self.stretch_rate_per_s * dt
+        else:
+            factor = 1.0
+        new = min(max(old * factor, 1.0), self.stretch_max)
+        self._stretch[0] = new
+        if new == 1.0:
+            return obs
+        inv = np.float32(1.0 / new)
+        shown = obs.copy()
+        row = shown[0]
+        for i in _DEADLINE_RELATIVE:
+            row[i] = row[i] * inv
+        row[_I_BUDGET] = _ONE32 - (_ONE32 - row[_I_BUDGET]) * inv
+        return shown
+
+    def _clip_one(self, predicted: float, a: np.ndarray, dt: float) -> np.ndarray:
+        """Move board 0's clock and caps ``dt`` seconds on and clip its action ``a`` ``[1]``."""
+        t0 = int(self._clock_ns[0])
+        t1 = t0 + round(dt * 1e9)
+        self._clock_ns[0] = t1
+        cap_c, cap_g = int(self._cap_c[0]), int(self._cap_g[0])
+        if predicted < self.margin_c:
+            steps = t1 // self._down_ns - t0 // self._down_ns  # step boundaries crossed
+            if steps:
+                cap_c, cap_g = max(cap_c - steps, 0), max(cap_g - steps, 0)
+                self._cap_c[0], self._cap_g[0] = cap_c, cap_g
+        elif predicted > self.margin_c + self.band_c:
+            steps = t1 // self._up_ns - t0 // self._up_ns
+            if steps:
+                cap_c, cap_g = min(cap_c + steps, self.actions.n_cpu - 1), min(cap_g + steps, self.actions.n_gpu - 1)
+                self._cap_c[0], self._cap_g[0] = cap_c, cap_g
+        req = int(a[0])
+        n_cpu = self.actions.n_cpu
+        out = min(req // n_cpu, cap_g) * n_cpu + min(req % n_cpu, cap_c)
+        if out != req:
+            self.interventions += 1
+        return np.array([out], dtype=np.int64)
+
+    # --- n boards, numpy (the same arithmetic) ---------------------------------------------------
+    def _dt_many(self, dt_s: TimeStep, n: int) -> np.ndarray:
+        dt = np.broadcast_to(np.asarray(NOMINAL_DECISION_S if dt_s is None else dt_s, dtype=np.float64), (n,))
+        dt = np.where(dt > 0.0, dt, 0.0)
+        return np.where(dt < self.max_dt_s, dt, self.max_dt_s)
+
+    def _predict_many(self, obs: np.ndarray) -> np.ndarray:
+        headroom = np.minimum(obs[:, _I_CPU_HEADROOM].astype(np.float64), obs[:, _I_GPU_HEADROOM]) * HEADROOM_SCALE_C
+        return headroom - np.maximum(obs[:, _I_SLOPE].astype(np.float64), 0.0) * self.horizon_s
+
+    def _stretch_many(self, obs: np.ndarray, predicted: np.ndarray, dt: np.ndarray) -> np.ndarray:
+        limit = self.margin_c + self.stretch_at_c
+        step = self.stretch_rate_per_s * dt
+        factor = np.where(predicted < limit, 1.0 + step, np.where(predicted > limit + self.band_c, 1.0 - step, 1.0))
+        self._stretch = stretch = np.clip(self._stretch * factor, 1.0, self.stretch_max)
+        if (stretch == 1.0).all():
+            return obs
+        inv = (1.0 / stretch).astype(np.float32)
+        shown = obs.copy()
+        shown[:, _REL] = obs[:, _REL] * inv[:, None]
+        budget = obs[:, _I_BUDGET]
+        shown[:, _I_BUDGET] = np.where(stretch == 1.0, budget, 1.0 - (1.0 - budget) * inv)
+        return shown
+
+    def _clip_many(self, predicted: np.ndarray, a: np.ndarray, dt: np.ndarray) -> np.ndarray:
+        t0 = self._clock_ns
+        self._clock_ns = t1 = t0 + np.rint(dt * 1e9).astype(np.int64)
+        down = t1 // self._down_ns - t0 // self._down_ns
+        up = t1 // self._up_ns - t0 // self._up_ns
+        step = np.where(predicted < self.margin_c, -down, np.where(predicted > self.margin_c + self.band_c, up, 0))
+        self._cap_c = np.clip(self._cap_c + step, 0, self.actions.n_cpu - 1)
+        self._cap_g = np.clip(self._cap_g + step, 0, self.actions.n_gpu - 1)
+        req_c, req_g = self.actions.split(a)
+        out = self.actions.index(np.minimum(req_c, self._cap_c), np.minimum(req_g, self._cap_g)).astype(np.int64)
+        self.interventions += int((out != a).sum())
+        return out
+
+    # --- validity ----------------------------------------------------------------------------
+    def _proposed(self, obs: np.ndarray, shown: np.ndarray, dt_s: TimeStep) -> np.ndarray:
+        """The inner policy's actions for ``shown`` ``[n]``, or the fallback's for ``obs``."""
         n = obs.shape[0]
         if self.inner is None:
             self.fallbacks += n
-            return self.fallback.act(obs)
+            return self.fallback.act(obs, dt_s)
         try:
-            a = np.asarray(self.inner.act(obs))
-            if a.shape != (n,) or not np.issubdtype(a.dtype, np.number):
+            a = self.inner.act(shown, dt_s)
+            if type(a) is not np.ndarray:
+                a = np.asarray(a)
+            if a.shape != (n,) or a.dtype.kind not in "iufc":
                 raise ValueError(f"bad action array {a!r}")
             if a.dtype.kind in "iu":  # the usual case: one cheap range check
                 if n == 1:
@@ -124,108 +325,10 @@ class Shield:
         except Exception as exc:  # noqa: BLE001 - any policy failure falls back
             self.fallbacks += n
             logger.warning("policy %s failed (%s); %s decides instead", self.inner.name, exc, self.fallback.name)
-            return self.fallback.act(obs)
+            return self.fallback.act(obs, dt_s)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        if not (isinstance(obs, np.ndarray) and obs.ndim == 2 and obs.dtype == np.float32):
-            obs = np.atleast_2d(np.asarray(obs, dtype=np.float32))
-        shown = self._stretched(obs) if self.stretch_max > 1.0 and self.inner is not None else obs
-        return self.clip(obs, self._proposed(shown))
-
-    @property
-    def stretch(self) -> np.ndarray:
-        """The deadline factor each board's policy is shown now (1.0: the real deadline)."""
-        return np.ones(1) if self._stretch is None else self._stretch.copy()
-
-    def _predicted_below_trip(self, obs: np.ndarray) -> np.ndarray:
-        headroom = np.minimum(obs[:, _I_CPU_HEADROOM], obs[:, _I_GPU_HEADROOM]) * HEADROOM_SCALE_C
-        return headroom - np.maximum(obs[:, _I_SLOPE], 0.0) * self.horizon_s
-
-    def _stretched(self, obs: np.ndarray) -> np.ndarray:
-        """Move the stretch one decision on and return the observations the policy is shown."""
-        n = obs.shape[0]
-        if self._stretch is None or self._cap_c is None or len(self._cap_c) != n:
-            self._new_caps(n)
-        assert self._stretch is not None
-        limit = self.margin_c + self.stretch_at_c
-        rate = self.stretch_rate
-        if n == 1:  # the daemon's per-stage path, in plain Python (a few us)
-            row = obs[0].tolist()
-            headroom = min(row[_I_CPU_HEADROOM], row[_I_GPU_HEADROOM]) * HEADROOM_SCALE_C
-            predicted_one = headroom - max(row[_I_SLOPE], 0.0) * self.horizon_s
-            old = float(self._stretch[0])
-            if predicted_one < limit:
-                new = min(old * (1.0 + rate), self.stretch_max)
-            elif predicted_one > limit + self.band_c:
-                new = max(old * (1.0 - rate), 1.0)
-            else:
-                new = old
-            self._stretch[0] = new
-            if new == 1.0:
-                return obs
-        else:
-            predicted = self._predicted_below_trip(obs)
-            factor = np.where(predicted < limit, 1.0 + rate, np.where(predicted > limit + self.band_c, 1.0 - rate, 1.0))
-            self._stretch = np.clip(self._stretch * factor, 1.0, self.stretch_max)
-            if (self._stretch == 1.0).all():
-                return obs
-        inv = (1.0 / self._stretch).astype(np.float32)
-        shown = obs.copy()
-        shown[:, _DEADLINE_RELATIVE] *= inv[:, None]
-        shown[:, _I_BUDGET] = 1.0 - (1.0 - shown[:, _I_BUDGET]) * inv
-        return shown
-
-    def clip(self, obs: np.ndarray, a: np.ndarray) -> np.ndarray:
-        """The thermal guard alone: joint actions ``a`` [N] clipped to the caps, which the
-        observations ``obs`` [N, F] move."""
-        n = obs.shape[0]
-        if self._cap_c is None or len(self._cap_c) != n:
-            self._new_caps(n)
-        if n == 1:
-            return self._clip_one(obs[0], a)
-        predicted = self._predicted_below_trip(obs)  # distance below the trip point after the horizon
-        hot = predicted < self.margin_c
-        cool = predicted > self.margin_c + self.band_c
-        self._tick += 1
-        step_down = hot & (self._tick % self.down_every == 0)
-        step_up = cool & (self._tick % self.up_every == 0)
-        self._cap_c = np.clip(self._cap_c - step_down + step_up, 0, self.actions.n_cpu - 1)
-        self._cap_g = np.clip(self._cap_g - step_down + step_up, 0, self.actions.n_gpu - 1)
-        req_c, req_g = self.actions.split(a)
-        out = self.actions.index(np.minimum(req_c, self._cap_c), np.minimum(req_g, self._cap_g)).astype(np.int64)
-        self.interventions += int((out != a).sum())
-        return out
-
-    def _clip_one(self, row: np.ndarray, a: np.ndarray) -> np.ndarray:
-        """:meth:`clip` for one board in plain Python: the daemon's per-stage path (a few us)."""
-        assert self._cap_c is not None and self._cap_g is not None
-        values = row.tolist()
-        headroom = min(values[_I_CPU_HEADROOM], values[_I_GPU_HEADROOM]) * HEADROOM_SCALE_C
-        predicted = headroom - max(values[_I_SLOPE], 0.0) * self.horizon_s
-        self._tick += 1
-        cap_c, cap_g = int(self._cap_c[0]), int(self._cap_g[0])
-        if predicted < self.margin_c and self._tick % self.down_every == 0:
-            cap_c, cap_g = max(cap_c - 1, 0), max(cap_g - 1, 0)
-        elif predicted > self.margin_c + self.band_c and self._tick % self.up_every == 0:
-            cap_c, cap_g = min(cap_c + 1, self.actions.n_cpu - 1), min(cap_g + 1, self.actions.n_gpu - 1)
-        self._cap_c[0], self._cap_g[0] = cap_c, cap_g
-        req = int(a[0])
-        n_cpu = self.actions.n_cpu
-        out = min(req // n_cpu, cap_g) * n_cpu + min(req % n_cpu, cap_c)
-        if out != req:
-            self.interventions += 1
-        return np.array([out], dtype=np.int64)
-
-    def reset_boards(self, mask: np.ndarray) -> None:
-        """Lift the caps of the boards in ``mask`` (their episodes restarted)."""
-        if self._cap_c is not None and self._cap_g is not None:
-            self._cap_c[mask] = self.actions.n_cpu - 1
-            self._cap_g[mask] = self.actions.n_gpu - 1
-        if self._stretch is not None:
-            self._stretch[mask] = 1.0
-
-    def _new_caps(self, n: int) -> None:
+    def _new_state(self, n: int) -> None:
         self._cap_c = np.full(n, self.actions.n_cpu - 1, dtype=np.int64)
         self._cap_g = np.full(n, self.actions.n_gpu - 1, dtype=np.int64)
         self._stretch = np.ones(n)
-        self._tick = 0
+        self._clock_ns = np.zeros(n, dtype=np.int64)

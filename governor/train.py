@@ -26,16 +26,19 @@ logger = logging.getLogger(__name__)
 
 # Our policy trains across conditions; the paper reproductions train on the nominal room and
 # see warm starts so they meet hot states within short episodes.
-DRL_RANDOMIZATION = Randomization(
-    ambient_c=(15.0, 40.0),
-    r_scale=(0.85, 1.2),
-    workload_scale=(0.85, 1.15),
-    fan_auto_prob=0.15,
-    init_heat=(0.0, 1.0),
-    traces=("steady", "bursty", "video"),
-    deadline_scale=(1.0, 1.6),  # what lets the shield stretch the deadline in a hot room
+# (model_validate: mypy does not see pydantic's positional Field defaults)
+DRL_RANDOMIZATION = Randomization.model_validate(
+    {
+        "ambient_c": (15.0, 40.0),
+        "r_scale": (0.85, 1.2),
+        "workload_scale": (0.85, 1.15),
+        "fan_auto_prob": 0.15,
+        "init_heat": (0.0, 1.0),
+        "traces": ("steady", "bursty", "video"),
+        "deadline_scale": (1.0, 1.6),  # what lets the shield stretch the deadline in a hot room
+    }
 )
-BASELINE_RANDOMIZATION = Randomization(init_heat=(0.0, 1.0))
+BASELINE_RANDOMIZATION = Randomization.model_validate({"init_heat": (0.0, 1.0)})
 
 
 @dataclass
@@ -76,14 +79,16 @@ def default_algo(policy: str) -> str:
 
 
 def training_scenario(cfg: TrainConfig, spec: FeatureSpec) -> Scenario:
-    return Scenario(
-        board=cfg.board,
-        power_mode=cfg.power_mode,
-        workload=cfg.workload,
-        decision=spec.decision,  # type: ignore[arg-type]
-        reward=spec.reward,  # type: ignore[arg-type]
-        episode_frames=cfg.episode_frames,
-        randomize=DRL_RANDOMIZATION if cfg.policy == "drl" else BASELINE_RANDOMIZATION,
+    return Scenario.model_validate(
+        {
+            "board": cfg.board,
+            "power_mode": cfg.power_mode,
+            "workload": cfg.workload,
+            "decision": spec.decision,
+            "reward": spec.reward,
+            "episode_frames": cfg.episode_frames,
+            "randomize": DRL_RANDOMIZATION if cfg.policy == "drl" else BASELINE_RANDOMIZATION,
+        }
     )
 
 
@@ -117,6 +122,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.callbacks import CheckpointCallback
 
+    from lotus.governor.lotus_dqn import LotusDQN
     from lotus.governor.vec_env import DetectorVecEnv
 
     if cfg.policy not in FEATURE_SPECS:
@@ -128,11 +134,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     scenario = training_scenario(cfg, spec)
     venv = DetectorVecEnv(BatchedDetectorEnv(cfg.n_envs, scenario), spec, shield=cfg.shield_in_loop)
     venv.seed(cfg.seed)
-    algo_cls = PPO if cfg.algo == "ppo" else DQN
+    algo_cls: type[PPO] | type[DQN] = PPO if cfg.algo == "ppo" else DQN
     extra: dict[str, Any] = {}
     if cfg.policy == "lotus-dac24" and cfg.algo == "dqn":
-        from lotus.governor.lotus_dqn import LotusDQN
-
         algo_cls, extra = LotusDQN, {"actions": venv.benv.actions}
     ckpt_dir = out / "checkpoints"
     latest = _latest_checkpoint(ckpt_dir) if resume else None
@@ -140,8 +144,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     if latest is not None:
         logger.info("resuming from %s", latest)
         model = algo_cls.load(latest, env=venv, device="cpu")
-        if extra:
-            model.set_table(extra["actions"])
+        if isinstance(model, LotusDQN):
+            model.set_table(venv.benv.actions)
         done_steps = model.num_timesteps
     else:
         model = algo_cls("MlpPolicy", venv, seed=cfg.seed, device="cpu", verbose=0,
@@ -232,7 +236,7 @@ def _sample_inputs(cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, n: i
     benv = BatchedDetectorEnv(16, scenario)
     obs = benv.reset(seed=cfg.seed + 1000)
     rng = np.random.default_rng(cfg.seed)
-    rows = []
+    rows: list[np.ndarray] = []
     while sum(len(r) for r in rows) < n:
         rows.append(spec.inputs(obs, benv.actions))
         obs, *_ = benv.step(rng.integers(0, benv.actions.n, size=benv.n))

@@ -30,6 +30,7 @@ class DetectorVecEnv(VecEnv):
 
             self.shield = Shield(None, benv.actions, StockPolicy(benv.actions))
         self._raw_obs: np.ndarray | None = None
+        self._dt_s = np.zeros(benv.n)  # simulated seconds since each board's previous decision
         self.action_map = spec.action_map(benv.actions)
         obs_space = spaces.Box(-5.0, 5.0, shape=(spec.n_inputs,), dtype=np.float32)
         super().__init__(benv.n, obs_space, spaces.Discrete(len(self.action_map)))
@@ -43,6 +44,7 @@ class DetectorVecEnv(VecEnv):
         obs = self.benv.reset(seed=seeds)
         self._reset_seeds()
         self._raw_obs = obs
+        self._dt_s = np.zeros(self.num_envs)
         if self.shield is not None:
             self.shield.reset(self.num_envs)
         return self._inputs(obs)
@@ -54,10 +56,11 @@ class DetectorVecEnv(VecEnv):
         assert self._actions is not None, "step_async first"
         joint = self.action_map[self._actions]
         if self.shield is not None and self._raw_obs is not None:
-            joint = self.shield.clip(self._raw_obs, joint)
-        obs, reward, terminated, truncated, _ = self.benv.step(joint)
+            joint = self.shield.clip(self._raw_obs, joint, self._dt_s)
+        obs, reward, terminated, truncated, out = self.benv.step(joint)
         self._raw_obs = obs
         dones = terminated | truncated
+        self._dt_s = np.where(dones, 0.0, out["dt_s"])  # a restarted board's episode starts now
         if self.shield is not None and dones.any():
             self.shield.reset_boards(dones)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]

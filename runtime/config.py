@@ -3,13 +3,13 @@
 Sources, lowest to highest priority: defaults, the YAML file (``lotus serve --config FILE``),
 environment variables ``LOTUS_<SECTION>__<FIELD>`` (e.g. ``LOTUS_SERVER__PORT=9000``), then
 command-line flags. Unknown keys are errors (``extra="forbid"``); :func:`load_settings` turns any
-problem into one :class:`~envs.errors.ConfigError` line.
+problem into one :class:`~lotus.core.errors.ConfigError` line.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -18,7 +18,9 @@ from lotus.core.errors import ConfigError
 from lotus.core.files import read_yaml_mapping
 from lotus.core.schema import GovernorMode
 
-DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "compressed_models"
+if TYPE_CHECKING:
+    from lotus.runtime.models.manifest import ModelRepository
+
 DEFAULT_PROVIDERS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
@@ -29,54 +31,84 @@ class _Section(BaseModel):
 class ServerConfig(_Section):
     """HTTP server and admission control."""
 
-    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 exposes the API to the network)")
-    port: int = Field(8080, ge=0, le=65535, description="TCP port (0: pick a free one)")
+    host: str = Field(default="127.0.0.1", description="address to listen on (0.0.0.0 exposes the API to the network)")
+    port: int = Field(default=8080, ge=0, le=65535, description="TCP port (0: pick a free one)")
     max_body_bytes: int = Field(
-        8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="largest request body accepted, bytes (413 above)"
+        default=8 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="largest request body accepted, bytes (413 above)",
     )
-    queue_size: int = Field(8, ge=1, le=1024, description="frames waiting for the inference worker (503 when full)")
-    request_timeout_s: float = Field(30.0, gt=0, le=600, description="longest wait for one inference result, s")
+    queue_size: int = Field(
+        default=8, ge=1, le=1024, description="frames waiting for the inference worker (503 when full)"
+    )
+    request_timeout_s: float = Field(default=30.0, gt=0, le=600, description="longest wait for one inference result, s")
     stream_buffer: int = Field(
-        2, ge=1, le=64, description="frames a /v1/stream client may have waiting; older ones are dropped"
+        default=2, ge=1, le=64, description="frames a /v1/stream client may have waiting; older ones are dropped"
     )
-    telemetry_samples: int = Field(512, ge=16, le=100_000, description="per-frame samples kept for /v1/telemetry")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log verbosity")
+    telemetry_samples: int = Field(
+        default=512, ge=16, le=100_000, description="per-frame samples kept for /v1/telemetry"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="log verbosity")
 
 
 class BoardConfig(_Section):
     """Which board backend drives the clocks, and where its state is saved."""
 
     backend: Literal["auto", "jetson", "linux", "nvml", "sim"] = Field(
-        "auto", description="board backend; auto probes jetson, nvml, linux and falls back to sim"
+        default="auto", description="board backend; auto probes jetson, nvml, linux and falls back to sim"
     )
-    sysfs_root: Path = Field(Path("/"), description="root of the sysfs/proc tree (a fake tree in tests)")
+    sysfs_root: Path = Field(default=Path("/"), description="root of the sysfs/proc tree (a fake tree in tests)")
     state_file: Path = Field(
-        Path("/var/lib/lotus/clock-state.json"),
+        default=Path("/var/lib/lotus/clock-state.json"),
         description="where the original governors/limits are saved at start (for lotus restore-clocks)",
     )
-    allow_nvml_set: bool = Field(False, description="let the nvml backend lock GPU clocks (needs root)")
-    budget_w: float = Field(15.0, gt=0, le=1000, description="power-mode budget the observation normalises by, W")
-    trip_c: float | None = Field(
-        None, gt=0, le=150, description="passive trip point, C; None reads it from the thermal zones (99 C on Orin)"
+    allow_nvml_set: bool = Field(default=False, description="let the nvml backend lock GPU clocks (needs root)")
+    budget_w: float = Field(
+        default=15.0, gt=0, le=1000, description="power-mode budget the observation normalises by, W"
     )
-    sim_ambient_c: float = Field(25.0, ge=-40, le=80, description="ambient temperature of the sim board, C")
-    sim_board: str = Field("orin-nano", description="board profile the sim backend emulates")
+    trip_c: float | None = Field(
+        default=None,
+        gt=0,
+        le=150,
+        description="passive trip point, C; None reads it from the thermal zones (99 C on Orin)",
+    )
+    sim_ambient_c: float = Field(default=25.0, ge=-40, le=80, description="ambient temperature of the sim board, C")
+    sim_board: str = Field(default="orin-nano", description="board profile the sim backend emulates")
 
 
 class ModelConfig(_Section):
-    """One model to load from the repository."""
+    """One model to load, by name: ``models.repository/<name>/`` first, else the shipped model of that name."""
 
-    name: str = Field(description="model folder under models.repository (e.g. frcnn-lite)")
-    slo_ms: float | None = Field(
-        None, gt=0, le=60_000, description="per-frame latency target, ms; feeds deadline_ms (None: manifest default)"
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="model name: a <name>/manifest.yaml folder of models.repository, else a shipped model (frcnn-lite)",
     )
-    max_proposals: int | None = Field(None, ge=1, description="cap on proposals passed to stage 2 (None: all)")
+    slo_ms: float | None = Field(
+        default=None,
+        gt=0,
+        le=60_000,
+        description="per-frame latency target, ms; feeds deadline_ms (None: manifest default)",
+    )
+    max_proposals: int | None = Field(default=None, ge=1, description="cap on proposals passed to stage 2 (None: all)")
 
 
 class ModelsConfig(_Section):
-    """Model repository, ONNX Runtime providers and threads."""
+    """Model repository, ONNX Runtime providers and threads.
 
-    repository: Path = Field(DEFAULT_MODELS_DIR, description="directory with <model>/manifest.yaml folders")
+    A model name resolves to ``repository/<name>/manifest.yaml`` when that exists, else to the
+    model of that name shipped with lotus (``lotus.compressed_models``, read-only; off with
+    ``shipped_models: false``). The daemon only reads model folders; it never writes into them.
+    """
+
+    repository: Path | None = Field(
+        default=None,
+        description="your model repository: a directory of <name>/manifest.yaml folders (e.g. runs/compress/models), "
+        "searched before the shipped models (None: shipped models only)",
+    )
+    shipped_models: bool = Field(
+        default=True, description="fall back to the read-only models shipped with lotus for names not in repository"
+    )
     load: list[ModelConfig] = Field(
         default_factory=lambda: [ModelConfig(name="frcnn-lite")], min_length=1, description="models to serve"
     )
@@ -85,10 +117,20 @@ class ModelsConfig(_Section):
         min_length=1,
         description="ORT execution providers in order of preference; unavailable ones are skipped",
     )
-    threads: int = Field(2, ge=1, le=64, description="ORT intra-op threads per session")
-    spinning: bool = Field(False, description="let ORT threads busy-wait between ops (burns power; off by default)")
-    warmup_frames: int = Field(2, ge=0, le=100, description="dummy frames run per model before ready")
-    trt_cache_dir: Path | None = Field(None, description="TensorRT engine cache directory (e.g. /var/lib/lotus/trt)")
+    threads: int = Field(default=2, ge=1, le=64, description="ORT intra-op threads per session")
+    spinning: bool = Field(
+        default=False, description="let ORT threads busy-wait between ops (burns power; off by default)"
+    )
+    warmup_frames: int = Field(default=2, ge=0, le=100, description="dummy frames run per model before ready")
+    trt_cache_dir: Path | None = Field(
+        default=None,
+        description="TensorRT engine cache directory (e.g. /var/lib/lotus/trt); never inside the shipped models",
+    )
+
+    @field_validator("repository", "trt_cache_dir")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
 
     @field_validator("load")
     @classmethod
@@ -98,16 +140,36 @@ class ModelsConfig(_Section):
             raise ValueError(f"model names must be unique, got {names}")
         return value
 
+    @model_validator(mode="after")
+    def _read_only_shipped(self) -> ModelsConfig:
+        from lotus.runtime.models.manifest import MODELS_ROOT, is_within
+
+        if self.repository is None and not self.shipped_models:
+            raise ValueError("shipped_models is false and no repository is set: there is nothing to load")
+        if self.trt_cache_dir is not None and is_within(self.trt_cache_dir, MODELS_ROOT):
+            raise ValueError(f"trt_cache_dir {self.trt_cache_dir} is inside the read-only shipped models {MODELS_ROOT}")
+        return self
+
+    def model_repository(self) -> ModelRepository:
+        """Where model names resolve: ``repository`` first, then (``shipped_models``) the shipped models."""
+        from lotus.runtime.models.manifest import MODELS_ROOT, ModelRepository
+
+        return ModelRepository(self.repository, MODELS_ROOT if self.shipped_models else None)
+
 
 class GovernorConfig(_Section):
     """The clock governor and who may change it at run time."""
 
     mode: GovernorMode = Field(
-        "active", description="active: set clocks; shadow: decide and log only; off: leave the kernel governors"
+        default="active", description="active: set clocks; shadow: decide and log only; off: leave the kernel governors"
     )
-    policy: str = Field("drl", description="performance, powersave, stock, fixed:<khz>,<hz>, drl, ... or a .json path")
-    token: str | None = Field(None, min_length=8, description="bearer token for PUT /v1/governor (None: disabled)")
-    token_file: Path | None = Field(None, description="file holding the bearer token (first line)")
+    policy: str = Field(
+        default="drl", description="performance, powersave, stock, fixed:<khz>,<hz>, drl, ... or a .json path"
+    )
+    token: str | None = Field(
+        default=None, min_length=8, description="bearer token for PUT /v1/governor (None: disabled)"
+    )
+    token_file: Path | None = Field(default=None, description="file holding the bearer token (first line)")
 
     @model_validator(mode="after")
     def _one_token(self) -> GovernorConfig:
@@ -133,10 +195,10 @@ class GovernorConfig(_Section):
 class SourceConfig(_Section):
     """Optional frame source streamed through the pipeline at its own rate."""
 
-    uri: str | None = Field(None, description="video file, image DIR, camera:N or rtsp://... (None: API only)")
-    fps: float | None = Field(None, gt=0, le=1000, description="frame rate, frames/s (None: the source's own)")
-    model: str | None = Field(None, description="model to run (None: the first loaded)")
-    loop: bool = Field(True, description="restart a file or directory source at its end")
+    uri: str | None = Field(default=None, description="video file, image DIR, camera:N or rtsp://... (None: API only)")
+    fps: float | None = Field(default=None, gt=0, le=1000, description="frame rate, frames/s (None: the source's own)")
+    model: str | None = Field(default=None, description="model to run (None: the first loaded)")
+    loop: bool = Field(default=True, description="restart a file or directory source at its end")
 
 
 class Settings(BaseSettings):

@@ -44,7 +44,7 @@ def open_board(cfg: BoardConfig) -> Board:
     if cfg.backend == "nvml":
         from lotus.runtime.hw.nvml import detect as nvml_detect
 
-        board = nvml_detect(cfg.sysfs_root, allow_set=cfg.allow_nvml_set)
+        board: Board | None = nvml_detect(cfg.sysfs_root, allow_set=cfg.allow_nvml_set)
         if board is None:
             raise DeviceError("board backend 'nvml' found no NVIDIA GPU (is the driver loaded?)")
         return board
@@ -139,43 +139,66 @@ class Daemon:
             )
 
     def _take_control(self) -> None:
+        """Write the crash-recovery state file, then let the open board take control.
+
+        The board saves its own originals and gives them back in :meth:`restore_clocks`; the file
+        is only for ``lotus restore-clocks`` after a crash. A file a crashed run left holds the
+        real originals (the clocks now are its pinned ones): the board adopts them.
+        """
         from lotus.runtime.hw.state import save_state
 
         board = self.board
         assert board is not None
+        originals: list[dict[str, Any]] = []
         if board.backend != "sim":
             try:
-                save_state(board, self.settings.board.state_file)
+                state = save_state(board, self.settings.board.state_file)
             except OSError as exc:
                 raise ConfigError(
                     f"cannot write clock state file {self.settings.board.state_file}: {exc.strerror or exc} "
                     "(set board.state_file to a writable path)"
                 ) from None
             self.state_saved = True
-        for line in board.take_control():
+            originals = state["records"]
+        lines = board.take_control(originals) if originals else board.take_control()
+        for line in lines:
             log.info("control: %s", line)
 
     def restore_clocks(self) -> None:
-        """Put the original governors/limits back and delete the state file (idempotent)."""
-        from lotus.runtime.hw.state import restore
+        """Give the original governors/limits back through the open board (idempotent).
 
-        if not self.state_saved or self.board is None:
+        The state file is deleted once everything is back; after a failed write it is kept for
+        ``lotus restore-clocks`` (and the board retries on the next release or on close).
+        """
+        board = self.board
+        if board is None:
             return
-        state_file = self.settings.board.state_file
-        report = restore(state_file, self.settings.board.sysfs_root)
+        report = board.release_control()
         for line in report.restored:
             log.info("restored %s", line)
         if report.failed:
             log.error("clock restore failed: %s", "; ".join(report.failed))
-            return  # keep the state file for `lotus restore-clocks`
-        Path(state_file).unlink(missing_ok=True)
-        self.state_saved = False
+            return
+        if self.state_saved:
+            Path(self.settings.board.state_file).unlink(missing_ok=True)
+            self.state_saved = False
 
     def _control(self, take: bool) -> None:
-        if take:
-            self._take_control()
-        else:
+        """The governor's hook: take control entering ``active``, give it back leaving it.
+
+        Giving back never raises (failures are logged, the state file kept). A failed take gives
+        back whatever it changed, then raises its DeviceError/ConfigError: the switch to
+        ``active`` did not happen (the API answers 400) and the daemon keeps serving.
+        """
+        if not take:
             self.restore_clocks()
+            return
+        try:
+            self._take_control()
+        except (DeviceError, ConfigError) as exc:
+            log.error("taking clock control failed (%s): giving the clocks back", exc)
+            self.restore_clocks()
+            raise
 
     def stop(self) -> None:
         """Stop accepting work, wait for the worker, restore clocks. Safe to call twice."""

@@ -1,9 +1,11 @@
 """The governor inside the daemon: policy, mode (active/shadow/off), decisions and clock writes.
 
-A decision is ``policy.act(obs)`` (timed: ``decision_s``) and, in ``active`` mode, writing the
-chosen clocks to the board (timed: ``clock_set_s``; skipped when the clocks are already set).
-``shadow`` decides and records what it would have set; ``off`` neither decides nor writes. The
-policy and the mode can be switched at run time; the lock keeps a switch from landing mid-decision.
+A decision is ``policy.act(obs, dt_s)`` (timed: ``decision_s``) and, in ``active`` mode, writing
+the chosen clocks to the board (timed: ``clock_set_s``; skipped when the clocks are already set).
+``dt_s`` is the wall time since the previous decision (``perf_counter``; 0 at the first one): the
+shield's caps and deadline stretch run on it. ``shadow`` decides and records what it would have
+set; ``off`` neither decides nor writes. The policy and the mode can be switched at run time; the
+lock keeps a switch from landing mid-decision.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from lotus.core.errors import DeviceError, PolicyError
 from lotus.core.schema import GOVERNOR_MODES, ActionTable, GovernorMode
+from lotus.governor.protocol import Policy, PolicyDiagnostics
 from lotus.runtime.hw.base import Board
 
 log = logging.getLogger(__name__)
@@ -35,22 +38,11 @@ class Decision:
     clock_set_s: float
 
 
-def build_policy(spec: str, actions: ActionTable):  # noqa: ANN201 - governor.policies.Policy
+def build_policy(spec: str, actions: ActionTable) -> Policy:
     """``governor.registry.build_policy`` (numpy + onnxruntime only; never SB3/torch)."""
     from lotus.governor.registry import build_policy as _build
 
     return _build(spec, actions)
-
-
-def policy_version(policy: object) -> str:
-    """A version string for the info metric: the ONNX artifact's, else ``builtin``."""
-    inner = getattr(policy, "inner", policy)
-    version = getattr(inner, "version", None)
-    if version:
-        return str(version)
-    if getattr(policy, "load_error", None):
-        return "fallback"
-    return "builtin"
 
 
 class GovernorController:
@@ -78,28 +70,30 @@ class GovernorController:
         self.policy_spec = policy
         self.policy = build_policy(policy, actions)
         self.policy.reset(1)
-        self.version = policy_version(self.policy)
+        self.version = self.policy.diagnostics().version
         self.mode: GovernorMode = mode
         self.decisions = 0
         self.write_errors = 0
         self.last: Decision | None = None
         self._set: tuple[int | None, int | None] = (None, None)
         self.requested: tuple[int | None, int | None] = (None, None)
+        self._last_decision_t: float | None = None  # time.perf_counter() of the previous decision, s
 
     # --- run-time changes ---------------------------------------------------------------------
     def set_policy(self, spec: str) -> None:
         """Switch policy; PolicyError for unknown names (a broken ``drl`` file falls back to stock)."""
         policy = build_policy(spec, self.actions)
         policy.reset(1)
+        version = policy.diagnostics().version
         with self._lock:
-            self.policy, self.policy_spec, self.version = policy, spec, policy_version(policy)
+            self.policy, self.policy_spec, self.version = policy, spec, version
         log.info("governor policy -> %s (%s)", spec, self.version)
 
     def set_mode(self, mode: str) -> None:
         if mode not in GOVERNOR_MODES:
             raise PolicyError(f"unknown governor mode {mode!r}; choose one of {', '.join(GOVERNOR_MODES)}")
         with self._lock:
-            old, self.mode = self.mode, mode  # type: ignore[assignment]
+            old, self.mode = self.mode, mode
             if old != "active" and mode == "active" and self._on_control:
                 self._on_control(True)
                 self._set = (None, None)
@@ -116,7 +110,9 @@ class GovernorController:
                 self.last = Decision(None, None, None, False, 0.0, 0.0)
                 return self.last
             t0 = time.perf_counter()
-            action = int(self.policy.act(obs)[0])
+            dt_s = 0.0 if self._last_decision_t is None else t0 - self._last_decision_t
+            self._last_decision_t = t0
+            action = int(self.policy.act(obs, dt_s)[0])
             cpu_khz, gpu_hz = self.actions.clocks(action)
             t1 = time.perf_counter()
             applied = False
@@ -128,7 +124,7 @@ class GovernorController:
                         self._set = (cpu_khz, gpu)
                     self.requested = (cpu_khz, gpu)
                     applied = True
-                except (DeviceError, ValueError) as exc:
+                except DeviceError as exc:
                     # a clock write failed: stop driving clocks, give them back to the kernel, keep serving
                     self.write_errors += 1
                     log.error("clock write failed (%s): governor falls back to shadow mode", exc)
@@ -142,34 +138,38 @@ class GovernorController:
             return self.last
 
     def throttled(self, cpu_khz: float, gpu_hz: float) -> bool:
-        """Firmware throttling: a clock below what the governor set (or the sim's own flag)."""
-        flag = getattr(self.board, "throttled", None)
-        if isinstance(flag, bool):
+        """Firmware throttling: the board's own flag, or, where it cannot tell, a clock below what
+        the governor set (``cpu_khz`` kHz and ``gpu_hz`` Hz: the clocks read now)."""
+        flag = self.board.firmware_throttled()
+        if flag is not None:
             return flag
         req_c, req_g = self.requested
         if self.mode != "active":
             return False
         return bool((req_c is not None and cpu_khz < req_c * 0.99) or (req_g is not None and gpu_hz < req_g * 0.99))
 
+    def diagnostics(self) -> PolicyDiagnostics:
+        """The live policy's counters and identity."""
+        return self.policy.diagnostics()
+
     @property
     def deadline_stretch(self) -> float:
         """The deadline factor the shield shows the policy now (1.0 without a stretch)."""
-        stretch = getattr(self.policy, "stretch", None)
-        return float(stretch[0]) if stretch is not None and len(stretch) else 1.0
+        return self.diagnostics().deadline_stretch
 
     def status(self) -> dict[str, object]:
         """The JSON of GET /v1/governor."""
-        pol = self.policy
+        diag = self.diagnostics()
         last = self.last
         return {
             "mode": self.mode,
             "policy": self.policy_spec,
-            "policy_name": getattr(pol, "name", self.policy_spec),
+            "policy_name": diag.policy_name,
             "version": self.version,
-            "load_error": getattr(pol, "load_error", None),
-            "fallbacks": int(getattr(pol, "fallbacks", 0)),
-            "interventions": int(getattr(pol, "interventions", 0)),
-            "deadline_stretch": self.deadline_stretch,
+            "load_error": diag.load_error,
+            "fallbacks": diag.fallbacks,
+            "interventions": diag.interventions,
+            "deadline_stretch": diag.deadline_stretch,
             "decisions": self.decisions,
             "clock_write_errors": self.write_errors,
             "n_actions": self.actions.n,

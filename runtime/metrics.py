@@ -7,9 +7,13 @@ goes in ``*_info``, labels are low-cardinality (model, stage, policy, mode, reas
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+if TYPE_CHECKING:  # the pipeline imports this module
+    from lotus.runtime.governor_loop import Decision
+    from lotus.runtime.pipeline import FrameResult
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 DECISION_BUCKETS = (10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 0.02)
@@ -64,13 +68,15 @@ class Metrics:
             "lotus_governor_deadline_stretch", "Deadline factor the shield shows the policy (1: none)", registry=r
         )
 
-    def observe_frame(self, result: Any, d1: Any, d2: Any, throttle_started: bool) -> None:
+    def observe_frame(self, result: FrameResult, d1: Decision, d2: Decision, throttle_started: bool) -> None:
+        """Record one frame: stage times, energy, the two governor decisions (before stage 2 and
+        for the next frame), throttling, clocks, temperatures and power."""
         m = result.model
         t = result.timings_ms
         for stage in ("decode", "stage1", "stage2", "frame"):
             self.stage_seconds.labels(m, stage).observe(t[stage] / 1e3)
         self.queue_seconds.labels(m).observe(t["queue"] / 1e3)
-        self.frames.labels(m, result.extra.get("source", "api")).inc()
+        self.frames.labels(m, result.source).inc()
         if not result.governor["slo_met"]:
             self.slo_violations.labels(m).inc()
         self.energy.labels(m).inc(max(result.energy_j, 0.0))
@@ -84,10 +90,11 @@ class Metrics:
                     self.clock_set_seconds.observe(d.clock_set_s)
         if throttle_started:
             self.throttle_events.inc()
-        if result.clocks_after.get("cpu_khz") is not None:
-            self.cpu_hz.set(float(result.clocks_after["cpu_khz"]) * 1e3)
-        if result.clocks_after.get("gpu_hz") is not None:
-            self.gpu_hz.set(float(result.clocks_after["gpu_hz"]))
+        cpu_khz, gpu_hz = result.clocks_after.get("cpu_khz"), result.clocks_after.get("gpu_hz")
+        if cpu_khz is not None:
+            self.cpu_hz.set(float(cpu_khz) * 1e3)
+        if gpu_hz is not None:
+            self.gpu_hz.set(float(gpu_hz))
         for zone, value in result.temps_c.items():
             self.temp.labels(zone).set(value)
         self.power.set(result.power_w)

@@ -2,9 +2,10 @@
 
 The simulator fills :data:`lotus.core.schema.RAW_FIELDS` in ``SimCore.raw_readings``; this module fills
 the same dict from a :class:`~lotus.runtime.hw.base.Snapshot` plus the pipeline's timings, and both go
-through :func:`envs.schema.encode_observation`. The two filters (temperature slope with time
-constant ``TEMP_SLOPE_TAU_S``, latency EMA with ``LATENCY_EMA_ALPHA``) are updated with the same
-formulas as ``lotus.envs.core``: the slope after every stage, the EMA after every frame.
+through :func:`lotus.core.schema.encode_observation`. The two filters (temperature slope with time
+constant ``TEMP_SLOPE_TAU_S``, latency EMA with ``LATENCY_EMA_ALPHA``) are the simulator's own
+:class:`lotus.core.filters.ObservationFilters`: the slope is fed after every stage, the EMA after
+every frame, exactly as ``lotus.envs.core.SimCore`` feeds them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from lotus.core.schema import LATENCY_EMA_ALPHA, ActionTable, encode_observation, slope_alpha
+from lotus.core.filters import ObservationFilters
+from lotus.core.schema import ActionTable, encode_observation
 from lotus.runtime.hw.base import Board, Snapshot
 
 DEFAULT_TRIP_C = 99.0  # Orin passive sw-throttle trip (boards.md 4.3)
@@ -99,33 +101,39 @@ class ObservationBuilder:
 
     def __init__(self, actions: ActionTable, trip_c: float, budget_w: float) -> None:
         self.actions, self.trip_c, self.budget_w = actions, trip_c, budget_w
-        self.slope = 0.0
-        self.tmax_prev: float | None = None
-        self.t_prev: float | None = None
-        self.lat_ema = 0.0
+        self.filters = ObservationFilters()
+        self.t_prev: float | None = None  # time of the last temperature sample, s (None: none yet)
         self.last_latency_ms = 0.0
         self.last_stage1_ms = 0.0
         self.last_proposals = 0
         self.frames = 0
 
-    # --- filters (same formulas as envs.core.SimCore._stage) ---------------------------------
+    # --- filters (lotus.core.filters, fed as envs.core.SimCore._stage feeds them) --------------
+    @property
+    def slope(self) -> float:
+        """Smoothed dT/dt of the hotter die, C/s."""
+        return float(self.filters.slope)
+
+    @property
+    def lat_ema(self) -> float:
+        """Latency EMA, ms."""
+        return float(self.filters.lat_ema)
+
     def update_slope(self, t_s: float, tmax_c: float) -> float:
-        """Feed the hotter die's temperature at time ``t_s``; returns the smoothed slope, C/s."""
-        if self.tmax_prev is None or self.t_prev is None:
-            self.tmax_prev, self.t_prev = tmax_c, t_s
-            return self.slope
-        dt = t_s - self.t_prev
-        alpha = slope_alpha(dt)
-        self.slope = self.slope + alpha * ((tmax_c - self.tmax_prev) / max(dt, 1e-6) - self.slope)
-        self.tmax_prev, self.t_prev = tmax_c, t_s
+        """Feed the hotter die's temperature (C) at time ``t_s`` (s); returns the smoothed slope, C/s.
+
+        The first sample only starts the filter (as a simulator reset does).
+        """
+        if self.t_prev is None:
+            self.filters.tmax_prev = tmax_c
+        else:
+            self.filters.update_slope(tmax_c, t_s - self.t_prev)
+        self.t_prev = t_s
         return self.slope
 
     def frame_done(self, latency_ms: float, stage1_ms: float, proposals: int) -> None:
         """After stage 2: last latency, latency EMA (first frame seeds it), proposals."""
-        if self.frames == 0:
-            self.lat_ema = latency_ms
-        else:
-            self.lat_ema = self.lat_ema + LATENCY_EMA_ALPHA * (latency_ms - self.lat_ema)
+        self.filters.update_latency(latency_ms, first=self.frames == 0)
         self.last_latency_ms = latency_ms
         self.last_stage1_ms = stage1_ms
         self.last_proposals = proposals
@@ -157,13 +165,13 @@ class ObservationBuilder:
             "cpu_temp_c": view.cpu_temp_c,
             "gpu_temp_c": view.gpu_temp_c,
             "trip_c": self.trip_c,
-            "temp_slope_c_per_s": self.slope,
+            "temp_slope_c_per_s": self.filters.slope,
             "proposals": proposals,
             "max_proposals": max_proposals,
             "deadline_ms": deadline_ms,
             "frame_elapsed_ms": frame_elapsed_ms,
             "last_latency_ms": self.last_latency_ms,
-            "latency_ema_ms": self.lat_ema,
+            "latency_ema_ms": self.filters.lat_ema,
             "last_stage1_ms": self.last_stage1_ms if stage1_ms is None else stage1_ms,
             "next_frame_in_ms": next_frame_in_ms,
             "power_w": view.power_w,

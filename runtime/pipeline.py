@@ -15,25 +15,38 @@ import io
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lotus.core.errors import BadInputError, ModelLoadError
+from lotus.core.errors import BadInputError, ConfigError, ModelLoadError
 from lotus.runtime.config import ModelsConfig
 from lotus.runtime.governor_loop import GovernorController
 from lotus.runtime.hw.base import Board, Snapshot
 from lotus.runtime.observation import ObservationBuilder, SensorView, sensor_view
+
+if TYPE_CHECKING:  # onnxruntime is imported when the models load, not with this module
+    import onnxruntime as ort
+
+    from lotus.runtime.metrics import Metrics
+    from lotus.runtime.models.manifest import ModelManifest
+    from lotus.runtime.models.two_stage import Detection, TwoStagePipeline
 
 log = logging.getLogger(__name__)
 MAX_PIXELS = 40_000_000  # decoded images above this are refused (decompression bombs)
 
 
 def decode_image(data: bytes) -> np.ndarray:
-    """JPEG/PNG/... bytes -> ``[H, W, 3]`` uint8 RGB; BadInputError when it is not a readable image."""
-    from PIL import Image, UnidentifiedImageError
+    """JPEG/PNG/... bytes -> ``[H, W, 3]`` uint8 RGB.
+
+    :raises BadInputError: (400) empty, not a readable image, or more than :data:`MAX_PIXELS` pixels;
+        whatever the decoder raises on a malformed file (Pillow's decoders raise many unrelated
+        types, and DecompressionBombError) becomes this, so a bad image is never a 5xx
+    """
+    from PIL import Image
 
     if not data:
         raise BadInputError("empty body: send a JPEG or PNG image")
@@ -42,9 +55,11 @@ def decode_image(data: bytes) -> np.ndarray:
             if img.width * img.height > MAX_PIXELS:
                 raise BadInputError(f"image is {img.width}x{img.height}: more than {MAX_PIXELS} pixels")
             return np.asarray(img.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        if isinstance(exc, BadInputError):
-            raise
+    except BadInputError:
+        raise
+    except MemoryError:
+        raise BadInputError(f"image too large to decode (limit {MAX_PIXELS} pixels)") from None
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the payload's fault
         raise BadInputError(f"body is not a readable image ({type(exc).__name__}: {exc})") from None
 
 
@@ -63,7 +78,8 @@ def probe_providers(preference: list[str]) -> list[str]:
     return chosen
 
 
-def session_options(threads: int, spinning: bool):  # noqa: ANN201 - ort.SessionOptions
+def session_options(threads: int, spinning: bool) -> ort.SessionOptions:
+    """ORT options: ``threads`` intra-op threads, one inter-op thread, spinning on or off."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -77,16 +93,26 @@ def session_options(threads: int, spinning: bool):  # noqa: ANN201 - ort.Session
 
 @dataclass
 class LoadedModel:
-    """A model ready to serve: its pipeline, provider and per-model targets."""
+    """A model ready to serve: its pipeline, provider and per-model targets.
+
+    :param name: the name it is served under (its folder name in the repository)
+    :param path: the manifest it was loaded from
+    :param shipped: loaded from the read-only shipped models (not from ``models.repository``)
+    :param deadline_ms: per-frame latency target, ms (config ``slo_ms``, else the manifest's default)
+    :param max_proposals: the most proposals stage 1 can produce (normalises the observation)
+    :param proposal_cap: cap on proposals passed to stage 2 (None: all)
+    """
 
     name: str
-    manifest: Any
-    pipeline: Any
+    manifest: ModelManifest
+    pipeline: TwoStagePipeline
     provider: str
     deadline_ms: float
     max_proposals: int
     proposal_cap: int | None
     version: str
+    path: Path | None = None
+    shipped: bool = False
 
     @property
     def kind(self) -> str:
@@ -105,15 +131,27 @@ def _provider_entries(providers: list[str], trt_cache: Path | None) -> list[Any]
 
 
 def load_models(cfg: ModelsConfig) -> dict[str, LoadedModel]:
-    """Load, verify and open every configured model; a GPU provider that fails falls back to CPU."""
-    from lotus.runtime.models.manifest import load_manifest
+    """Load, verify and open every configured model; a GPU provider that fails falls back to CPU.
+
+    Names resolve in ``models.repository`` first, then in the read-only shipped models
+    (:meth:`ModelsConfig.model_repository`). Model folders are only read.
+
+    :raises ConfigError: ``models.repository`` is set but is not a directory
+    :raises ModelLoadError: a name resolves nowhere, or a manifest or ONNX file is missing or corrupt
+    """
+    from lotus.runtime.models.manifest import read_manifest
     from lotus.runtime.models.two_stage import create_pipeline
 
+    if cfg.repository is not None and not cfg.repository.is_dir():
+        raise ConfigError(f"models.repository {cfg.repository} is not a directory")
+    repo = cfg.model_repository()
     providers = probe_providers(cfg.providers)
     models: dict[str, LoadedModel] = {}
     for mc in cfg.load:
-        manifest = load_manifest(mc.name, cfg.repository)
-        pipe = None
+        path = repo.find(mc.name)
+        manifest = read_manifest(path)
+        shipped = repo.is_shipped(path)
+        pipe: TwoStagePipeline | None = None
         tried = providers if providers[0] != "CPUExecutionProvider" else ["CPUExecutionProvider"]
         for attempt in (tried, ["CPUExecutionProvider"]):
             try:
@@ -126,40 +164,55 @@ def load_models(cfg: ModelsConfig) -> dict[str, LoadedModel]:
                     raise
                 log.warning("model %s: providers %s failed (%s); falling back to CPU", mc.name, attempt, exc)
         assert pipe is not None
-        active = pipe.stage1.get_providers()[0]
         wl = manifest.workload
         models[mc.name] = LoadedModel(
             name=mc.name,
             manifest=manifest,
             pipeline=pipe,
-            provider=active,
+            provider=pipe.provider,
             deadline_ms=float(mc.slo_ms or wl.default_deadline_ms),
             max_proposals=int(wl.max_proposals),
             proposal_cap=mc.max_proposals,
             version=str(manifest.version),
+            path=path,
+            shipped=shipped,
         )
-        log.info("model %s %s loaded on %s", mc.name, manifest.version, active)
+        where = "shipped" if shipped else "repository"
+        log.info("model %s %s (%s, %s) loaded on %s", mc.name, manifest.version, where, path.parent, pipe.provider)
     return models
 
 
 def warm_up(model: LoadedModel, frames: int) -> None:
-    """Run dummy frames so lazy allocations (and TensorRT engine builds) happen before ready."""
-    size = int(model.manifest.preprocess.get("input_size", 320) or 320)
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 255, size=(size, size, 3), dtype=np.uint8)
+    """Run ``frames`` dummy frames so lazy allocations (and TensorRT engine builds) happen before ready."""
+    pipe = model.pipeline
+    image = pipe.warmup_image()
     for _ in range(frames):
-        pipe = model.pipeline
         pipe.run_stage2(pipe.run_stage1(pipe.preprocess(image)), model.proposal_cap)
 
 
 # --- one frame -------------------------------------------------------------------------------
 @dataclass
 class FrameResult:
-    """Everything one frame produced; ``to_dict`` is the JSON of POST /v1/detect."""
+    """Everything one frame produced (raw values; ``DetectResponse.from_frame`` is its JSON form).
+
+    :param frame: the daemon's frame counter
+    :param detections: in original-image pixels
+    :param timings_ms: per step (queue, decode, stage1, decision_stage2, clock_set_stage2, stage2,
+        decision_next, clock_set_next, frame, total), ms
+    :param clocks_before: ``cpu_khz``/``gpu_hz`` at the start of the frame; ``clocks_stage2``
+        during stage 2; ``clocks_after`` chosen for the next frame
+    :param temps_c: sensor name -> temperature, C
+    :param power_w: board power at the end of the frame, W
+    :param energy_j: board energy over the frame, J
+    :param governor: mode, policy, action_stage2, action_next, deadline_ms, slo_met
+    :param image_size: (width, height), px
+    :param source: who sent the frame (api, ws, kserve, source)
+    :param provider: the ORT execution provider the model ran on
+    """
 
     model: str
     frame: int
-    detections: list[Any]
+    detections: list[Detection]
     num_proposals: int
     timings_ms: dict[str, float]
     clocks_before: dict[str, float | None]
@@ -171,34 +224,13 @@ class FrameResult:
     throttled: bool
     governor: dict[str, Any]
     image_size: tuple[int, int]
-    extra: dict[str, Any] = field(default_factory=dict)
+    source: str = "api"
+    provider: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "frame": self.frame,
-            "image_size": list(self.image_size),
-            "detections": [
-                {
-                    "box": [round(v, 2) for v in d.box],
-                    "score": round(float(d.score), 4),
-                    "label": d.label,
-                    "class_id": d.class_id,
-                }
-                for d in self.detections
-            ],
-            "num_proposals": self.num_proposals,
-            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
-            "clocks_before": self.clocks_before,
-            "clocks_stage2": self.clocks_stage2,
-            "clocks_after": self.clocks_after,
-            "temps_c": {k: round(v, 2) for k, v in self.temps_c.items()},
-            "power_w": round(self.power_w, 3),
-            "energy_j": round(self.energy_j, 6),
-            "throttled": self.throttled,
-            "governor": self.governor,
-            **self.extra,
-        }
+    @property
+    def extra(self) -> dict[str, str]:
+        """``source`` and ``provider`` as a dict (older callers read ``result.extra["source"]``)."""
+        return {"source": self.source, "provider": self.provider}
 
 
 def _clocks(view: SensorView) -> dict[str, float | None]:
@@ -214,22 +246,17 @@ class FramePipeline:
         models: dict[str, LoadedModel],
         governor: GovernorController,
         builder: ObservationBuilder,
-        metrics: Any = None,
-        on_frame: Any = None,
+        metrics: Metrics | None = None,
+        on_frame: Callable[[FrameResult], None] | None = None,
     ) -> None:
         self.board, self.models, self.governor, self.builder = board, models, governor, builder
         self.metrics, self.on_frame = metrics, on_frame
-        self._note = getattr(board, "note_activity", None)
         self._lock = threading.Lock()
         self.frames = 0
         self._busy_s = 0.0
         self._last_decision_t = time.perf_counter()
         self._throttled_prev = False
         self.last_progress = time.monotonic()  # for the systemd watchdog
-
-    def _activity(self, busy: bool) -> None:
-        if self._note is not None:
-            self._note(busy)
 
     def _cpu_util(self, now: float) -> float:
         util = self._busy_s / max(now - self._last_decision_t, 1e-9)
@@ -260,7 +287,7 @@ class FramePipeline:
         t0 = time.perf_counter()
         snap0 = board.snapshot(util=False)
         view0 = sensor_view(snap0, acts)
-        self._activity(True)
+        board.note_activity(True)
         try:
             if isinstance(image, bytes):
                 image = decode_image(image)
@@ -269,7 +296,7 @@ class FramePipeline:
             s1 = pipe.run_stage1(inputs)
             t1 = time.perf_counter()
         except Exception:
-            self._activity(False)
+            board.note_activity(False)
             raise
         self._busy_s += t1 - t0
         # decision 1: stage-2 clocks, proposals known
@@ -288,7 +315,7 @@ class FramePipeline:
         try:
             dets = pipe.run_stage2(s1, model.proposal_cap)
         finally:
-            self._activity(False)
+            board.note_activity(False)
         t3 = time.perf_counter()
         self._busy_s += t3 - t2
         latency_ms = (t3 - t0) * 1e3
@@ -348,7 +375,8 @@ class FramePipeline:
                 "slo_met": latency_ms <= model.deadline_ms,
             },
             image_size=(int(image.shape[1]), int(image.shape[0])),
-            extra={"source": source, "provider": model.provider},
+            source=source,
+            provider=model.provider,
         )
         if self.metrics is not None:
             self.metrics.observe_frame(result, d1, d2, throttled and not self._throttled_prev)

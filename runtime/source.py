@@ -14,12 +14,15 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lotus.core.errors import ConfigError
 from lotus.runtime.config import SourceConfig
+
+if TYPE_CHECKING:
+    from lotus.runtime.daemon import Daemon
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -33,7 +36,8 @@ class DirSource:
         self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise ConfigError(f"source directory {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        self.loop, self.i, self.fps = loop, 0, None
+        self.loop, self.i = loop, 0
+        self.fps: float | None = None  # a directory has no rate of its own
 
     def read(self) -> np.ndarray | None:
         from PIL import Image
@@ -84,6 +88,7 @@ class CvSource:
 
 
 def open_source(cfg: SourceConfig) -> DirSource | CvSource:
+    """The source ``cfg.uri`` names; ConfigError when it cannot be opened."""
     assert cfg.uri is not None
     path = Path(cfg.uri)
     if path.is_dir():
@@ -93,14 +98,14 @@ def open_source(cfg: SourceConfig) -> DirSource | CvSource:
     return CvSource(cfg.uri, cfg.loop)
 
 
-async def run_source(daemon: Any, cfg: SourceConfig) -> None:
+async def run_source(daemon: Daemon, cfg: SourceConfig) -> None:
     """Read frames at the source's rate and run the newest one whenever the worker is free."""
     src = await asyncio.to_thread(open_source, cfg)
     fps = cfg.fps or src.fps or DEFAULT_FPS
     period = 1.0 / fps
     model = cfg.model or daemon.default_model
     slot: dict[str, Any] = {"frame": None, "due": None}
-    stats = {"uri": cfg.uri, "fps": fps, "read": 0, "processed": 0, "skipped": 0, "processed_fps": 0.0,
+    stats: dict[str, Any] = {"uri": cfg.uri, "fps": fps, "read": 0, "processed": 0, "skipped": 0, "processed_fps": 0.0,
              "skipped_fps": 0.0, "ended": False}  # fmt: skip
     daemon.source_stats = stats
     wake = asyncio.Event()

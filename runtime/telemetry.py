@@ -11,18 +11,22 @@ import asyncio
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lotus.runtime.pipeline import FrameResult
 
 SUBSCRIBER_QUEUE = 64
+Subscription = tuple[asyncio.AbstractEventLoop, "asyncio.Queue[dict[str, Any]]"]  # (server loop, its queue)
 
 
-def sample_of(result: Any) -> dict[str, Any]:
+def sample_of(result: FrameResult) -> dict[str, Any]:
     """The compact per-frame sample (no detections) published on /v1/events and kept in the buffer."""
     return {
         "t": round(time.time(), 4),
         "model": result.model,
         "frame": result.frame,
-        "source": result.extra.get("source", "api"),
+        "source": result.source,
         "latency_ms": round(result.timings_ms["frame"], 3),
         "stage1_ms": round(result.timings_ms["stage1"], 3),
         "stage2_ms": round(result.timings_ms["stage2"], 3),
@@ -46,7 +50,7 @@ class TelemetryBus:
 
     def __init__(self, keep: int = 512) -> None:
         self.samples: deque[dict[str, Any]] = deque(maxlen=keep)
-        self._subs: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = set()
+        self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
 
     def publish(self, sample: dict[str, Any]) -> None:
@@ -59,13 +63,14 @@ class TelemetryBus:
             except RuntimeError:  # loop closed
                 self.unsubscribe((loop, queue))
 
-    def subscribe(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
-        handle = (asyncio.get_running_loop(), asyncio.Queue(SUBSCRIBER_QUEUE))
+    def subscribe(self) -> Subscription:
+        """A new subscriber on the running loop: its queue receives every published sample."""
+        handle: Subscription = (asyncio.get_running_loop(), asyncio.Queue(SUBSCRIBER_QUEUE))
         with self._lock:
             self._subs.add(handle)
         return handle
 
-    def unsubscribe(self, handle: tuple[asyncio.AbstractEventLoop, asyncio.Queue]) -> None:
+    def unsubscribe(self, handle: Subscription) -> None:
         with self._lock:
             self._subs.discard(handle)
 
@@ -78,7 +83,7 @@ class TelemetryBus:
         return items[-limit:] if limit > 0 else []
 
 
-def _put_drop_oldest(queue: asyncio.Queue, item: Any) -> None:
+def _put_drop_oldest(queue: asyncio.Queue[dict[str, Any]], item: dict[str, Any]) -> None:
     if queue.full():
         try:
             queue.get_nowait()

@@ -1,7 +1,8 @@
 """A tiny synthetic two-stage detector for the daemon's tests (not a shipped model).
 
 ``write_quadrant_model(dir)`` writes ``<dir>/quadrants/manifest.yaml`` plus two ONNX graphs with
-the ``frcnn`` interface of :mod:`compressed_models.pipeline`: stage 1 scores the four image
+the ``frcnn`` interface of :mod:`lotus.runtime.models.two_stage` (so ``dir`` is a model repository
+for ``models.repository``): stage 1 scores the four image
 quadrants by mean brightness and proposes them brightest first; stage 2 returns those boxes with
 the same scores, label ``bright``. So on an image with one bright square the top detection is its
 quadrant: correct detections are known in advance. ``work`` adds MatMuls to slow stage 1 down
@@ -10,10 +11,14 @@ quadrant: correct detections are known in advance. ``work`` adds MatMuls to slow
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
+
+from lotus.core.files import sha256_file
 
 SIZE = 64
 
@@ -40,8 +45,6 @@ def _quad_scores(helper, nodes: list, src: str, kernel: int, prefix: str) -> str
 def write_quadrant_model(directory: Path, work: int = 0, name: str = "quadrants") -> Path:
     """Write the model folder under ``directory``; returns ``directory`` (the repository root)."""
     from onnx import TensorProto, helper, numpy_helper
-
-    from lotus.runtime.models.manifest import sha256_file
 
     folder = Path(directory) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,7 @@ def write_quadrant_model(directory: Path, work: int = 0, name: str = "quadrants"
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
         model.ir_version = 8
         _save(model, folder / fname)
-    stage_io = {
+    stage_io: dict[str, tuple[list[Any], list[Any]]] = {
         "stage1": ([("image", [1, 3, SIZE, SIZE])], [("features", [1, 3, 16, 16]), ("proposals", [4, 4]),
                                                      ("scores", [4])]),
         "stage2": ([("features", [1, 3, 16, 16]), ("proposals", ["n", 4])],
@@ -176,10 +179,9 @@ class ServerThread:
                                 ws_max_size=ws_max_size, timeout_graceful_shutdown=5)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.ready_timeout_s = ready_timeout_s
-        self.thread = None
+        self.thread: threading.Thread | None = None
 
     def __enter__(self) -> str:
-        import threading
         import time
 
         import httpx

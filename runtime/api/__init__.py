@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lotus.core.errors import BadInputError
 from lotus.runtime.config import Settings
 from lotus.runtime.daemon import VERSION, Daemon
 from lotus.runtime.hw.base import Board
@@ -33,7 +34,7 @@ class BodyLimit:
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] == "http":
             for key, value in scope.get("headers", []):
                 if key == b"content-length":
@@ -105,6 +106,12 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(BadInputError)
+    async def bad_input(request: Request, exc: BadInputError) -> JSONResponse:
+        # a bad payload (not an image, wrong tensor, too large, wrong type): 400, 413 or 415, never 5xx
+        status = exc.status if exc.status in (400, 413, 415) else 400
+        return JSONResponse({"error": str(exc)}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

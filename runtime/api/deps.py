@@ -7,11 +7,14 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
+from lotus.core.errors import BadInputError
 from lotus.runtime.daemon import Daemon
 
 
 async def get_daemon(request: Request) -> Daemon:
-    return request.app.state.daemon  # type: ignore[no-any-return]
+    """The app's one :class:`Daemon` (``app.state.daemon``)."""
+    daemon: Daemon = request.app.state.daemon
+    return daemon
 
 
 DaemonDep = Annotated[Daemon, Depends(get_daemon)]
@@ -42,11 +45,11 @@ TokenDep = Annotated[None, Depends(require_token)]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, 413 as soon as it grows past ``limit`` bytes (chunked bodies included)."""
+    """The raw body; BadInputError 413 as soon as it grows past ``limit`` bytes (chunked bodies included)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HTTPException(413, f"body larger than server.max_body_bytes={limit}")
+            raise BadInputError(f"body larger than server.max_body_bytes={limit}", 413)
         chunks.append(chunk)
     return b"".join(chunks)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from lotus.core.errors import DeviceError
+from lotus.core.errors import ConfigError, DeviceError
+
+if TYPE_CHECKING:
+    from lotus.runtime.hw.base import Board, BoardDescription
 
 app = typer.Typer(
     help="Detected board backend, sensors and controllable clocks.",
@@ -59,23 +63,23 @@ def boards(
         typer.echo(f"snapshot {variant}: " + "  ".join(f"{k}={v:.1f}us" for k, v in stats.items()))
 
 
-def snapshot_timings(board: object, n: int) -> dict[str, dict[str, float]]:
+def snapshot_timings(board: Board, n: int) -> dict[str, dict[str, float]]:
     """Median, p99 and mean microseconds per ``snapshot()``, full and without the slower groups."""
     import statistics
     import time
 
-    variants = {
+    variants: dict[str, dict[str, bool]] = {
         "full": {},
         "no_power": {"power": False},
         "clocks_only": {"power": False, "temps": False, "util": False},
     }
     out = {}
     for variant, kwargs in variants.items():
-        board.snapshot(**kwargs)  # type: ignore[attr-defined]  # open the descriptors
+        board.snapshot(**kwargs)  # open the descriptors
         samples = []
         for _ in range(n):
             start = time.perf_counter()
-            board.snapshot(**kwargs)  # type: ignore[attr-defined]
+            board.snapshot(**kwargs)
             samples.append((time.perf_counter() - start) * 1e6)
         samples.sort()
         out[variant] = {
@@ -86,13 +90,10 @@ def snapshot_timings(board: object, n: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def _print_tables(desc: object) -> None:
+def _print_tables(desc: BoardDescription) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from lotus.runtime.hw.base import BoardDescription
-
-    assert isinstance(desc, BoardDescription)
     console = Console()
     console.print(f"[bold]backend[/] {desc.backend}   [bold]model[/] {desc.model}   [bold]root[/] {desc.sysfs_root}")
     if desc.nvpmodel:
@@ -140,7 +141,7 @@ def fake_sysfs(
         raise typer.BadParameter(f"choose one of {', '.join(LAYOUTS)}", param_hint="--layout")
     try:
         write_fake_sysfs(directory, layout)
-    except ValueError as exc:
+    except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="DIRECTORY") from exc
     typer.echo(f"wrote {layout} fake sysfs under {directory}; try: lotus boards --sysfs-root {directory}")
 

@@ -64,18 +64,29 @@ def _overrides(**flags: Any) -> dict[str, Any]:
 
 def serve(
     config: Path | None = ConfigOpt,
-    host: str | None = typer.Option(None, help="Listen address [server.host]."),
-    port: int | None = typer.Option(None, help="TCP port, 0 picks a free one [server.port]."),
-    backend: str | None = typer.Option(None, help="auto|jetson|linux|nvml|sim [board.backend]."),
-    sysfs_root: Path | None = typer.Option(None, help="Root of the sysfs tree [board.sysfs_root]."),
-    state_file: Path | None = typer.Option(None, help="Clock state file [board.state_file]."),
-    model: list[str] | None = typer.Option(None, "--model", "-m", help="Model to load (repeat) [models.load]."),
-    repository: Path | None = typer.Option(None, help="Model repository directory [models.repository]."),
-    threads: int | None = typer.Option(None, help="ORT intra-op threads [models.threads]."),
-    policy: str | None = typer.Option(None, help="Governor policy [governor.policy]."),
-    mode: str | None = typer.Option(None, help="active|shadow|off [governor.mode]."),
-    source: str | None = typer.Option(None, help="video.mp4 | DIR | camera:0 | rtsp://... [source.uri]."),
-    log_level: str | None = typer.Option(None, help="debug|info|warning|error [server.log_level]."),
+    host: str | None = typer.Option(None, help="Listen address \\[server.host]."),
+    port: int | None = typer.Option(None, help="TCP port, 0 picks a free one \\[server.port]."),
+    backend: str | None = typer.Option(None, help="auto|jetson|linux|nvml|sim \\[board.backend]."),
+    sysfs_root: Path | None = typer.Option(None, help="Root of the sysfs tree \\[board.sysfs_root]."),
+    state_file: Path | None = typer.Option(None, help="Clock state file \\[board.state_file]."),
+    model: list[str] | None = typer.Option(None, "--model", "-m", help="Model to load (repeat) \\[models.load]."),
+    repository: Path | None = typer.Option(
+        None,
+        "--model-repository",
+        "--repository",
+        help="Your model repository: <name>/manifest.yaml folders, searched before the shipped models, "
+        "e.g. runs/compress/models \\[models.repository, env LOTUS_MODELS__REPOSITORY].",
+    ),
+    shipped_models: bool | None = typer.Option(
+        None,
+        "--shipped-models/--no-shipped-models",
+        help="Fall back to the read-only models shipped with lotus \\[models.shipped_models].",
+    ),
+    threads: int | None = typer.Option(None, help="ORT intra-op threads \\[models.threads]."),
+    policy: str | None = typer.Option(None, help="Governor policy \\[governor.policy]."),
+    mode: str | None = typer.Option(None, help="active|shadow|off \\[governor.mode]."),
+    source: str | None = typer.Option(None, help="video.mp4 | DIR | camera:0 | rtsp://... \\[source.uri]."),
+    log_level: str | None = typer.Option(None, help="debug|info|warning|error \\[server.log_level]."),
 ) -> None:
     """Run the inference daemon: HTTP API, governor, optional streaming source."""
     import uvicorn
@@ -85,7 +96,8 @@ def serve(
 
     flags = _overrides(
         server__host=host, server__port=port, board__backend=backend, board__sysfs_root=sysfs_root,
-        board__state_file=state_file, models__repository=repository, models__threads=threads,
+        board__state_file=state_file, models__repository=repository, models__shipped_models=shipped_models,
+        models__threads=threads,
         governor__policy=policy, governor__mode=mode, source__uri=source, server__log_level=log_level,
     )  # fmt: skip
     if model:

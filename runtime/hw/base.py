@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -117,41 +118,147 @@ class Snapshot:
     fan_pwm: int | None
 
 
+@dataclass
+class RestoreReport:
+    """What giving the clocks back did: one line per restored, skipped or failed control."""
+
+    restored: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
 @runtime_checkable
 class ClockDomain(Protocol):
-    """One frequency domain (a cpufreq policy, a GPU devfreq device, an NVML GPU)."""
+    """One frequency domain (a cpufreq policy, a GPU devfreq device, an NVML GPU, a simulated one).
+
+    Frequencies are in the domain's ``unit`` (``kHz`` for cpufreq, ``Hz`` for devfreq and NVML).
+    Every write raises :class:`~lotus.core.errors.DeviceError` for a bad value or a failed write.
+    """
 
     name: str
-    kind: str
-    unit: str
+    kind: str  # "cpu" or "gpu"
+    unit: str  # "kHz" or "Hz"
 
-    def available(self) -> tuple[int, ...]: ...
+    @property
+    def method(self) -> str:
+        """How :meth:`set` drives the clock now: ``userspace``, ``minmax``, ``nvml-locked`` or ``none``."""
+        ...
+
+    def available(self) -> tuple[int, ...]:
+        """Selectable frequencies, ascending (empty when unknown)."""
+        ...
+
     def current(self) -> int | None: ...
-    def limits(self) -> tuple[int | None, int | None]: ...
+    def limits(self) -> tuple[int | None, int | None]:
+        """The (min, max) the kernel enforces now; None where unreadable."""
+        ...
+
     def governor(self) -> str | None: ...
+    def governors(self) -> tuple[str, ...]:
+        """Governors the kernel offers for this domain (empty when it has none)."""
+        ...
+
     def set_governor(self, name: str) -> None: ...
-    def set(self, freq: int) -> None: ...
-    def set_limits(self, lo: int, hi: int) -> None: ...
+    def set(self, freq: int) -> None:
+        """Run at ``freq``; DeviceError when it is not available or the write fails."""
+        ...
+
+    def set_limits(self, lo: int, hi: int) -> None:
+        """Keep the clock in [lo, hi]; DeviceError when lo > hi or the write fails."""
+        ...
+
     def info(self) -> ClockDomainInfo: ...
-    def state_record(self) -> dict[str, Any]: ...
+    def state_record(self) -> dict[str, Any]:
+        """What puts this domain back as it was before this process changed it (state-file record)."""
+        ...
+
+
+@runtime_checkable
+class ControllableDomain(ClockDomain, Protocol):
+    """A clock domain that holds its own original settings while the board controls it.
+
+    The domain saves its governor and limits before its first write (or when control is taken)
+    and gives exactly those back in :meth:`release_control`, so its own view (cached governor,
+    :attr:`method`) always matches the kernel.
+    """
+
+    def take_control(self, original: Mapping[str, Any] | None = None) -> str:
+        """Save the settings to give back, open the full range, switch to ``userspace`` if offered.
+
+        :param original: this domain's record from a state file left by a crashed run; it replaces
+            the current settings as the ones to give back (settings already saved are kept).
+        :returns: the method :meth:`set` will use.
+        """
+        ...
+
+    def release_control(self) -> str | None:
+        """Write the saved settings back; a line saying what was restored, None if nothing was saved.
+
+        Raises DeviceError on a failed write; the saved settings are then kept for a retry.
+        """
+        ...
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable
 class Board(Protocol):
-    """A board backend: clock domains, sensors, save/restore records, a description."""
+    """A board backend: clock domains, sensors, control that it takes and gives back, a description.
+
+    The open board is the one owner of the board's state: :meth:`take_control` saves the original
+    governors/limits in the board itself and :meth:`release_control` (and :meth:`close`) puts them
+    back through the same domains. The state file (:mod:`lotus.runtime.hw.state`) is a copy for
+    crash recovery only.
+    """
 
     backend: str
     sysfs_root: Path
-    domains: dict[str, ClockDomain]
+
+    @property
+    def domains(self) -> Mapping[str, ClockDomain]: ...
 
     def snapshot(self, *, temps: bool = True, power: bool = True, util: bool = True) -> Snapshot: ...
-    def set_clocks(self, cpu: int | None = None, gpu: int | None = None) -> None: ...
-    def take_control(self) -> list[str]: ...
+    def set_clocks(self, cpu: int | None = None, gpu: int | None = None) -> None:
+        """Set every CPU domain to ``cpu`` kHz and every GPU domain to ``gpu`` Hz (None: leave)."""
+        ...
+
+    def take_control(self, originals: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+        """Save what to give back, then make the clocks settable; one line per domain (its method).
+
+        :param originals: state-file records of a previous run that did not give control back; they
+            name the settings to restore instead of the current (pinned) ones.
+        """
+        ...
+
+    def release_control(self) -> RestoreReport:
+        """Give back every saved setting through the domains; failures are reported, not raised."""
+        ...
+
+    def note_activity(self, busy: bool) -> None:
+        """The pipeline starts (True) or stops (False) a stage: a no-op on real boards."""
+        ...
+
+    def firmware_throttled(self) -> bool | None:
+        """Whether firmware caps the clocks now; None when this board cannot tell directly."""
+        ...
+
     def nvpmodel(self) -> NvpMode | None: ...
-    def set_fan_pwm(self, pwm: int) -> None: ...
+    def set_fan_pwm(self, pwm: int) -> None:
+        """Set the fan PWM (0-255); DeviceError without a fan or for a bad value."""
+        ...
+
     def describe(self) -> BoardDescription: ...
-    def state_records(self) -> list[dict[str, Any]]: ...
-    def close(self) -> None: ...
+    def state_records(self) -> list[dict[str, Any]]:
+        """Records that put the board back as it was before this process changed it."""
+        ...
+
+    def close(self) -> None:
+        """Give control back (if held) and release the sensors; idempotent."""
+        ...
 
 
 class BackendFactory(Protocol):
@@ -184,5 +291,6 @@ def load_backend(name: str) -> BackendFactory:
         raise ConfigError(f"unknown board backend {name!r} (known: {', '.join(BACKENDS)}).{hint}") from None
     if isinstance(target, str):
         module, _, attr = target.partition(":")
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        factory: BackendFactory = getattr(importlib.import_module(module), attr)
+        return factory
     return target

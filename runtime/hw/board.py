@@ -1,15 +1,21 @@
-"""The concrete board: clock domains plus sensors, composed by each backend's ``detect``."""
+"""The concrete board: clock domains plus sensors, composed by each backend's ``detect``.
+
+:class:`HwBoard` is the one owner of the board's state while it is open: its domains and fan save
+their original settings before they first change them, :meth:`HwBoard.release_control` gives those
+back through the same objects, and :meth:`HwBoard.close` does it if nobody did.
+"""
 
 from __future__ import annotations
 
 import logging
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from lotus.runtime.hw.base import BoardDescription, ClockDomain, NvpMode, RailInfo, Snapshot
+from lotus.core.errors import DeviceError
+from lotus.runtime.hw.base import BoardDescription, ControllableDomain, NvpMode, RailInfo, RestoreReport, Snapshot
 from lotus.runtime.hw.cpu import CpuLoad
 from lotus.runtime.hw.fan import Fan
 from lotus.runtime.hw.nvpmodel import NvpModel
@@ -19,18 +25,28 @@ from lotus.runtime.hw.thermal import ThermalZones
 log = logging.getLogger(__name__)
 
 
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
 class PowerSource(Protocol):
+    """Rails: ``read()`` gives (power W, cumulative energy J) by rail name."""
+
     def read(self) -> tuple[dict[str, float], dict[str, float]]: ...
     def info(self) -> list[RailInfo]: ...
     def close(self) -> None: ...
 
 
 class LoadSource(Protocol):
+    """A utilisation sensor: ``read()`` gives busy %, None when unreadable."""
+
     def read(self) -> float | None: ...
     def close(self) -> None: ...
 
 
 class TempSource(Protocol):
+    """Extra temperatures (degrees C) by sensor name (e.g. an NVML GPU)."""
+
     def read(self) -> dict[str, float]: ...
 
 
@@ -41,7 +57,7 @@ class HwBoard:
         self,
         backend: str,
         io: SysfsIO,
-        domains: dict[str, ClockDomain],
+        domains: Mapping[str, ControllableDomain],
         thermal: ThermalZones | None = None,
         power: list[PowerSource] | None = None,
         cpu_load: CpuLoad | None = None,
@@ -52,11 +68,12 @@ class HwBoard:
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.backend, self.io, self.sysfs_root = backend, io, io.root
-        self.domains = domains
+        self.domains: dict[str, ControllableDomain] = dict(domains)
         self.thermal, self.power = thermal, power or []
         self.cpu_load, self.gpu_load, self.fan, self._nvpmodel = cpu_load, gpu_load, fan, nvpmodel
         self.extra_temps = extra_temps or []
         self._on_close = on_close
+        self._closed = False
 
     # --- hot path ----------------------------------------------------------------------------
     def snapshot(self, *, temps: bool = True, power: bool = True, util: bool = True) -> Snapshot:
@@ -68,13 +85,13 @@ class HwBoard:
         temps_c: dict[str, float] = {}
         if temps:
             temps_c = self.thermal.read() if self.thermal else {}
-            for source in self.extra_temps:
-                temps_c.update(source.read())
+            for extra in self.extra_temps:
+                temps_c.update(extra.read())
         power_w: dict[str, float] = {}
         energy_j: dict[str, float] = {}
         if power:
-            for source in self.power:
-                watts, joules = source.read()
+            for rails in self.power:
+                watts, joules = rails.read()
                 power_w.update(watts)
                 energy_j.update(joules)
         return Snapshot(
@@ -95,27 +112,51 @@ class HwBoard:
             if target is not None:
                 domain.set(target)
 
+    def note_activity(self, busy: bool) -> None:
+        """Real boards measure their power: nothing to do."""
+
+    def firmware_throttled(self) -> bool | None:
+        """A sysfs board cannot tell directly (the governor compares set and actual clocks)."""
+        return None
+
     # --- control ------------------------------------------------------------------------------
-    def take_control(self) -> list[str]:
-        """Open each domain's full range and switch to ``userspace`` where the kernel offers it.
+    def take_control(self, originals: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+        """Save each domain's settings, open its full range and switch to ``userspace`` if offered.
 
         Domains without ``userspace`` stay on their governor and are driven by min/max pinning.
-        Returns one line per domain saying which method it will use. Save state before calling.
+        ``originals``: records of a state file a crashed run left (its settings are the ones owed
+        back). Taking control again while in control keeps the first saved settings. Returns one
+        line per domain saying which method it will use.
         """
-        lines = []
-        for domain in self.domains.values():
-            table = domain.available()
-            if table:
-                domain.set_limits(table[0], table[-1])
-            governors = domain.governors() if hasattr(domain, "governors") else ()
-            if "userspace" in governors and domain.governor() != "userspace":
-                domain.set_governor("userspace")
-            lines.append(f"{domain.name}: {getattr(domain, 'method', 'minmax')}")
+        by_name = {rec.get("name"): rec for rec in originals if rec.get("kind") != "file"}
+        lines = [f"{name}: {domain.take_control(by_name.get(name))}" for name, domain in self.domains.items()]
+        if self.fan is not None:
+            self.fan.take_control(originals)
         return lines
 
-    def set_fan_pwm(self, pwm: int) -> None:
-        from lotus.core.errors import DeviceError
+    def release_control(self) -> RestoreReport:
+        """Give every saved governor, limit and fan setting back through the domains and the fan.
 
+        A failed write is reported (the part keeps its saved settings, so calling again retries);
+        parts that changed nothing are not written.
+        """
+        report = RestoreReport()
+        parts: list[tuple[str, Callable[[], str | None]]] = [
+            (name, domain.release_control) for name, domain in self.domains.items()
+        ]
+        if self.fan is not None:
+            parts.append(("fan", self.fan.release_control))
+        for name, release in parts:
+            try:
+                line = release()
+            except DeviceError as exc:
+                report.failed.append(f"{name}: {exc}")
+            else:
+                if line:
+                    report.restored.append(line)
+        return report
+
+    def set_fan_pwm(self, pwm: int) -> None:
         if self.fan is None:
             raise DeviceError(f"{self.backend}: no controllable fan found under {self.sysfs_root}")
         self.fan.set_pwm(pwm)
@@ -159,17 +200,21 @@ class HwBoard:
         return records
 
     def close(self) -> None:
-        for part in [
-            *self.domains.values(),
-            self.thermal,
-            *self.power,
-            self.cpu_load,
-            self.gpu_load,
-            self.fan,
-        ]:
-            close = getattr(part, "close", None)
-            if close:
-                close()
+        """Give control back (logging what fails), then close every sensor. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        report = self.release_control()
+        for line in report.restored:
+            log.info("gave back %s", line)
+        for line in report.failed:
+            log.error("could not give back %s (`lotus restore-clocks STATE_FILE` retries)", line)
+        parts: list[Closeable | None] = [
+            *self.domains.values(), self.thermal, *self.power, self.cpu_load, self.gpu_load, self.fan,
+        ]  # fmt: skip
+        for part in parts:
+            if part is not None:
+                part.close()
         if self._on_close:
             self._on_close()
 

@@ -8,7 +8,9 @@ kernel never sees min > max (devfreq rejects that with EINVAL).
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ from typing import Any
 from lotus.core.errors import DeviceError
 from lotus.runtime.hw.base import ClockDomainInfo
 from lotus.runtime.hw.sysfs import SysfsIO, parse_int_list
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,27 +37,12 @@ class FreqLayout:
     hw_max: str | None = None
 
 
-CPUFREQ = FreqLayout(
-    governor="scaling_governor",
-    governors="scaling_available_governors",
-    available="scaling_available_frequencies",
-    min="scaling_min_freq",
-    max="scaling_max_freq",
-    cur="scaling_cur_freq",
-    setspeed="scaling_setspeed",
-    hw_min="cpuinfo_min_freq",
-    hw_max="cpuinfo_max_freq",
-)
-
-DEVFREQ = FreqLayout(
-    governor="governor",
-    governors="available_governors",
-    available="available_frequencies",
-    min="min_freq",
-    max="max_freq",
-    cur="cur_freq",
-    setspeed="userspace/set_freq",
-)
+# cpufreq (CPU policies) and devfreq (GPU) name the same controls differently
+CPUFREQ = FreqLayout("scaling_governor", "scaling_available_governors", "scaling_available_frequencies",
+                     "scaling_min_freq", "scaling_max_freq", "scaling_cur_freq", "scaling_setspeed",
+                     hw_min="cpuinfo_min_freq", hw_max="cpuinfo_max_freq")  # fmt: skip
+DEVFREQ = FreqLayout("governor", "available_governors", "available_frequencies", "min_freq", "max_freq", "cur_freq",
+                     "userspace/set_freq")  # fmt: skip
 
 
 def _writable(path: Path) -> bool:
@@ -61,8 +50,24 @@ def _writable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.W_OK)
 
 
+def write_limits(io: SysfsIO, min_path: Path, max_path: Path, lo: int, hi: int) -> None:
+    """Write the limits [lo, hi] in the safe order: lower the min first, set the max, raise the min."""
+    cur_min = io.read_int(min_path)
+    lowered = cur_min is None or lo < cur_min
+    if lowered:
+        io.write(min_path, lo)
+    io.write(max_path, hi)
+    if not lowered:
+        io.write(min_path, lo)
+
+
 class SysfsClockDomain:
-    """One clock domain driven through sysfs. Frequencies are in the kernel's unit (``unit``)."""
+    """One clock domain driven through sysfs. Frequencies are in the kernel's unit (``unit``).
+
+    It owns its original settings: before its first write (or in :meth:`take_control`) it saves
+    the governor and limits, and :meth:`release_control` writes exactly those back through this
+    object, so the cached governor (and :attr:`method`) never disagrees with the kernel.
+    """
 
     def __init__(
         self,
@@ -82,6 +87,7 @@ class SysfsClockDomain:
             lo, hi = io.read_int(directory / layout.hw_min), io.read_int(directory / layout.hw_max)
             self._available = tuple(v for v in (lo, hi) if v is not None)
         self._governor = io.read_text(directory / layout.governor)
+        self._saved: dict[str, Any] | None = None  # the state record to give back; None: nothing changed
 
     # --- reads -------------------------------------------------------------------------------
     def available(self) -> tuple[int, ...]:
@@ -98,7 +104,7 @@ class SysfsClockDomain:
         )
 
     def governor(self) -> str | None:
-        """The governor as last read or written (cached: it only changes when someone writes it)."""
+        """The governor as last read or written (cached: this object is the only writer)."""
         return self._governor
 
     def governors(self) -> tuple[str, ...]:
@@ -111,44 +117,91 @@ class SysfsClockDomain:
             return "userspace"
         return "minmax"
 
+    @property
+    def in_control(self) -> bool:
+        """Whether original settings are saved (and owed back by :meth:`release_control`)."""
+        return self._saved is not None
+
     # --- writes ------------------------------------------------------------------------------
     def set_governor(self, name: str) -> None:
+        self._hold()
         self.io.write(self.directory / self.layout.governor, name)
         self._governor = name
 
     def set_limits(self, lo: int, hi: int) -> None:
         """Pin the clock into [lo, hi] in the safe order (lower min, set max, raise min)."""
         if lo > hi:
-            raise ValueError(f"{self.name}: min {lo} > max {hi}")
-        min_path, max_path = self.directory / self.layout.min, self.directory / self.layout.max
-        cur_min = self.io.read_int(min_path)
-        lowered = cur_min is None or lo < cur_min
-        if lowered:
-            self.io.write(min_path, lo)
-        self.io.write(max_path, hi)
-        if not lowered:
-            self.io.write(min_path, lo)
+            raise DeviceError(f"{self.name}: min {lo} > max {hi} {self.unit} for {self.io.rel(self.directory)}")
+        self._hold()
+        write_limits(self.io, self.directory / self.layout.min, self.directory / self.layout.max, lo, hi)
 
     def set(self, freq: int) -> None:
         """Run at ``freq`` (must be one of :meth:`available` when the kernel lists them)."""
         self.check(freq)
         if self.method == "userspace":
+            self._hold()
             self.io.write(self.directory / self.layout.setspeed, freq)
         else:
             self.set_limits(freq, freq)
 
     def check(self, freq: int) -> None:
+        """DeviceError unless ``freq`` is settable (listed, or inside the hardware range)."""
         table = self._available
         if len(table) > 2 and freq not in table:
-            raise ValueError(f"{self.name}: {freq} {self.unit} is not one of the available frequencies {table}")
+            raise DeviceError(f"{self.name}: {freq} {self.unit} is not one of the available frequencies {table}")
         if table and not table[0] <= freq <= table[-1]:
-            raise ValueError(f"{self.name}: {freq} {self.unit} outside [{table[0]}, {table[-1]}]")
+            raise DeviceError(f"{self.name}: {freq} {self.unit} outside [{table[0]}, {table[-1]}]")
 
     def nearest(self, freq: float) -> int:
         """The available frequency closest to ``freq``."""
         if not self._available:
             raise DeviceError(f"{self.name}: no frequency table at {self.directory / self.layout.available}")
         return min(self._available, key=lambda f: abs(f - freq))
+
+    # --- control -----------------------------------------------------------------------------
+    def take_control(self, original: Mapping[str, Any] | None = None) -> str:
+        """Save the settings to give back, open the full range, switch to ``userspace`` if offered.
+
+        ``original`` (this domain's record from a stale state file) replaces the current settings
+        as the ones to give back, unless settings are saved already. Returns the method.
+        """
+        self._governor = self.io.read_text(self.directory / self.layout.governor)  # someone may have changed it
+        if self._saved is None:
+            saved = self._record_now()
+            if original is not None:
+                if original.get("kind") == "freq" and original.get("dir") == saved["dir"]:
+                    saved.update({k: original.get(k) for k in ("governor", "min", "max")})
+                else:
+                    log.warning("%s: ignoring a saved record for another control (%r)", self.name, original)
+            self._saved = saved
+        table = self._available
+        if table:
+            self.set_limits(table[0], table[-1])
+        if "userspace" in self.governors() and self._governor != "userspace":
+            self.set_governor("userspace")
+        return self.method
+
+    def release_control(self) -> str | None:
+        """Write the saved governor and limits back (limits first); None when nothing was saved."""
+        saved = self._saved
+        if saved is None:
+            return None
+        gov_path = self.directory / self.layout.governor
+        lo, hi, governor = saved.get("min"), saved.get("max"), saved.get("governor")
+        try:
+            if lo is not None and hi is not None:
+                write_limits(self.io, self.directory / self.layout.min, self.directory / self.layout.max, lo, hi)
+            if governor and self.io.read_text(gov_path) != governor:
+                self.io.write(gov_path, governor)
+        finally:
+            self._governor = self.io.read_text(gov_path)  # what the kernel has now, whatever happened
+        self._saved = None
+        return f"{self.name}: governor={governor} min={lo} max={hi} ({saved['dir']})"
+
+    def _hold(self) -> None:
+        """Save the current settings before the first write (cheap when already saved)."""
+        if self._saved is None:
+            self._saved = self._record_now()
 
     # --- description and state ---------------------------------------------------------------
     def info(self) -> ClockDomainInfo:
@@ -172,7 +225,14 @@ class SysfsClockDomain:
         )
 
     def state_record(self) -> dict[str, Any]:
-        """What :func:`runtime.hw.state.restore` needs to put this domain back as it is now."""
+        """What :func:`runtime.hw.state.restore` needs to put this domain back as it was.
+
+        While settings are saved (this process changed the domain) that is the saved settings,
+        else the current ones.
+        """
+        return dict(self._saved) if self._saved is not None else self._record_now()
+
+    def _record_now(self) -> dict[str, Any]:
         lo, hi = self.limits()
         return {
             "kind": "freq",

@@ -14,7 +14,7 @@ import errno
 import os
 from pathlib import Path
 
-from lotus.core.errors import DeviceError
+from lotus.core.errors import ConfigError, DeviceError
 from lotus.runtime.hw.sysfs import SysfsIO
 
 LAYOUTS = ("jetpack5", "jetpack6", "x86")
@@ -140,12 +140,15 @@ def _x86(root: Path) -> None:
 
 
 def write_fake_sysfs(root: Path, layout: str = "jetpack6") -> Path:
-    """Write a fake tree for ``layout`` under ``root`` (created if needed) and return ``root``."""
+    """Write a fake tree for ``layout`` under ``root`` (created if needed) and return ``root``.
+
+    ConfigError for an unknown layout or a ``root`` that already holds a ``sys/`` tree.
+    """
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown fake sysfs layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+        raise ConfigError(f"unknown fake sysfs layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
     root = Path(root)
     if (root / "sys").exists():
-        raise ValueError(f"{root} already holds a sys/ tree; use an empty directory")
+        raise ConfigError(f"{root} already holds a sys/ tree; use an empty directory")
     root.mkdir(parents=True, exist_ok=True)
     if layout == "x86":
         _x86(root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lotus.runtime.hw.base import ControllableDomain
 from lotus.runtime.hw.board import HwBoard
 from lotus.runtime.hw.cpu import CpuLoad, discover_cpu_domains
 from lotus.runtime.hw.fan import Fan
@@ -29,7 +30,7 @@ def detect(sysfs_root: Path = Path("/"), io: SysfsIO | None = None) -> HwBoard |
     if gpu is None or not thermal.is_tegra():
         log.debug("not a Jetson: gpu devfreq=%s tegra zones=%s", gpu is not None, thermal.is_tegra())
         return None
-    domains = {**discover_cpu_domains(io), "gpu": gpu}
+    domains: dict[str, ControllableDomain] = {**discover_cpu_domains(io), "gpu": gpu}
     load_path = find_gpu_load(io, gpu.directory)
     cpu_load = CpuLoad(io)
     power = Ina3221(io)
@@ -37,7 +38,7 @@ def detect(sysfs_root: Path = Path("/"), io: SysfsIO | None = None) -> HwBoard |
     return HwBoard(
         "jetson",
         io,
-        domains,  # type: ignore[arg-type]
+        domains,
         thermal=thermal,
         power=[power] if len(power) else [],
         cpu_load=cpu_load if cpu_load.available() else None,

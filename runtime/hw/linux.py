@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
+from lotus.runtime.hw.base import ControllableDomain
 from lotus.runtime.hw.board import HwBoard, PowerSource
 from lotus.runtime.hw.cpu import CpuLoad, discover_cpu_domains
 from lotus.runtime.hw.fan import Fan
@@ -12,9 +14,19 @@ from lotus.runtime.hw.sysfs import SysfsIO
 from lotus.runtime.hw.thermal import ThermalZones
 
 
-def parts(io: SysfsIO) -> dict[str, object] | None:
+class HostParts(TypedDict):
+    """The generic parts of a Linux host, as keyword arguments of :class:`HwBoard`."""
+
+    domains: dict[str, ControllableDomain]
+    thermal: ThermalZones | None
+    power: list[PowerSource]
+    cpu_load: CpuLoad | None
+    fan: Fan | None
+
+
+def parts(io: SysfsIO) -> HostParts | None:
     """The generic parts (also reused by the NVML backend), or None without any cpufreq policy."""
-    domains = discover_cpu_domains(io)
+    domains: dict[str, ControllableDomain] = {**discover_cpu_domains(io)}
     if not domains:
         return None
     rapl = Rapl(io)
@@ -40,4 +52,4 @@ def detect(sysfs_root: Path = Path("/"), io: SysfsIO | None = None) -> HwBoard |
     found = parts(io)
     if found is None:
         return None
-    return HwBoard("linux", io, **found)  # type: ignore[arg-type]
+    return HwBoard("linux", io, **found)

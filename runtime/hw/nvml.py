@@ -7,6 +7,7 @@ so it is off unless the board is built with ``allow_set=True``; otherwise a set 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from lotus.core.errors import DeviceError
 from lotus.runtime.hw.base import ClockDomainInfo, RailInfo
 from lotus.runtime.hw.board import HwBoard
-from lotus.runtime.hw.linux import parts
+from lotus.runtime.hw.linux import HostParts, parts
 from lotus.runtime.hw.sysfs import SysfsIO
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class NvmlGpu:
         self.handle = nvml.nvmlDeviceGetHandleByIndex(index)
         self._available = self._clock_table()
         self._energy0: float | None = None
+        self._locked = False  # this process locked the clocks: release_control() resets them
 
     def _call(self, fn: str, *args: Any) -> Any:
         try:
@@ -84,6 +86,9 @@ class NvmlGpu:
         raise DeviceError(f"NVML GPU {self.index} has no governor to set")
 
     def set(self, freq: int) -> None:
+        table = self._available
+        if table and not table[0] <= freq <= table[-1]:
+            raise DeviceError(f"{self.name}: {freq} Hz outside [{table[0]}, {table[-1]}] (NVML GPU {self.index})")
         self.set_limits(freq, freq)
 
     def set_limits(self, lo: int, hi: int) -> None:
@@ -93,13 +98,34 @@ class NvmlGpu:
                 "(it locks clocks machine-wide and needs root)"
             )
         if lo > hi:
-            raise ValueError(f"{self.name}: min {lo} > max {hi}")
+            raise DeviceError(f"{self.name}: min {lo} > max {hi} Hz (NVML GPU {self.index})")
         try:
             self.nvml.nvmlDeviceSetGpuLockedClocks(self.handle, lo // 1_000_000, hi // 1_000_000)
         except self.nvml.NVMLError as exc:
             raise DeviceError(
                 f"NVML GPU {self.index}: cannot lock clocks to [{lo}, {hi}] Hz ({exc}); run as root"
             ) from exc
+        self._locked = True
+
+    def take_control(self, original: Mapping[str, Any] | None = None) -> str:
+        """Nothing to switch (NVML has no governor); a stale record that locked clocks is owed a reset."""
+        if original is not None and original.get("kind") == "nvml" and original.get("reset_locked_clocks"):
+            self._locked = True
+        return self.method
+
+    def release_control(self) -> str | None:
+        """Reset the locked clocks if this process locked them; None otherwise."""
+        if not self._locked:
+            return None
+        try:
+            self.nvml.nvmlDeviceResetGpuLockedClocks(self.handle)
+        except self.nvml.NVMLError as exc:
+            raise DeviceError(f"NVML GPU {self.index}: cannot reset locked clocks ({exc}); run as root") from exc
+        self._locked = False
+        return f"{self.name}: NVML locked clocks reset"
+
+    def close(self) -> None:
+        """Nothing to close here (the board shuts NVML down after giving control back)."""
 
     @property
     def method(self) -> str:
@@ -185,7 +211,7 @@ def detect(
         nvml.nvmlShutdown()
         return None
     io = io or SysfsIO(sysfs_root)
-    host: dict[str, Any] = parts(io) or {"domains": {}, "power": []}
+    host: HostParts = parts(io) or {"domains": {}, "thermal": None, "power": [], "cpu_load": None, "fan": None}
     host["domains"] = {**host["domains"], "gpu": gpu}
     host["power"] = [*host["power"], _Power(gpu)]
     return HwBoard("nvml", io, gpu_load=_Load(gpu), extra_temps=[_Temps(gpu)], on_close=nvml.nvmlShutdown, **host)

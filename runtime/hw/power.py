@@ -66,9 +66,9 @@ class Ina3221:
             for device in io.glob(pattern):
                 self.paths.append(io.rel(device))
                 for label in io.glob(io.rel(device) + "/rail_name_*"):
-                    n = label.name.rsplit("_", 1)[-1]
+                    channel = label.name.rsplit("_", 1)[-1]
                     name = io.read_text(label)
-                    watts = device / f"in_power{n}_input"
+                    watts = device / f"in_power{channel}_input"
                     if name and watts.exists():
                         self.rails.append(_Rail(name, None, None, watts))
 

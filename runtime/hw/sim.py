@@ -1,11 +1,12 @@
 """The ``sim`` backend: a virtual board driven by the simulator's physics in wall-clock time.
 
 It is what ``lotus serve`` falls back to when no real board is found, so the whole loop (sensors,
-governor, clock writes, throttling, energy) runs on any machine. The thermal network, dynamic and
-leakage power and the firmware throttle are those of :mod:`envs.core` / :mod:`envs.thermal` for a
-board profile (``orin-nano`` by default); time advances with :func:`time.monotonic` (or an
-injected clock in tests). Whether a stage is running comes from :meth:`SimBoard.note_activity`,
-which real backends do not have (the pipeline calls it when present).
+governor, clock writes, throttling, energy) runs on any machine. Dynamic and leakage power and the
+firmware throttle are the simulator's own functions (:mod:`lotus.envs.physics`), the heat flow is
+:mod:`lotus.envs.thermal`, for a board profile (``orin-nano`` by default); nothing is re-derived
+here. Time advances with :func:`time.monotonic` (or an injected clock in tests), integrated in
+constant-power segments that end at every firmware poll. Whether a stage is running comes from
+:meth:`SimBoard.note_activity` (the pipeline calls it). Imports no gymnasium, torch or matplotlib.
 """
 
 from __future__ import annotations
@@ -13,20 +14,28 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from lotus.core.errors import DeviceError
 from lotus.envs.board import BoardProfile, load_board
-from lotus.envs.core import CPU_THREADS_SHARE, _volts
+from lotus.envs.ops import SCALAR
+from lotus.envs.physics import (
+    dynamic_power_table,
+    is_capped,
+    polls_crossed,
+    segment_power,
+    stage_activity,
+    throttle_poll,
+)
 from lotus.envs.thermal import advance, coefficient_table
 from lotus.runtime.hw.base import (
     BoardDescription,
     ClockDomainInfo,
     NvpMode,
     RailInfo,
+    RestoreReport,
     Snapshot,
     TripPoint,
     ZoneInfo,
@@ -74,15 +83,23 @@ class SimClockDomain:
         self._governor = name
 
     def set(self, freq: int) -> None:
+        """Request clock ``freq`` (kHz or Hz); the firmware cap may hold the applied clock lower.
+
+        :raises DeviceError: ``freq`` is not in the domain's table.
+        """
         if freq not in self._table:
-            raise ValueError(f"{self.name}: {freq} {self.unit} is not one of {self._table}")
+            raise DeviceError(f"{self.name}: {freq} {self.unit} is not one of {self._table}")
         with self._board._lock:
             self._board._advance_locked()
             self._req = self._table.index(freq)
 
     def set_limits(self, lo: int, hi: int) -> None:
+        """Accepted and ignored (the simulated board has no min/max clamps).
+
+        :raises DeviceError: ``lo > hi``.
+        """
         if lo > hi:
-            raise ValueError(f"{self.name}: min {lo} > max {hi}")
+            raise DeviceError(f"{self.name}: min {lo} > max {hi}")
 
     def info(self) -> ClockDomainInfo:
         return ClockDomainInfo(
@@ -125,12 +142,8 @@ class SimBoard:
         self.amb = ambient_c
         self.trip = trip_c or self.profile.throttling.trip_c
         self.budget_w = mode.budget_w
-        cpu_hz = np.asarray(mode.cpu_freqs_khz, dtype=float) * 1e3
-        gpu_hz = np.asarray(mode.gpu_freqs_hz, dtype=float)
-        b = self.profile
-        self._dyn_c = [float(x) for x in mode.cpu_online * b.cpu.c_eff_nf * 1e-9 * _volts(b.cpu, cpu_hz) ** 2 * cpu_hz]
-        self._dyn_g = [float(x) for x in b.gpu.c_eff_nf * 1e-9 * _volts(b.gpu, gpu_hz) ** 2 * gpu_hz]
-        self._coef = coefficient_table(b, 1.0)[0]  # passive heatsink, fan off
+        self._dyn_c, self._dyn_g = dynamic_power_table(self.profile, mode)
+        self._coef = coefficient_table(self.profile, 1.0)[0]  # passive heatsink, fan off
         self.domains: dict[str, SimClockDomain] = {
             "cpu0": SimClockDomain(self, "cpu0", "cpu", "kHz", tuple(mode.cpu_freqs_khz)),
             "gpu": SimClockDomain(self, "gpu", "gpu", "Hz", tuple(mode.gpu_freqs_hz)),
@@ -145,6 +158,7 @@ class SimBoard:
         self._gpu_busy_s = 0.0
         self._util_window_start = 0.0
         self.throttle_events = 0
+        self._saved_governors: dict[str, str | None] | None = None  # what release_control gives back
         self._t = self._now()
         self._util_window_start = self._t
 
@@ -152,17 +166,22 @@ class SimBoard:
     def _now(self) -> float:
         return self._clock() * self._scale
 
-    def _segment(self, dt: float) -> None:
-        b = self.profile
-        ci, gi = self.domains["cpu0"].applied_index(), self.domains["gpu"].applied_index()
+    def activity(self) -> tuple[float, float, float]:
+        """``(act_cpu, act_gpu, mem_frac)`` of the current load: a busy stage, or idle."""
         if self.busy:
-            act_c = CPU_THREADS_SHARE * (1 - BUSY_GPU_SHARE - MEM_SHARE) + b.cpu.idle_activity
-            act_g, mem = BUSY_GPU_SHARE + b.gpu.idle_activity, MEM_SHARE
-        else:
-            act_c, act_g, mem = b.cpu.idle_activity, b.gpu.idle_activity, 0.0
-        p_c = self._dyn_c[ci] * act_c + b.cpu.static_w_25c * math.exp(b.cpu.leak_per_c * (self.th_c + self.amb - 25.0))
-        p_g = self._dyn_g[gi] * act_g + b.gpu.static_w_25c * math.exp(b.gpu.leak_per_c * (self.th_g + self.amb - 25.0))
-        p_s = b.base_w + b.mem_active_w * mem
+            act_c, act_g = stage_activity(self.profile, 1.0 - BUSY_GPU_SHARE - MEM_SHARE, BUSY_GPU_SHARE, 1.0)
+            return act_c, act_g, MEM_SHARE
+        act_c, act_g = stage_activity(self.profile, 0.0, 0.0, 1.0)
+        return act_c, act_g, 0.0
+
+    def _segment(self, dt: float) -> None:
+        """``dt`` seconds at the current clocks and activity: heat, power, energy, busy time."""
+        ci, gi = self.domains["cpu0"].applied_index(), self.domains["gpu"].applied_index()
+        act_c, act_g, mem = self.activity()
+        p_c, p_g, p_s = segment_power(
+            self.profile, self._dyn_c[ci], self._dyn_g[gi], act_c, act_g, mem,
+            self.th_c + self.amb, self.th_g + self.amb, math.exp,
+        )  # fmt: skip
         th = advance(self._coef, self.th_c, self.th_g, self.th_s, p_c, p_g, p_s, dt, math.exp)
         self.th_c, self.th_g, self.th_s = (float(x) for x in th)
         self.power_w = float(p_c + p_g + p_s)
@@ -171,18 +190,15 @@ class SimBoard:
             self._busy_s += dt
             self._gpu_busy_s += dt * BUSY_GPU_SHARE
 
-    def _poll(self) -> None:
-        """Firmware step-wise throttle: one step down per poll while hot, one up once cool."""
-        th = self.profile.throttling
+    def _poll(self, polls: int) -> None:
+        """The firmware's step-wise throttle (:func:`lotus.envs.physics.throttle_poll`) for ``polls`` polls."""
+        was = self.firmware_throttled()
         hottest = max(self.th_c, self.th_g) + self.amb
-        was = self.throttled
-        if hottest > self.trip:
-            self._cap_c = max(self._cap_c - th.steps_per_poll, 0)
-            self._cap_g = max(self._cap_g - th.steps_per_poll, 0)
-        elif hottest < self.trip - th.hysteresis_c:
-            self._cap_c = min(self._cap_c + 1, len(self.domains["cpu0"].available()) - 1)
-            self._cap_g = min(self._cap_g + 1, len(self.domains["gpu"].available()) - 1)
-        if self.throttled and not was:
+        self._cap_c, self._cap_g = throttle_poll(
+            self.profile.throttling, self._cap_c, self._cap_g, hottest, self.trip, polls,
+            len(self.domains["cpu0"].available()), len(self.domains["gpu"].available()), SCALAR,
+        )  # fmt: skip
+        if self.firmware_throttled() and not was:
             self.throttle_events += 1
 
     def _advance_locked(self) -> None:
@@ -190,23 +206,24 @@ class SimBoard:
         poll = self.profile.throttling.poll_s
         while now > self._t:
             nxt_poll = (math.floor(self._t / poll) + 1) * poll
+            if nxt_poll <= self._t:  # rounding put _t on a boundary floor() had not reached yet
+                nxt_poll += poll
             end = min(now, nxt_poll, self._t + MAX_SEGMENT_S)
             self._segment(end - self._t)
+            polls = polls_crossed(self._t, end, poll, SCALAR)
             self._t = end
-            if end >= nxt_poll:
-                self._poll()
+            if polls:
+                self._poll(polls)
 
     def advance(self) -> None:
         """Bring the physics up to now."""
         with self._lock:
             self._advance_locked()
 
-    @property
-    def throttled(self) -> bool:
-        return (
-            self._cap_c < len(self.domains["cpu0"].available()) - 1
-            or self._cap_g < len(self.domains["gpu"].available()) - 1
-        )
+    def firmware_throttled(self) -> bool:
+        """Whether the simulated firmware caps a clock below the top of its table now."""
+        n_cpu, n_gpu = len(self.domains["cpu0"].available()), len(self.domains["gpu"].available())
+        return bool(is_capped(self._cap_c, self._cap_g, n_cpu, n_gpu))
 
     def note_activity(self, busy: bool) -> None:
         """The pipeline starts (True) or stops (False) running a stage: changes the power drawn."""
@@ -245,10 +262,26 @@ class SimBoard:
         if gpu is not None:
             self.domains["gpu"].set(gpu)
 
-    def take_control(self) -> list[str]:
+    def take_control(self, originals: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+        """Save each domain's governor (once) and switch it to ``userspace``; ``originals`` is ignored.
+
+        Nothing real is changed, so a crashed run leaves nothing to restore.
+        """
+        if self._saved_governors is None:
+            self._saved_governors = {name: d.governor() for name, d in self.domains.items()}
         for d in self.domains.values():
             d.set_governor("userspace")
         return [f"{name}: userspace" for name in self.domains]
+
+    def release_control(self) -> RestoreReport:
+        """Give the saved governors back (simulated: never fails); empty report when control was not taken."""
+        report = RestoreReport()
+        saved, self._saved_governors = self._saved_governors, None
+        for name, governor in (saved or {}).items():
+            if governor is not None:
+                self.domains[name].set_governor(governor)
+                report.restored.append(f"{name}: governor {governor}")
+        return report
 
     def nvpmodel(self) -> NvpMode | None:
         return NvpMode(id=0, name=self.mode_name, fan_mode="quiet")
@@ -276,7 +309,8 @@ class SimBoard:
         return []  # nothing real to restore
 
     def close(self) -> None:
-        return None
+        """Give control back if held (idempotent)."""
+        self.release_control()
 
 
 def detect(sysfs_root: Path = Path("/")) -> SimBoard:

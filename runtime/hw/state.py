@@ -1,8 +1,10 @@
-"""Save the original clock governors, limits and fan settings to JSON; put them back later.
+"""Crash recovery: a JSON copy of the original clock governors, limits and fan settings.
 
-The state file stores system paths (``/sys/...``), so ``lotus restore-clocks`` can restore after a
-crash without detecting the board again (e.g. from systemd ``ExecStopPost=``). Restoring is
-idempotent and tolerant: a control that no longer exists is skipped and reported.
+While it runs, the open board owns its state (:meth:`~lotus.runtime.hw.base.Board.take_control` /
+``release_control``). This file is the copy that survives a crash: it stores system paths
+(``/sys/...``), so ``lotus restore-clocks`` can restore without detecting the board again (e.g.
+from systemd ``ExecStopPost=``). Restoring is idempotent and tolerant: a control that no longer
+exists is skipped and reported.
 """
 
 from __future__ import annotations
@@ -10,41 +12,37 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lotus.core.errors import ConfigError, DeviceError
-from lotus.runtime.hw.base import Board
+from lotus.runtime.hw.base import Board, RestoreReport
+from lotus.runtime.hw.clock import write_limits
 from lotus.runtime.hw.sysfs import SysfsIO
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
 
 
-@dataclass
-class RestoreReport:
-    restored: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
+__all__ = ["STATE_VERSION", "RestoreReport", "load_state", "restore", "save_state"]
 
 
 def save_state(board: Board, state_file: Path, overwrite: bool = False) -> dict[str, Any]:
-    """Write the board's current settings to ``state_file`` (atomically) and return them.
+    """Write the board's original settings to ``state_file`` (atomically) and return them.
 
-    If the file already exists, a previous run did not restore (crash): its originals are kept,
-    because the clocks now are probably the ones it pinned. Pass ``overwrite=True`` to replace it.
+    The originals are :meth:`Board.state_records`: the saved settings of parts the board has
+    changed, the current ones of the rest. If the file already exists, a previous run did not
+    restore (crash): its originals are kept, because the clocks now are probably the ones it
+    pinned. Pass ``overwrite=True`` to replace it.
     """
     state_file = Path(state_file)
     if state_file.exists() and not overwrite:
         try:
-            previous = json.loads(state_file.read_text())
-            log.warning("%s exists (previous run did not restore): keeping its original settings", state_file)
-            return previous  # type: ignore[no-any-return]
+            previous: dict[str, Any] = json.loads(state_file.read_text())
+            if isinstance(previous, dict) and isinstance(previous.get("records"), list):
+                log.warning("%s exists (previous run did not restore): keeping its original settings", state_file)
+                return previous
+            log.warning("%s has no 'records' list: replacing it with the current settings", state_file)
         except (OSError, ValueError):
             log.warning("%s is unreadable: replacing it with the current settings", state_file)
     state = {"version": STATE_VERSION, "backend": board.backend, "records": board.state_records()}
@@ -69,7 +67,11 @@ def load_state(state_file: Path) -> dict[str, Any] | None:
 
 
 def restore(state_file: Path, sysfs_root: Path = Path("/"), io: SysfsIO | None = None) -> RestoreReport:
-    """Write back every saved setting; missing controls are skipped, failed writes reported."""
+    """Write back every setting saved in ``state_file`` (after a crash, from a fresh process).
+
+    A running daemon gives control back through its open board instead. Missing controls are
+    skipped, failed writes reported.
+    """
     io = io or SysfsIO(sysfs_root)
     report = RestoreReport()
     state = load_state(state_file)
@@ -102,13 +104,7 @@ def _restore_freq(io: SysfsIO, rec: dict[str, Any], report: RestoreReport) -> No
     min_path, max_path = directory / rec["min_file"], directory / rec["max_file"]
     lo, hi = rec.get("min"), rec.get("max")
     if lo is not None and hi is not None:
-        cur_min = io.read_int(min_path)
-        lowered = cur_min is None or lo < cur_min
-        if lowered:
-            io.write(min_path, lo)
-        io.write(max_path, hi)
-        if not lowered:
-            io.write(min_path, lo)
+        write_limits(io, min_path, max_path, int(lo), int(hi))
     governor = rec.get("governor")
     if governor and io.read_text(directory / rec["governor_file"]) != governor:
         io.write(directory / rec["governor_file"], governor)

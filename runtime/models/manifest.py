@@ -1,13 +1,19 @@
-"""Model manifests: validated YAML describing each shipped two-stage model and its files.
+"""Model manifests and the model repository: validated YAML describing each two-stage model and its files.
 
-A model lives in ``compressed_models/<name>/manifest.yaml``. Its stage files are relative to
-that folder, or to an installed Python package's folder when ``files_from`` names one (the
-PP-OCR files ship inside ``rapidocr_onnxruntime``). Every file is checked against its sha256.
+A model is a folder ``<repository>/<name>/`` holding ``manifest.yaml``. Its stage files are
+relative to that folder, or to an installed Python package's folder when ``files_from`` names one
+(the PP-OCR files ship inside ``rapidocr_onnxruntime``). Every file is checked against its sha256.
+
+:class:`ModelRepository` resolves a model name: the configured repository directory
+(``models.repository``, yours, e.g. the ``models/`` folder ``lotus compress`` writes) is searched
+first, then the models shipped with lotus in ``lotus.compressed_models`` (:data:`MODELS_ROOT`),
+which are read-only defaults: nothing in the daemon writes there.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +24,8 @@ from lotus.core.errors import ModelLoadError
 from lotus.core.files import sha256_file
 from lotus.envs.workload import WorkloadProfile
 
-MODELS_ROOT = Path(__file__).resolve().parents[2] / "compressed_models"  # the shipped, read-only models
+# the models shipped with lotus (the lotus.compressed_models package folder): read-only defaults
+MODELS_ROOT = Path(__file__).resolve().parents[2] / "compressed_models"
 MANIFEST_NAME = "manifest.yaml"
 
 Scalar = float | int | str | bool
@@ -61,20 +68,20 @@ class Metrics(_Strict):
 
 
 class ModelManifest(_Strict):
-    """A shipped model: what ``compressed_models.pipeline`` needs to run it without torch."""
+    """One two-stage model: what :mod:`lotus.runtime.models.two_stage` needs to run it without torch."""
 
     name: str
     version: str
     kind: Literal["frcnn", "ppocr"]
     description: str = ""
-    files_from: str | None = Field(None, description="Python package whose folder holds the files")
+    files_from: str | None = Field(default=None, description="Python package whose folder holds the files")
     stages: list[StageSpec] = Field(min_length=2, max_length=2)
     preprocess: dict[str, Param] = Field(default_factory=dict)
     postprocess: dict[str, Param] = Field(default_factory=dict)
     class_names: list[str] = Field(default_factory=list)
     metrics: Metrics
     workload: WorkloadProfile
-    base_dir: Path | None = Field(None, exclude=True, description="resolved at load time")
+    base_dir: Path | None = Field(default=None, exclude=True, description="resolved at load time")
 
     def stage(self, name: str) -> StageSpec:
         for st in self.stages:
@@ -100,7 +107,7 @@ def _package_dir(package: str, manifest_path: Path) -> Path:
 
 
 def resolve_manifest_path(name_or_path: str | Path, root: Path | None = None) -> Path:
-    """``manifest.yaml`` of a model name under ``root``, a model folder, or a YAML path."""
+    """``manifest.yaml`` of a model name under ``root`` (default: shipped models), a model folder or a YAML path."""
     root = Path(root) if root is not None else MODELS_ROOT
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml"):
@@ -117,9 +124,15 @@ def resolve_manifest_path(name_or_path: str | Path, root: Path | None = None) ->
 def load_manifest(name_or_path: str | Path, root: Path | None = None, verify: bool = True) -> ModelManifest:
     """Load and validate a manifest; with ``verify`` check that every stage file exists and matches its hash.
 
+    :param name_or_path: a model name under ``root``, a model folder, or a manifest YAML path
+    :param root: the repository a name is looked up in (default: the shipped models, :data:`MODELS_ROOT`)
     :raises ModelLoadError: naming the manifest or file that is missing, invalid or corrupt
     """
-    path = resolve_manifest_path(name_or_path, root)
+    return read_manifest(resolve_manifest_path(name_or_path, root), verify)
+
+
+def read_manifest(path: Path, verify: bool = True) -> ModelManifest:
+    """Load and validate the manifest YAML at ``path`` (see :func:`load_manifest`)."""
     if not path.is_file():
         raise ModelLoadError(f"manifest {path} does not exist")
     try:
@@ -150,9 +163,70 @@ def load_manifest(name_or_path: str | Path, root: Path | None = None, verify: bo
 
 
 def list_models(root: Path | None = None) -> list[str]:
-    """Names of the models (folders with a ``manifest.yaml``) under ``root``."""
+    """Names of the models (folders with a ``manifest.yaml``) under ``root`` (default: the shipped models)."""
     root = Path(root) if root is not None else MODELS_ROOT
     return sorted(p.parent.name for p in root.glob(f"*/{MANIFEST_NAME}"))
+
+
+def is_within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (both resolved, symlinks followed)."""
+    p, f = Path(path).expanduser().resolve(), Path(folder).resolve()
+    return p == f or f in p.parents
+
+
+@dataclass(frozen=True)
+class ModelRepository:
+    """Where model names are looked up: ``directory`` first, then the shipped models.
+
+    :param directory: your repository (``models.repository``): ``<name>/manifest.yaml`` folders,
+        e.g. ``runs/compress/models``; None: the shipped models only. A name found here shadows
+        the shipped model of the same name.
+    :param shipped: the read-only defaults shipped with lotus (:data:`MODELS_ROOT`); None: no fallback
+    """
+
+    directory: Path | None = None
+    shipped: Path | None = MODELS_ROOT
+
+    @property
+    def roots(self) -> list[Path]:
+        """The folders searched, in order (the same folder once)."""
+        out: list[Path] = []
+        for root in (self.directory, self.shipped):
+            if root is not None and all(Path(root).resolve() != r.resolve() for r in out):
+                out.append(Path(root))
+        return out
+
+    def is_shipped(self, path: Path) -> bool:
+        """Whether ``path`` lies inside the shipped (read-only) models folder."""
+        return self.shipped is not None and is_within(path, self.shipped)
+
+    def models(self) -> dict[str, Path]:
+        """Every model name the repository resolves, mapped to its manifest path (first root wins)."""
+        found: dict[str, Path] = {}
+        for root in self.roots:
+            for name in list_models(root):
+                found.setdefault(name, root / name / MANIFEST_NAME)
+        return found
+
+    def find(self, name: str) -> Path:
+        """The ``manifest.yaml`` that ``name`` resolves to.
+
+        :raises ModelLoadError: the name is in none of the roots (the message lists what is there)
+        """
+        for root in self.roots:
+            candidate = root / name / MANIFEST_NAME
+            if candidate.is_file():
+                return candidate
+        where = " nor ".join(
+            f"the shipped models ({root})" if self.is_shipped(root) else f"models.repository {root}"
+            for root in self.roots
+        )
+        known = ", ".join(f"{n} (shipped)" if self.is_shipped(p) else n for n, p in sorted(self.models().items()))
+        raise ModelLoadError(f"unknown model {name!r}: not in {where or 'any repository'} (known: {known or 'none'})")
+
+    def load(self, name: str, verify: bool = True) -> ModelManifest:
+        """Load and verify the manifest ``name`` resolves to (see :func:`load_manifest`)."""
+        return read_manifest(self.find(name), verify)
 
 
 def write_manifest(manifest: ModelManifest, path: Path) -> None:

@@ -1,11 +1,14 @@
 """Torch-free two-stage runtime: onnxruntime sessions driven from a manifest.
 
 The daemon calls ``preprocess`` -> ``run_stage1`` -> (governor acts, may cap proposals) ->
-``run_stage2``. Only numpy, onnxruntime and Pillow are used here (cv2 for OCR, in ``ocr.py``).
+``run_stage2``; :class:`TwoStagePipeline` is that whole interface. Only numpy, onnxruntime and
+Pillow are used here (cv2 for OCR, in :mod:`lotus.runtime.models.ocr`).
 """
 
 from __future__ import annotations
 
+import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +17,11 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from lotus.core.errors import ModelLoadError
-from lotus.runtime.models.manifest import ModelManifest, load_manifest
+from lotus.core.errors import BadInputError, ModelLoadError
+from lotus.runtime.models.manifest import ModelManifest, Param, load_manifest
+
+MAX_INPUT_PIXELS = 40_000_000  # model inputs larger than this after resizing are refused (BadInputError)
+WARMUP_SIZE = 320  # side of the warm-up image when the model has no fixed input size, px
 
 
 @dataclass
@@ -40,7 +46,7 @@ class Stage1Result:
 
 def make_session(
     path: Path,
-    providers: list[str] | None = None,
+    providers: list[Any] | None = None,
     sess_options: ort.SessionOptions | None = None,
     threads: int | None = None,
 ) -> ort.InferenceSession:
@@ -58,28 +64,67 @@ def make_session(
         raise ModelLoadError(f"cannot load ONNX file {path}: {exc}") from None
 
 
-class TwoStagePipeline:
-    """Base: two ORT sessions built from a manifest."""
+def _number(manifest: ModelManifest, key: str, post: bool = False) -> float:
+    """``manifest.preprocess[key]`` (``postprocess`` with ``post``) as a number; ModelLoadError otherwise."""
+    params: dict[str, Param] = manifest.postprocess if post else manifest.preprocess
+    value = params.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        section = "postprocess" if post else "preprocess"
+        raise ModelLoadError(f"model {manifest.name!r}: {section}.{key} must be a number, got {value!r}")
+    return float(value)
+
+
+class TwoStagePipeline(ABC):
+    """Two ORT sessions built from a manifest: everything the daemon calls on a model.
+
+    :param manifest: the model's manifest (``base_dir`` set: loaded from a file)
+    :param providers: ORT execution providers in preference order (names or ``(name, options)``)
+    :param sess_options: ORT session options (``threads`` is ignored when given)
+    :param threads: ORT intra-op threads when no ``sess_options`` are given
+    """
 
     def __init__(
         self,
         manifest: ModelManifest,
-        providers: list[str] | None = None,
+        providers: list[Any] | None = None,
         sess_options: ort.SessionOptions | None = None,
         threads: int | None = None,
     ) -> None:
         self.manifest = manifest
         self.stage1 = make_session(manifest.stage_path("stage1"), providers, sess_options, threads)
         self.stage2 = make_session(manifest.stage_path("stage2"), providers, sess_options, threads)
+        self._configure()
 
+    @abstractmethod
+    def _configure(self) -> None:
+        """Read the model kind's parameters from the manifest (after the sessions exist)."""
+
+    @property
+    def provider(self) -> str:
+        """The execution provider the sessions run on (first of stage 1's), e.g. ``CPUExecutionProvider``."""
+        return str(self.stage1.get_providers()[0])
+
+    @property
+    def warmup_size(self) -> int:
+        """Side of the square warm-up image, px: the fixed model input size, else :data:`WARMUP_SIZE`."""
+        return WARMUP_SIZE
+
+    def warmup_image(self, seed: int = 0) -> np.ndarray:
+        """A random ``[S, S, 3]`` uint8 RGB image, S = :attr:`warmup_size` (dummy frames before ready)."""
+        rng = np.random.default_rng(seed)
+        return rng.integers(0, 255, size=(self.warmup_size, self.warmup_size, 3), dtype=np.uint8)
+
+    @abstractmethod
     def preprocess(self, image: np.ndarray) -> dict[str, Any]:
-        raise NotImplementedError
+        """Model inputs from ``image`` [H, W, 3] uint8 RGB; BadInputError when it cannot be used."""
 
+    @abstractmethod
     def run_stage1(self, inputs: dict[str, Any]) -> Stage1Result:
-        raise NotImplementedError
+        """Stage 1 on the preprocessed inputs: the proposals and the state stage 2 needs."""
 
+    @abstractmethod
     def run_stage2(self, result: Stage1Result, max_proposals: int | None = None) -> list[Detection]:
-        raise NotImplementedError
+        """Stage 2 on the best ``max_proposals`` proposals (all when None): detections in image pixels."""
 
     def __call__(self, image: np.ndarray, max_proposals: int | None = None) -> list[Detection]:
         """Both stages on ``image`` [H, W, 3] uint8 RGB."""
@@ -87,20 +132,28 @@ class TwoStagePipeline:
 
 
 def _check_image(image: np.ndarray) -> None:
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {image.shape} {image.dtype}")
+    """BadInputError (400) unless ``image`` is a non-empty [H, W, 3] uint8 array."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape) == 0:
+        raise BadInputError(f"expected an HxWx3 uint8 RGB image, got shape {list(image.shape)} {image.dtype}")
 
 
 class FrcnnPipeline(TwoStagePipeline):
     """FRCNN-lite: stage 1 = backbone + RPN + NMS, stage 2 = RoIAlign + box head + NMS."""
 
+    def _configure(self) -> None:
+        self.input_size = int(_number(self.manifest, "input_size"))  # square model input side, px
+
+    @property
+    def warmup_size(self) -> int:
+        return self.input_size
+
     def preprocess(self, image: np.ndarray) -> dict[str, Any]:
         """Resize to the square model input; ``image`` [H, W, 3] uint8 RGB."""
         _check_image(image)
-        size = int(self.manifest.preprocess["input_size"])
+        size = self.input_size
         h, w = image.shape[:2]
         if (h, w) != (size, size):
-            image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+            image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
         x = (image.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         return {"image": np.ascontiguousarray(x), "scale": (w / size, h / size)}
 
@@ -143,16 +196,10 @@ class FrcnnPipeline(TwoStagePipeline):
 class PpocrPipeline(TwoStagePipeline):
     """PP-OCRv4: stage 1 = DB text detection (quads), stage 2 = CRNN recognition per box (CTC)."""
 
-    def __init__(
-        self,
-        manifest: ModelManifest,
-        providers: list[str] | None = None,
-        sess_options: ort.SessionOptions | None = None,
-        threads: int | None = None,
-    ) -> None:
+    def _configure(self) -> None:
         from lotus.runtime.models import ocr
 
-        super().__init__(manifest, providers, sess_options, threads)
+        manifest = self.manifest
         self._ocr = ocr
         meta = self.stage2.get_modelmeta().custom_metadata_map
         if "character" not in meta:
@@ -160,24 +207,38 @@ class PpocrPipeline(TwoStagePipeline):
         self.charset = ["<blank>", *meta["character"].splitlines(), " "]
         self.det_input = self.stage1.get_inputs()[0].name
         self.rec_input = self.stage2.get_inputs()[0].name
+        m = manifest
+        self.limit_side_len = int(_number(m, "limit_side_len"))  # detection input: short side at least this, px
+        self.mean, self.std = _number(m, "mean"), _number(m, "std")
+        self.rec_height, self.rec_width = int(_number(m, "rec_height")), int(_number(m, "rec_width"))
+        self.rec_batch = int(_number(m, "rec_batch"))  # crops per recognition run
+        self.thresh, self.box_thresh = _number(m, "thresh", post=True), _number(m, "box_thresh", post=True)
+        self.unclip_ratio = _number(m, "unclip_ratio", post=True)
+        self.max_candidates = int(_number(m, "max_candidates", post=True))
 
     def preprocess(self, image: np.ndarray) -> dict[str, Any]:
+        """Detection input: ``image`` [H, W, 3] uint8 RGB with its short side scaled to ``limit_side_len``."""
         _check_image(image)
-        p = self.manifest.preprocess
-        x, ratio = self._ocr.det_preprocess(image, int(p["limit_side_len"]), float(p["mean"]), float(p["std"]))
+        h, w = image.shape[:2]
+        scale = max(self.limit_side_len / min(h, w), 1.0)
+        if h * w * scale * scale > MAX_INPUT_PIXELS:
+            raise BadInputError(
+                f"image {w}x{h} is too elongated for {self.manifest.name}: scaled to a short side of "
+                f"{self.limit_side_len} px it would exceed {MAX_INPUT_PIXELS} pixels"
+            )
+        x, ratio = self._ocr.det_preprocess(image, self.limit_side_len, self.mean, self.std)
         return {"x": x, "ratio": ratio, "image": image}
 
     def run_stage1(self, inputs: dict[str, Any]) -> Stage1Result:
-        q = self.manifest.postprocess
         prob = self.stage1.run(None, {self.det_input: inputs["x"]})[0][0, 0]
         quads, scores = self._ocr.db_postprocess(
             prob,
             inputs["ratio"],
             inputs["image"].shape[:2],
-            float(q["thresh"]),
-            float(q["box_thresh"]),
-            float(q["unclip_ratio"]),
-            int(q["max_candidates"]),
+            self.thresh,
+            self.box_thresh,
+            self.unclip_ratio,
+            self.max_candidates,
         )
         return Stage1Result(len(quads), quads, scores, {"image": inputs["image"]})
 
@@ -186,9 +247,8 @@ class PpocrPipeline(TwoStagePipeline):
         n = result.num_proposals if max_proposals is None else min(max_proposals, result.num_proposals)
         if n == 0:
             return []
-        p = self.manifest.preprocess
         crops = [self._ocr.crop_quad(result.state["image"], q) for q in result.proposals[:n]]
-        height, width, batch = int(p["rec_height"]), int(p["rec_width"]), int(p["rec_batch"])
+        height, width, batch = self.rec_height, self.rec_width, self.rec_batch
         order = np.argsort([c.shape[1] / c.shape[0] for c in crops])
         texts: list[tuple[str, float]] = [("", 0.0)] * n
         for i in range(0, n, batch):
@@ -210,10 +270,10 @@ PIPELINES: dict[str, type[TwoStagePipeline]] = {"frcnn": FrcnnPipeline, "ppocr":
 
 def create_pipeline(
     model: str | Path | ModelManifest,
-    providers: list[str] | None = None,
+    providers: list[Any] | None = None,
     sess_options: ort.SessionOptions | None = None,
     threads: int | None = None,
 ) -> TwoStagePipeline:
-    """The pipeline of a manifest (or model name/path, loaded and verified first)."""
+    """The pipeline of a manifest, or of a shipped model name / model folder / manifest path (loaded and verified)."""
     manifest = model if isinstance(model, ModelManifest) else load_manifest(model)
     return PIPELINES[manifest.kind](manifest, providers, sess_options, threads)

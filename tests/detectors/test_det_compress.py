@@ -52,6 +52,12 @@ def test_compress_tiny(tmp_path, tiny_ckpt) -> None:
     assert len(report) == 5 and (cc.work_dir / "report.md").read_text().count("| pruned") == 4
     m = load_manifest(tmp_path / "ship" / "tiny")
     assert m.workload.max_proposals == 50
+    # the servable model folder in the work dir's repository, identical to the shipped copy
+    assert cc.model_dir == cc.work_dir / "models" / "tiny"
+    packaged = load_manifest(cc.model_dir)
+    assert packaged.stages == m.stages and packaged.metrics == m.metrics
+    assert by["pruned-int8"].model_dir == str(cc.model_dir) and by["pruned-int8"].shipped
+    assert not any(r.model_dir or r.shipped for r in rows if r.variant != "pruned-int8")
     pipe = create_pipeline(m, threads=1)
     import numpy as np
 

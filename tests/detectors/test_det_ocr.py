@@ -41,6 +41,14 @@ def test_stage_split_and_cap(ocr) -> None:
     assert ocr.run_stage2(r1, max_proposals=0) == []
 
 
+def test_elongated_image_is_bad_input(ocr) -> None:
+    from lotus.core.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="too elongated"):
+        ocr.preprocess(np.zeros((1, 60_000, 3), np.uint8))  # its short side scaled to 736 px: 44e9 pixels
+    assert ocr.warmup_image().shape == (320, 320, 3)
+
+
 def test_ctc_decode() -> None:
     from lotus.runtime.models.ocr import ctc_greedy_decode
 

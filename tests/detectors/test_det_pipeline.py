@@ -44,3 +44,24 @@ def test_shipped_model_accuracy() -> None:
     pipe = create_pipeline("frcnn-lite", threads=1)
     res = evaluate(ShapesDataset("val", 40), pipe.predict)
     assert res["map50"] > 0.7
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (8, 8, 4), (0, 8, 3)])
+def test_unusable_arrays_are_bad_input(shape: tuple[int, ...]) -> None:
+    from lotus.core.errors import BadInputError
+
+    pipe = create_pipeline("frcnn-lite", threads=1)
+    with pytest.raises(BadInputError, match="HxWx3 uint8"):
+        pipe.preprocess(np.zeros(shape, np.uint8))
+    with pytest.raises(BadInputError):
+        pipe.preprocess(np.zeros((8, 8, 3), np.float32))
+
+
+def test_base_class_is_the_daemons_interface() -> None:
+    from lotus.runtime.models.two_stage import TwoStagePipeline
+
+    pipe = create_pipeline("frcnn-lite", threads=1)
+    assert isinstance(pipe, TwoStagePipeline) and pipe.provider == "CPUExecutionProvider"
+    assert pipe.warmup_image().shape == (192, 192, 3)
+    with pytest.raises(TypeError):
+        TwoStagePipeline(pipe.manifest)  # type: ignore[abstract]

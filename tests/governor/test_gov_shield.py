@@ -181,24 +181,28 @@ def test_cool_observations_pass_through_unchanged(actions) -> None:  # noqa: ANN
     assert shield.interventions == 0
 
 
+DT = 1 / 64  # s between decisions in these tests (a binary fraction: step boundaries are exact)
+
+
 def test_hot_board_steps_caps_down_then_back_up(actions) -> None:  # noqa: ANN001
     shield = Shield(
-        make_policy("performance", actions), actions, make_policy("stock", actions), down_every=3, up_every=30
-    )
+        make_policy("performance", actions), actions, make_policy("stock", actions),
+        down_every_s=3 * DT, up_every_s=30 * DT,
+    )  # fmt: skip
     top = actions.n - 1
-    outs = [int(shield.act(_hot_obs(1))[0]) for _ in range(9)]
+    outs = [int(shield.act(_hot_obs(1), DT)[0]) for _ in range(9)]
     c, g = actions.split(np.array(outs))
-    assert outs[:2] == [top, top]  # one cap step every 3 decisions
+    assert outs[:2] == [top, top]  # one cap step every 3 decisions' worth of time
     assert c[-1] == actions.n_cpu - 4 and g[-1] == actions.n_gpu - 4
     assert (np.diff(c) <= 0).all() and shield.interventions > 0
-    for _ in range(60):  # cool again: caps climb back one step every 30 decisions
-        out = int(shield.act(_cool_obs(1))[0])
+    for _ in range(60):  # cool again: caps climb back one step every 30 decisions' worth
+        out = int(shield.act(_cool_obs(1), DT)[0])
     assert actions.split(out)[0] == actions.n_cpu - 2
 
 
 def test_caps_are_per_board(actions) -> None:  # noqa: ANN001
-    shield = Shield(make_policy("performance", actions), actions, make_policy("stock", actions), down_every=3)
+    shield = Shield(make_policy("performance", actions), actions, make_policy("stock", actions), down_every_s=3 * DT)
     obs = np.concatenate([_hot_obs(1), _cool_obs(1)])
     for _ in range(6):
-        out = shield.act(obs)
+        out = shield.act(obs, DT)
     assert out[0] < actions.n - 1 and out[1] == actions.n - 1

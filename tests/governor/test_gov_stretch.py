@@ -7,6 +7,7 @@ import numpy as np
 from lotus.core.schema import IDX, N_FEATURES
 from lotus.envs.scenario import Scenario
 from lotus.governor.policies import make_policy
+from lotus.governor.protocol import NOMINAL_DECISION_S, PolicyBase
 from lotus.governor.registry import build_policy
 from lotus.governor.report import summarize
 from lotus.governor.rollout import rollout
@@ -15,7 +16,7 @@ from lotus.governor.shield import Shield
 RELATIVE = ("last_latency", "latency_ema", "last_stage1", "next_frame_in")
 
 
-class Recorder:
+class Recorder(PolicyBase):
     """Asks for the top clocks and keeps every observation it was shown."""
 
     name = "recorder"
@@ -25,10 +26,7 @@ class Recorder:
         if deadline_scale_max is not None:
             self.deadline_scale_max = deadline_scale_max
 
-    def reset(self, n: int = 1) -> None:
-        return None
-
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, dt_s=None) -> np.ndarray:  # noqa: ANN001
         self.seen.append(obs.copy())
         return np.full(len(obs), self.n_actions - 1)
 
@@ -49,7 +47,7 @@ def _shield(policy: Recorder, actions, **kw) -> Shield:  # noqa: ANN001
 
 def test_hot_board_sees_a_longer_deadline_up_to_the_trained_range(actions) -> None:  # noqa: ANN001
     rec = Recorder(actions.n, deadline_scale_max=1.5)
-    shield = _shield(rec, actions, stretch_rate=0.01)
+    shield = _shield(rec, actions, stretch_rate_per_s=0.01 / NOMINAL_DECISION_S)
     assert shield.stretch_max == 1.5
     stretches = []
     for _ in range(100):
@@ -69,7 +67,7 @@ def test_hot_board_sees_a_longer_deadline_up_to_the_trained_range(actions) -> No
 
 
 def test_hold_band_keeps_the_stretch(actions) -> None:  # noqa: ANN001
-    shield = _shield(Recorder(actions.n, 2.0), actions, stretch_rate=0.01)
+    shield = _shield(Recorder(actions.n, 2.0), actions, stretch_rate_per_s=0.01 / NOMINAL_DECISION_S)
     for _ in range(20):
         shield.act(_obs(1, below_trip_c=2.0))
     held = float(shield.stretch[0])
@@ -80,7 +78,7 @@ def test_hold_band_keeps_the_stretch(actions) -> None:  # noqa: ANN001
 
 def test_policy_trained_on_one_deadline_is_never_stretched(actions) -> None:  # noqa: ANN001
     rec = Recorder(actions.n, deadline_scale_max=None)
-    shield = _shield(rec, actions, stretch_rate=0.05)
+    shield = _shield(rec, actions, stretch_rate_per_s=0.05 / NOMINAL_DECISION_S)
     assert shield.stretch_max == 1.0
     hot = _obs(1, below_trip_c=1.0)
     for _ in range(50):
@@ -90,7 +88,7 @@ def test_policy_trained_on_one_deadline_is_never_stretched(actions) -> None:  # 
 
 def test_stretch_is_per_board_and_resets(actions) -> None:  # noqa: ANN001
     rec = Recorder(actions.n, 1.6)
-    shield = _shield(rec, actions, stretch_rate=0.02)
+    shield = _shield(rec, actions, stretch_rate_per_s=0.02 / NOMINAL_DECISION_S)
     obs = np.concatenate([_obs(1, below_trip_c=1.0), _obs(1, below_trip_c=20.0)])
     for _ in range(10):
         shield.act(obs)

@@ -350,3 +350,103 @@ def test_daemon_code_path_never_imports_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_detect_json_is_the_pydantic_model(client: httpx.Client, server: str) -> None:
+    """DetectResponse is the one definition: /v1/detect and each WS result round-trip through it."""
+    from websockets.sync.client import connect
+
+    from lotus.runtime.api.models import DetectionOut, DetectResponse
+
+    doc = _detect(client, bright_square_png(1)).json()
+    assert DetectResponse.model_validate(doc).model_dump(mode="json") == doc
+    assert list(doc) == list(DetectResponse.model_fields)  # every field, in the model's order
+    assert all(list(d) == list(DetectionOut.model_fields) for d in doc["detections"]) and doc["detections"]
+    assert doc["source"] == "api" and doc["provider"] == "CPUExecutionProvider"
+    with connect(server.replace("http", "ws") + "/v1/stream?model=quadrants") as ws:
+        ws.send(bright_square_png(2))
+        msg = json.loads(ws.recv(timeout=30))
+    body = {k: v for k, v in msg.items() if k not in ("seq", "dropped")}
+    assert list(msg)[:2] == ["seq", "dropped"] and body["source"] == "ws"
+    assert DetectResponse.model_validate(body).model_dump(mode="json") == body
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` pixels and holds no image data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_png_header(20_000, 20_000), "not a readable image"),  # Pillow's DecompressionBombError
+        (_png_header(8_000, 6_000), "more than"),  # over MAX_PIXELS
+        (_png_header(64, 64), "not a readable image"),  # header only: truncated
+        (bright_square_png(0)[:60], "not a readable image"),
+        (b"GIF89a" + b"\x00" * 20, "not a readable image"),
+    ],
+)
+def test_bad_images_are_400_never_5xx(client: httpx.Client, body: bytes, words: str) -> None:
+    r = _detect(client, body)
+    assert r.status_code == 400 and words in r.json()["error"], r.text
+
+
+@pytest.mark.parametrize(
+    ("tensor", "words"),
+    [
+        ({"name": "image", "shape": [2, 2, 3], "datatype": "UINT8", "data": [300] * 12}, "does not match"),
+        ({"name": "image", "shape": [2, 2, 3], "datatype": "UINT8", "data": ["a"] * 12}, "does not match"),
+        ({"name": "image", "shape": [1], "datatype": "BYTES", "data": ["bm90IGFuIGltYWdl"]}, "not a readable image"),
+        ({"name": "image", "shape": [2, 2, 3], "datatype": "UINT8", "parameters": {"binary_data_size": "x"}},
+         "binary_data_size"),
+    ],
+)  # fmt: skip
+def test_kserve_bad_tensors_are_400(client: httpx.Client, tensor: dict, words: str) -> None:
+    r = client.post("/v2/models/quadrants/infer", json={"inputs": [tensor]})
+    assert r.status_code == 400 and words in r.json()["error"], r.text
+
+
+def test_serves_a_copy_of_the_shipped_model_from_a_repository(tmp_path: Path) -> None:
+    """models.repository holds a copy of frcnn-lite under another name; the shipped folder is never written."""
+    import hashlib
+    import shutil
+
+    import yaml
+    from PIL import Image
+
+    from lotus.detectors.dataset import ShapesDataset
+    from lotus.runtime.models.manifest import MODELS_ROOT
+
+    def digests(folder: Path) -> dict[str, str]:
+        return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.rglob("*")
+                if p.is_file()}  # fmt: skip
+
+    shipped_before = digests(MODELS_ROOT)
+    repo = tmp_path / "models"
+    shutil.copytree(MODELS_ROOT / "frcnn-lite", repo / "shapes-v2")
+    manifest = repo / "shapes-v2" / "manifest.yaml"
+    doc = yaml.safe_load(manifest.read_text())
+    manifest.write_text(yaml.safe_dump({**doc, "name": "shapes-v2", "version": "2.0.0-local"}, sort_keys=False))
+    sample = ShapesDataset("val", size=2, seed=3, image_size=192)[0]
+    buf = io.BytesIO()
+    Image.fromarray(sample.image).save(buf, format="PNG")
+    settings = load_settings(None, {
+        "board": {"backend": "sim", "state_file": str(tmp_path / "state.json")},
+        "models": {"repository": str(repo), "load": [{"name": "shapes-v2"}], "threads": 1, "warmup_frames": 1},
+    })  # fmt: skip
+    with ServerThread(create_app(settings)) as url:
+        assert httpx.get(url + "/readyz").json()["models"] == ["shapes-v2"]
+        assert httpx.get(url + "/v2/models/shapes-v2").json()["versions"] == ["2.0.0-local"]
+        r = httpx.post(url + "/v1/detect?model=shapes-v2", content=buf.getvalue(),
+                       headers={"Content-Type": "image/png"}, timeout=30)  # fmt: skip
+    assert r.status_code == 200, r.text
+    best = [d for d in r.json()["detections"] if d["score"] > 0.5]
+    assert best and {d["label"] for d in best} <= set(doc["class_names"])
+    assert digests(MODELS_ROOT) == shipped_before

@@ -90,3 +90,25 @@ def test_fake_root_never_detects_the_host_gpu(monkeypatch: pytest.MonkeyPatch, x
     assert board is not None and board.backend == "linux"
     forced = detect_board(x86, prefer="nvml")
     assert forced is not None and forced.backend == "nvml"
+
+
+def test_nvml_board_gives_locked_clocks_back(monkeypatch: pytest.MonkeyPatch, x86: Path) -> None:
+    fake = fake_pynvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    board = nvml.detect(x86, allow_set=True)
+    assert board is not None
+    assert board.take_control()[-1] == "gpu: nvml-locked"
+    assert board.release_control().ok and "reset" not in fake.calls  # nothing locked yet: nothing to reset
+    board.take_control()
+    board.set_clocks(gpu=1_500_000_000)
+    with pytest.raises(DeviceError, match="outside"):
+        board.domains["gpu"].set(3_000_000_000)
+    with pytest.raises(DeviceError, match="min"):
+        board.domains["gpu"].set_limits(1_980_000_000, 210_000_000)
+    report = board.release_control()
+    assert report.ok and "gpu: NVML locked clocks reset" in report.restored
+    board.set_clocks(gpu=210_000_000)  # locked again outside take_control: close() still resets
+    fake.calls.clear()
+    board.close()
+    assert fake.calls == ["reset", "shutdown"]  # reset before NVML is shut down
+    assert board.firmware_throttled() is None

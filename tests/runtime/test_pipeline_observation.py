@@ -74,7 +74,7 @@ def test_sim_board_heats_throttles_and_recovers() -> None:
         now[0] += 1.0
         snap = board.snapshot()
     assert snap.power_w["VDD_IN"] > idle_power
-    assert board.throttled and board.throttle_events >= 1
+    assert board.firmware_throttled() and board.throttle_events >= 1
     assert snap.freqs["cpu0"] < top  # the firmware capped the clock the governor asked for
     assert snap.energy_j["VDD_IN"] > 400 * idle_power
     board.note_activity(False)
@@ -82,7 +82,7 @@ def test_sim_board_heats_throttles_and_recovers() -> None:
     for _ in range(600):
         now[0] += 1.0
         board.snapshot()
-    assert not board.throttled
+    assert not board.firmware_throttled()
 
 
 def test_sim_board_is_registered_and_described() -> None:

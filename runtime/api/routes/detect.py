@@ -1,4 +1,8 @@
-"""POST /v1/detect: one image (raw JPEG/PNG body or multipart ``file``) -> detections."""
+"""POST /v1/detect: one image (raw JPEG/PNG body or multipart ``file``) -> detections.
+
+Bad payloads raise :class:`~lotus.core.errors.BadInputError`; the app answers it with its
+``status`` (400, 413 or 415) and ``{"error": ...}`` (see :mod:`lotus.runtime.api`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from lotus.core.errors import BadInputError, NotReadyError, OverloadedError
@@ -20,20 +24,19 @@ RAW_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/bmp", "image/webp", 
 
 
 async def run_frame(daemon: Daemon, data: Any, model: str, source: str = "api") -> FrameResult:
-    """Submit a frame and map the daemon's failures to HTTP errors."""
+    """Submit a frame and map the daemon's failures to HTTP errors (BadInputError passes through)."""
     try:
         return await daemon.infer(data, model, source=source)
     except OverloadedError as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
     except NotReadyError as exc:
         raise HTTPException(503, f"daemon {exc}", headers={"Retry-After": "1"}) from None
-    except BadInputError as exc:
-        raise HTTPException(400, str(exc)) from None
     except (TimeoutError, asyncio.TimeoutError):
         raise HTTPException(504, "inference did not finish within server.request_timeout_s") from None
 
 
 def resolve_model(daemon: Daemon, name: str | None) -> str:
+    """The loaded model ``name`` (the first one when None); 404 when it is not loaded."""
     try:
         return daemon.check_model(name)
     except KeyError:
@@ -41,15 +44,16 @@ def resolve_model(daemon: Daemon, name: str | None) -> str:
 
 
 async def image_bytes(request: Request, limit: int) -> bytes:
+    """The encoded image of a raw or multipart body (at most ``limit`` bytes); BadInputError 400/413/415."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
         form = await request.form(max_files=1, max_fields=8, max_part_size=limit)
         upload = form.get("file") or next((v for v in form.values() if isinstance(v, UploadFile)), None)
         if not isinstance(upload, UploadFile):
-            raise HTTPException(400, "multipart body has no file part (send the image as field 'file')")
+            raise BadInputError("multipart body has no file part (send the image as field 'file')")
         return await upload.read()
     if ctype not in RAW_TYPES:
-        raise HTTPException(415, f"unsupported content type {ctype!r}: send image/jpeg, image/png or multipart")
+        raise BadInputError(f"unsupported content type {ctype!r}: send image/jpeg, image/png or multipart", 415)
     return await read_body(request, limit)
 
 
@@ -57,13 +61,14 @@ async def image_bytes(request: Request, limit: int) -> bytes:
     "/detect",
     response_model=DetectResponse,
     responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}, 413: {"model": ErrorBody},
-               415: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+               415: {"model": ErrorBody}, 503: {"model": ErrorBody}, 504: {"model": ErrorBody}},
     summary="Detect objects (or text) in one image",
 )  # fmt: skip
 async def detect(
     request: Request, daemon: ReadyDaemon, model: str | None = Query(None, description="model name (default: first)")
-) -> JSONResponse:
+) -> Response:
     name = resolve_model(daemon, model)
     data = await image_bytes(request, daemon.settings.server.max_body_bytes)
     result = await run_frame(daemon, data, name)
-    return JSONResponse(result.to_dict())  # already shaped like DetectResponse: skip re-validation
+    # serialised straight from the model (FastAPI would validate it a second time against response_model)
+    return Response(DetectResponse.from_frame(result).model_dump_json(), media_type="application/json")

@@ -2,7 +2,8 @@
 
 Input ``image``: ``UINT8 [H, W, 3]`` (or ``[1, H, W, 3]``) RGB pixels, or ``BYTES [1]`` holding an
 encoded JPEG/PNG. Outputs: ``boxes FP32 [N, 4]`` (x0, y0, x1, y1 in image pixels), ``scores FP32
-[N]``, ``labels BYTES [N]``, ``class_ids INT64 [N]``. Errors are ``{"error": "..."}``.
+[N]``, ``labels BYTES [N]``, ``class_ids INT64 [N]``. Errors are ``{"error": "..."}``; a malformed
+request raises :class:`~lotus.core.errors.BadInputError` (400, 413 for an oversized body).
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from lotus.core.errors import BadInputError
 from lotus.runtime.api.deps import DaemonDep, read_body
-from lotus.runtime.api.models import InferRequest, InferTensor
+from lotus.runtime.api.models import InferOutputRequest, InferRequest, InferTensor
 from lotus.runtime.api.routes.detect import run_frame
 from lotus.runtime.daemon import VERSION, Daemon
+from lotus.runtime.pipeline import FrameResult, LoadedModel
 
 router = APIRouter(prefix="/v2", tags=["kserve-v2"])
 HEADER_LEN = "Inference-Header-Content-Length"
 DTYPES = {"UINT8": np.uint8, "FP32": np.float32, "INT64": np.int64, "INT32": np.int32, "FP16": np.float16}
 
 
-def _model(daemon: Daemon, name: str) -> Any:
+def _model(daemon: Daemon, name: str) -> LoadedModel:
     model = daemon.models.get(name)
     if model is None:
         if not daemon.ready and name in {m.name for m in daemon.settings.models.load}:
@@ -85,7 +88,7 @@ def _bytes_elements(raw: bytes) -> list[bytes]:
     return out
 
 
-def _image_input(tensor: InferTensor, binary: bytes | None) -> Any:
+def _image_input(tensor: InferTensor, binary: bytes | None) -> np.ndarray | bytes:
     """The decoded RGB array, or encoded image bytes (decoded on the worker thread)."""
     dt = tensor.datatype.upper()
     if dt == "BYTES":
@@ -96,32 +99,32 @@ def _image_input(tensor: InferTensor, binary: bytes | None) -> Any:
             elements = []
             for item in data:
                 if not isinstance(item, str):
-                    raise HTTPException(400, "BYTES input 'image' must hold strings (base64 image) in JSON")
+                    raise BadInputError("BYTES input 'image' must hold strings (base64 image) in JSON")
                 try:
                     elements.append(base64.b64decode(item, validate=True))
                 except ValueError:
                     elements.append(item.encode())
         if len(elements) != 1:
-            raise HTTPException(400, f"BYTES input 'image' must hold exactly one encoded image, got {len(elements)}")
+            raise BadInputError(f"BYTES input 'image' must hold exactly one encoded image, got {len(elements)}")
         return elements[0]
     if dt != "UINT8":
-        raise HTTPException(400, f"input 'image' must be UINT8 [H,W,3] pixels or BYTES [1], not {tensor.datatype}")
+        raise BadInputError(f"input 'image' must be UINT8 [H,W,3] pixels or BYTES [1], not {tensor.datatype}")
     shape = list(tensor.shape)
     if len(shape) == 4 and shape[0] == 1:
         shape = shape[1:]
     if len(shape) != 3 or shape[2] != 3 or min(shape) <= 0:
-        raise HTTPException(400, f"input 'image' must have shape [H, W, 3], got {tensor.shape}")
+        raise BadInputError(f"input 'image' must have shape [H, W, 3], got {tensor.shape}")
     try:
         if binary is not None:
             arr = np.frombuffer(binary, dtype=np.uint8)
         else:
             arr = np.asarray(tensor.data, dtype=np.uint8).reshape(-1)
         return arr.reshape(shape).copy()
-    except (ValueError, TypeError) as exc:
-        raise HTTPException(400, f"input 'image' data does not match shape {tensor.shape}: {exc}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: a value outside 0..255
+        raise BadInputError(f"input 'image' data does not match shape {tensor.shape}: {exc}") from None
 
 
-def _outputs(result: Any) -> dict[str, tuple[str, list[int], np.ndarray | list[bytes]]]:
+def _outputs(result: FrameResult) -> dict[str, tuple[str, list[int], np.ndarray | list[bytes]]]:
     dets = result.detections
     boxes = np.array([d.box for d in dets], dtype=np.float32).reshape(-1, 4)
     scores = np.array([d.score for d in dets], dtype=np.float32)
@@ -153,33 +156,35 @@ async def infer(name: str, request: Request, daemon: DaemonDep, version: str | N
             raise ValueError(f"{HEADER_LEN}={header_len} outside the body")
         req = InferRequest.model_validate_json(body[:n])
     except (ValueError, ValidationError) as exc:
-        raise HTTPException(400, f"malformed inference request: {str(exc).splitlines()[0]}") from None
+        raise BadInputError(f"malformed inference request: {str(exc).splitlines()[0]}") from None
     binary = body[n:]
     image_tensor, image_binary, offset = None, None, 0
     for tensor in req.inputs:
         size = (tensor.parameters or {}).get("binary_data_size")
         chunk = None
         if size is not None:
-            chunk = binary[offset : offset + int(size)]
-            if len(chunk) != int(size):
-                raise HTTPException(400, f"input {tensor.name!r}: binary data shorter than binary_data_size")
-            offset += int(size)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise BadInputError(f"input {tensor.name!r}: binary_data_size must be a byte count, got {size!r}")
+            chunk = binary[offset : offset + size]
+            if len(chunk) != size:
+                raise BadInputError(f"input {tensor.name!r}: binary data shorter than binary_data_size")
+            offset += size
         if tensor.name == "image" or (image_tensor is None and len(req.inputs) == 1):
             image_tensor, image_binary = tensor, chunk
     if image_tensor is None:
-        raise HTTPException(400, "request has no input named 'image'")
+        raise BadInputError("request has no input named 'image'")
     if image_binary is None and image_tensor.data is None:
-        raise HTTPException(400, "input 'image' has neither data nor binary_data_size")
+        raise BadInputError("input 'image' has neither data nor binary_data_size")
     data = _image_input(image_tensor, image_binary)
     result = await run_frame(daemon, data, model.name, source="kserve")
     outs = _outputs(result)
     params = req.parameters or {}
-    requested = req.outputs or [type("O", (), {"name": k, "parameters": None})() for k in outs]
+    requested = req.outputs or [InferOutputRequest(name=k) for k in outs]
     binary_all = bool(params.get("binary_data_output", False))
     out_json, blobs = [], []
     for o in requested:
         if o.name not in outs:
-            raise HTTPException(400, f"unknown output {o.name!r}; outputs: {', '.join(outs)}")
+            raise BadInputError(f"unknown output {o.name!r}; outputs: {', '.join(outs)}")
         dtype, shape, value = outs[o.name]
         want_binary = bool((o.parameters or {}).get("binary_data", binary_all))
         entry: dict[str, Any] = {"name": o.name, "datatype": dtype, "shape": shape}

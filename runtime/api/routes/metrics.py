@@ -15,6 +15,7 @@ router = APIRouter(tags=["metrics"])
 async def metrics(daemon: DaemonDep) -> Response:
     gov = daemon.governor
     if gov is not None:
-        daemon.metrics.fallbacks.set(getattr(gov.policy, "fallbacks", 0))
-        daemon.metrics.stretch.set(gov.deadline_stretch)
+        diag = gov.diagnostics()
+        daemon.metrics.fallbacks.set(diag.fallbacks)
+        daemon.metrics.stretch.set(diag.deadline_stretch)
     return Response(daemon.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -2,9 +2,10 @@
 
 Each connection keeps at most ``server.stream_buffer`` frames waiting; when a new frame arrives
 into a full buffer the oldest waiting one is dropped (a live camera wants the newest frame, not a
-growing backlog). Every result carries ``seq`` (the frame's index on this connection) and
-``dropped`` (frames dropped so far). ``?subscribe=source`` receives the results of the configured
-streaming source instead of sending frames.
+growing backlog). Every result is a :class:`~lotus.runtime.api.models.DetectResponse` plus ``seq``
+(the frame's index on this connection) and ``dropped`` (frames dropped so far); a frame that
+cannot be used gets ``{"seq", "dropped", "error"}`` and the stream goes on. ``?subscribe=source``
+receives the per-frame samples of the configured streaming source instead of sending frames.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 
 from lotus.core.errors import BadInputError, NotReadyError
+from lotus.runtime.api.models import DetectResponse
 from lotus.runtime.daemon import Daemon
 
 router = APIRouter(prefix="/v1", tags=["streaming"])
@@ -35,6 +37,7 @@ async def _subscribe_source(ws: WebSocket, daemon: Daemon) -> None:
 
 @router.websocket("/stream")
 async def stream(ws: WebSocket, model: str | None = Query(None), subscribe: str | None = Query(None)) -> None:
+    """Binary frames in, one JSON result per frame out (see module doc)."""
     daemon: Daemon = ws.app.state.daemon
     await ws.accept()
     if not daemon.ready:
@@ -85,13 +88,18 @@ async def stream(ws: WebSocket, model: str | None = Query(None), subscribe: str 
             wake.clear()
             while buffer:
                 seq, data = buffer.popleft()
+                result: DetectResponse | None = None
+                error = None
                 try:
-                    result = await daemon.infer(data, name, source="ws", admit=False)
-                    body = {"seq": seq, "dropped": state["dropped"], **result.to_dict()}
+                    result = DetectResponse.from_frame(await daemon.infer(data, name, source="ws", admit=False))
                 except BadInputError as exc:
-                    body = {"seq": seq, "dropped": state["dropped"], "error": str(exc)}
+                    error = str(exc)
                 except NotReadyError as exc:
-                    body = {"seq": seq, "dropped": state["dropped"], "error": f"daemon {exc}"}
+                    error = f"daemon {exc}"
+                except (TimeoutError, asyncio.TimeoutError):
+                    error = "inference did not finish within server.request_timeout_s"
+                head = {"seq": seq, "dropped": state["dropped"]}  # drops counted while this frame ran
+                body = result.to_json(**head) if result is not None else {**head, "error": error}
                 if state["closed"]:
                     return
                 await ws.send_json(body)
