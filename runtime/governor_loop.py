@@ -95,7 +95,11 @@ class GovernorController:
         with self._lock:
             old, self.mode = self.mode, mode
             if old != "active" and mode == "active" and self._on_control:
-                self._on_control(True)
+                try:
+                    self._on_control(True)  # on failure it has already given back what it changed
+                except Exception:
+                    self.mode = old
+                    raise
                 self._set = (None, None)
             if old == "active" and mode != "active" and self._on_control:
                 self._on_control(False)
