@@ -17,17 +17,17 @@ class Randomization(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    ambient_c: Range | None = Field(None, description="ambient temperature, C")
-    r_scale: Range | None = Field(None, description="factor on heatsink-to-ambient thermal resistance")
-    workload_scale: Range | None = Field(None, description="factor on every stage cost")
-    fan_auto_prob: float = Field(0.0, ge=0, le=1, description="chance the fan follows its curve")
-    trip_c: Range | None = Field(None, description="passive trip point, C (Lotus emulates tight limits)")
+    ambient_c: Range | None = Field(default=None, description="ambient temperature, C")
+    r_scale: Range | None = Field(default=None, description="factor on heatsink-to-ambient thermal resistance")
+    workload_scale: Range | None = Field(default=None, description="factor on every stage cost")
+    fan_auto_prob: float = Field(default=0.0, ge=0, le=1, description="chance the fan follows its curve")
+    trip_c: Range | None = Field(default=None, description="passive trip point, C (Lotus emulates tight limits)")
     init_heat: Range = Field(
-        (0.0, 0.0), description="start temperature: 0 = ambient, 1 = 8 C below the trip point (every node)"
+        default=(0.0, 0.0), description="start temperature: 0 = ambient, 1 = 8 C below the trip point (every node)"
     )
-    traces: tuple[str, ...] | None = Field(None, description="trace generators to pick from per episode")
+    traces: tuple[str, ...] | None = Field(default=None, description="trace generators to pick from per episode")
     deadline_scale: Range | None = Field(
-        None, description="factor on the latency deadline (a governor conditioned on the deadline it must meet)"
+        default=None, description="factor on the latency deadline (a governor conditioned on the deadline it must meet)"
     )
 
     @model_validator(mode="after")
@@ -62,15 +62,15 @@ class Scenario(BaseModel):
 
     board: str = "orin-nano"
     power_mode: str | None = None
-    ambient_c: float = Field(25.0, ge=-40, le=80)
+    ambient_c: float = Field(default=25.0, ge=-40, le=80)
     workload: str = "frcnn-lite"
     trace: str = "video"
-    fps: float | None = Field(None, ge=0, le=1000)
-    deadline_ms: float | None = Field(None, gt=0)
+    fps: float | None = Field(default=None, ge=0, le=1000)
+    deadline_ms: float | None = Field(default=None, gt=0)
     decision: Literal["stage", "frame"] = "stage"
-    episode_frames: int = Field(1800, ge=1)
+    episode_frames: int = Field(default=1800, ge=1)
     reward: Literal["stable", "lotus", "ztt"] = "stable"
-    trip_c: float | None = Field(None, gt=0, le=150)
+    trip_c: float | None = Field(default=None, gt=0, le=150)
     fan: Literal["off", "on", "auto"] = "off"
-    init_temp_c: float | None = Field(None, ge=-40, le=150)
+    init_temp_c: float | None = Field(default=None, ge=-40, le=150)
     randomize: Randomization | None = None

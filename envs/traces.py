@@ -51,7 +51,15 @@ def video(rng: np.random.Generator, n_frames: int, mean: float, max_count: int) 
     return np.clip(np.rint(counts), 1, max_count).astype(np.int32)
 
 
-GENERATORS: dict[str, TraceGenerator] = {"steady": steady, "bursty": bursty, "video": video}
+CROWD_FACTOR = 2.5  # a crowded scene: this many times the workload's mean proposal count
+
+
+def crowd(rng: np.random.Generator, n_frames: int, mean: float, max_count: int) -> np.ndarray:
+    """Heavy proposals: :func:`video` scenes around ``CROWD_FACTOR`` x the mean (held out of training)."""
+    return video(rng, n_frames, min(CROWD_FACTOR * mean, 0.5 * max_count), max_count)
+
+
+GENERATORS: dict[str, TraceGenerator] = {"steady": steady, "bursty": bursty, "video": video, "crowd": crowd}
 
 
 def load_trace_csv(path: str | Path) -> np.ndarray:

@@ -77,47 +77,71 @@ def evaluate(
     board: str = typer.Option("orin-nano", help="board profile name or YAML path"),
     power_mode: str = typer.Option(None, help="nvpmodel mode"),
     ambient: float = typer.Option(25.0, help="ambient temperature, C"),
-    trace: str = typer.Option("video", help="steady | bursty | video | CSV path"),
+    trace: str = typer.Option("video", help="steady | bursty | video | crowd | CSV path"),
     workload: str = typer.Option("frcnn-lite", help="workload profile name or path"),
     fps: float = typer.Option(30.0, help="camera fps (0 = back-to-back)"),
     deadline: float = typer.Option(None, help="latency target, ms"),
     fan: str = typer.Option("off", help="off | on | auto"),
     trip: float = typer.Option(None, help="passive trip override, C"),
-    duration: float = typer.Option(1200.0, min=1.0, help="simulated seconds per run"),
-    seeds: int = typer.Option(3, min=1, help="seeds per policy (0..N-1)"),
+    duration: float = typer.Option(None, min=1.0, help="simulated seconds per run (default 1200, or the suite's)"),
+    seeds: int = typer.Option(None, min=1, help="seeds per policy, 0..N-1 (default 3, or the suite's)"),
     policies: str = typer.Option(
-        ",".join(("stock", "performance", "ztt", "lotus-dac24", "drl", "oracle")),
-        help="comma-separated policy names or policy JSON paths",
+        None,
+        help="comma-separated names: stock, performance, mpc, ztt, lotus-dac24, drl, oracle, NAME+shield, "
+        "policy JSON paths, python:PATH_OR_MODULE:CLASS (default: the suite's, else the classic six plus mpc)",
     ),
-    out: Path = typer.Option(Path("runs/eval"), help="directory for results.json and plots"),
+    suite: str = typer.Option(None, help="run a named suite instead of one scenario: smoke | standard"),
+    out: Path = typer.Option(Path("runs/eval"), help="directory for results, tables and plots"),
     json_out: bool = typer.Option(False, "--json", help="print the per-policy, per-seed records as JSON"),
 ) -> None:
-    """Compare governors on identical seeded scenarios: one table, a JSON file and PNG plots."""
+    """Compare governors on identical seeded scenarios: tables with 95 % CIs, JSON records and PNG plots."""
     with requires_extra("sim", "lotus eval"):
+        from lotus.governor.evaluate import DEFAULT_POLICIES, plot_eval
         from lotus.governor.evaluate import evaluate as run_eval
-        from lotus.governor.evaluate import plot_eval
-        from lotus.governor.report import format_table
+        from lotus.governor.report import format_suite_table
+        from lotus.governor.suite import run_suite
+        from lotus.governor.suite import suite as suite_spec
 
+    names = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
+    if suite is not None:
+        scenarios, dur, n_seeds, default = suite_spec(suite)
+        dur, n_seeds, names = duration or dur, seeds or n_seeds, names or list(default)
+        runs = len(scenarios) * n_seeds * sum(11 if n == "oracle" else 1 for n in names)
+        bar = progress_bar(dur * runs, f"suite {suite}")
+        try:
+            doc = run_suite(suite, out, names, n_seeds, dur, progress=bar.update)
+        finally:
+            bar.close()
+        if json_out:
+            print_json(doc["ranking"])
+            return
+        for name, entry in doc["scenarios"].items():
+            print(f"\n### {name}{' (held out)' if entry['held_out'] else ''}\n")
+            print(format_suite_table(entry["table"]))
+        print("\nranking (mean rank of the objective over scenarios; oracle excluded):")
+        for row in doc["ranking"]:
+            print(f"  {row['policy']:<22} mean rank {row['mean_rank']:.2f}  wins {row['wins']}")
+        print(f"wrote {out / 'suite.json'} and one folder per scenario")
+        return
+    dur, n_seeds, names = duration or 1200.0, seeds or 3, names or list(DEFAULT_POLICIES)
     scenario = _scenario(board=board, power_mode=power_mode, ambient_c=ambient, trace=trace, workload=workload,
                          fps=fps, deadline_ms=deadline, fan=fan, trip_c=trip)  # fmt: skip
-    names = [p.strip() for p in policies.split(",") if p.strip()]
-    runs = sum(11 if n == "oracle" else 1 for n in names) * seeds
-    bar = progress_bar(duration * runs, "eval")
+    runs = sum(11 if n == "oracle" else 1 for n in names) * n_seeds
+    bar = progress_bar(dur * runs, "eval")
     try:
-        result = run_eval(scenario, names, range(seeds), duration, progress=bar.update)
+        result = run_eval(scenario, names, range(n_seeds), dur, progress=bar.update)
     finally:
         bar.close()
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"scenario": scenario.model_dump(mode="json"), "duration_s": duration, "records": result.records,
+    doc = {"scenario": scenario.model_dump(mode="json"), "duration_s": dur, "records": result.records,
            "table": result.table}  # fmt: skip
-    (out / "results.json").write_text(json.dumps(doc, indent=2, default=float))
-    title = f"{board} {ambient:g} C, {trace}, {fps:g} fps"
+    (out / "results.json").write_text(json.dumps(doc, indent=2, default=str))
+    title = f"{board} {ambient:g} C, {trace}, {fps:g} fps ({n_seeds} seeds; plots show seed 0)"
     plots = plot_eval(result, out, title)
     if json_out:
         print_json(result.records)
         return
-    extra = (("objective", "objective", "{:.1f}"), ("objective_vs_oracle", "vs oracle", "{:.2f}"))
-    print(format_table(result.table, extra=extra))
+    print(format_suite_table(result.table))
     print(f"wrote {out / 'results.json'} and {', '.join(str(p) for p in plots)}")
 
 

@@ -1,13 +1,15 @@
 """``lotus eval``: every policy on identical seeded scenarios, one table, JSON and plots.
 
-The objective (lower is better) follows the Lotus formulation, per frame
-``l + ALPHA * (l - mean)^2 + BETA * [l > deadline]``, averaged, plus a constraint term
-``THROTTLE_COST * deadline * throttled fraction``; ``objective_vs_oracle`` divides by the
-oracle's objective on the same seed.
+The objective (lower is better, ms) follows the Lotus formulation,
+``mean + ALPHA * variance + deadline * miss fraction``, with misses counted over every camera
+frame (a dropped frame is a miss; see :mod:`lotus.governor.metrics`). Temperature limits are
+reported as constraints (``throttled_pct``, ``shutdown``), not priced into it.
+``objective_vs_oracle`` divides by the oracle's objective on the same seed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,23 +19,13 @@ import numpy as np
 
 from lotus.envs.core import Resolved
 from lotus.envs.scenario import Scenario
+from lotus.governor.context import PolicyContext
+from lotus.governor.metrics import failed_run_metrics, mean_ci95, recording_metrics
 from lotus.governor.registry import build_policy
-from lotus.governor.report import SUMMARY_KEYS, summarize
+from lotus.governor.report import summarize
 from lotus.governor.rollout import Recording, rollout
 
-ALPHA_PER_MS = 0.1  # weight of the latency variance, 1/ms
-THROTTLE_COST = 1.0  # deadlines charged per unit of throttled time fraction
-DEFAULT_POLICIES = ("stock", "performance", "ztt", "lotus-dac24", "drl", "oracle")
-
-
-def objective(summary: dict[str, float], deadline_ms: float) -> float:
-    """Lotus-style objective in ms: mean + alpha * variance + deadline * (miss + throttled fractions)."""
-    return (
-        summary["latency_mean_ms"]
-        + ALPHA_PER_MS * summary["latency_std_ms"] ** 2
-        + deadline_ms * summary["deadline_miss_pct"] / 100.0
-        + THROTTLE_COST * deadline_ms * summary["throttled_pct"] / 100.0
-    )
+DEFAULT_POLICIES = ("stock", "performance", "mpc", "ztt", "lotus-dac24", "drl", "oracle")
 
 
 @dataclass
@@ -43,6 +35,24 @@ class EvalResult:
     recordings: dict[str, Recording]  # first seed of each policy, for plots
 
 
+def policy_context(res: Resolved) -> PolicyContext:
+    """What a governor is told about ``res``'s scenario: nominal profiles, deadline, camera rate."""
+    sc = res.scenario
+    return PolicyContext(deadline_ms=res.deadline_ms, fps=1.0 / res.period_s if res.period_s > 0 else 0.0,
+                         board=sc.board, power_mode=sc.power_mode, workload=sc.workload)  # fmt: skip
+
+
+def _reference_rollout(scenario: Scenario, duration_s: float, seed: int, progress: Callable[[float], None] | None
+                       ) -> tuple[Recording | None, dict[str, Any]]:  # fmt: skip
+    from lotus.governor.oracle import oracle_rollout
+
+    try:
+        rec, target = oracle_rollout(scenario, duration_s, seed=seed, progress=progress)
+    except RuntimeError as exc:  # infeasible room: no constant latency stays safe
+        return None, {"infeasible": str(exc)}
+    return rec, {"oracle_target_ms": target}
+
+
 def evaluate(
     scenario: Scenario,
     policies: Sequence[str],
@@ -50,43 +60,75 @@ def evaluate(
     duration_s: float,
     progress: Callable[[float], None] | None = None,
 ) -> EvalResult:
-    """Run each policy on each seed (same scenario, same seeds, same traces)."""
-    from lotus.governor.oracle import oracle_rollout
+    """Run each policy on each seed (same scenario, same seeds, same traces).
 
+    Every record holds :data:`lotus.governor.metrics.METRIC_KEYS` (every camera frame counted, a
+    shutdown run owes the rest of the run) plus the older summary keys; an infeasible room gives
+    ``shutdown: true`` rows, never an exception. ``beats_oracle`` flags a run whose objective is
+    below the oracle's on the same seed.
+    """
     res = Resolved.from_scenario(scenario)
+    context = policy_context(res)
+    fps = context.fps
     records: list[dict[str, Any]] = []
     recordings: dict[str, Recording] = {}
     oracle_obj: dict[int, float] = {}
     ordered = sorted(policies, key=lambda p: p != "oracle")  # oracle first: the others divide by it
     for name in ordered:  # fail on a bad name now, not after hours of rollouts
         if name != "oracle":
-            build_policy(name, res.actions)
+            build_policy(name, res.actions, context=context)
     for name in ordered:
         for seed in seeds:
+            extra: dict[str, Any] = {}
+            rec: Recording | None
             if name == "oracle":
-                rec, target = oracle_rollout(scenario, duration_s, seed=seed, progress=progress)
-                extra: dict[str, Any] = {"oracle_target_ms": target}
+                rec, extra = _reference_rollout(scenario, duration_s, seed, progress)
             else:
-                policy = build_policy(name, res.actions)
+                policy = build_policy(name, res.actions, context=context)
                 rec = rollout(policy, scenario, duration_s, seed=seed, progress=progress)
                 diag = policy.diagnostics()
-                extra = {}
                 if diag.shielded:
                     extra = {"shield_interventions": diag.interventions, "shield_fallbacks": diag.fallbacks}
-            summary = summarize(rec)
-            obj = objective(summary, res.deadline_ms)
+            if rec is None:
+                metrics: dict[str, Any] = {**failed_run_metrics(duration_s, fps), "objective": math.inf}
+                summary: dict[str, Any] = {}
+            else:
+                summary = summarize(rec)
+                metrics = recording_metrics(rec, duration_s, fps)
+            obj = float(metrics["objective"])
             if name == "oracle":
                 oracle_obj[seed] = obj
-            ratio = obj / oracle_obj[seed] if seed in oracle_obj else float("nan")
-            records.append({"policy": name, "seed": seed, **summary, "objective": obj, "objective_vs_oracle": ratio,
-                            **extra})  # fmt: skip
-            recordings.setdefault(name, rec)
-    table = []
-    for name in policies:
-        rows = [r for r in records if r["policy"] == name]
-        keys = [*SUMMARY_KEYS, "objective", "objective_vs_oracle"]
-        table.append({"policy": name, **{k: float(np.mean([r[k] for r in rows])) for k in keys}})
+            ref = oracle_obj.get(seed, float("nan"))
+            ratio = obj / ref if math.isfinite(ref) and ref > 0 else float("nan")
+            beats = name != "oracle" and math.isfinite(ref) and obj < ref
+            records.append({"policy": name, "seed": seed, **summary, **metrics, "objective_vs_oracle": ratio,
+                            "beats_oracle": beats, **extra})  # fmt: skip
+            if rec is not None:
+                recordings.setdefault(name, rec)
+    table = [aggregate(name, [r for r in records if r["policy"] == name]) for name in policies]
     return EvalResult(records, table, recordings)
+
+
+TABLE_KEYS = (
+    "on_time_pct", "drop_pct", "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p99_ms",
+    "throttled_pct", "max_temp_c", "energy_per_frame_j", "energy_per_camera_frame_j", "objective",
+    "objective_vs_oracle",
+)  # fmt: skip
+
+
+def aggregate(name: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One table row: the mean over seeds of each of :data:`TABLE_KEYS` and its 95 % CI half-width."""
+    row: dict[str, Any] = {"policy": name, "seeds": len(rows)}
+    for key in TABLE_KEYS:
+        mean, half = mean_ci95([float(r.get(key, float("nan"))) for r in rows])
+        row[key], row[f"{key}_ci95"] = mean, half
+    row["shutdowns"] = sum(bool(r["shutdown"]) for r in rows)
+    row["beats_oracle"] = sum(bool(r.get("beats_oracle")) for r in rows)
+    # older summary names, kept for plots and callers of the previous table
+    for old, new in (("deadline_miss_pct", None), ("frames", "processed_frames")):
+        vals = [float(r[new or old]) for r in rows if (new or old) in r]
+        row[old] = float(np.mean(vals)) if vals else float("nan")
+    return row
 
 
 def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:

@@ -88,6 +88,12 @@ def run_metrics(
     }
 
 
+def failed_run_metrics(duration_s: float, fps: float) -> dict[str, Any]:
+    """The metrics of a run that never produced a frame (an infeasible room for the reference)."""
+    empty = np.zeros(0)
+    return run_metrics(empty, empty, 0, 1.0, duration_s, fps, np.ones(1), np.zeros(1), empty, True, 0.0)
+
+
 def recording_metrics(rec: Any, duration_s: float, fps: float) -> dict[str, Any]:
     """:func:`run_metrics` of a :class:`lotus.governor.rollout.Recording` (camera rate ``fps``, 0: none)."""
     steps, frames = rec.steps, rec.frames

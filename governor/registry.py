@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lotus.core.errors import PolicyError
 from lotus.core.schema import ActionTable
+from lotus.governor.context import PolicyContext, build_mpc, load_python_policy
 from lotus.governor.policies import REGISTRY, Policy, make_policy, register
 from lotus.governor.shield import Shield
 
@@ -26,11 +28,24 @@ def shielded(name_or_path: str | Path, actions: ActionTable, **shield_kw: float)
     return Shield(lambda: _onnx(name_or_path, actions), actions, make_policy("stock", actions), **shield_kw)
 
 
-def build_policy(spec: str, actions: ActionTable, shield: bool | None = None) -> Policy:
+def build_policy(
+    spec: str, actions: ActionTable, shield: bool | None = None, context: PolicyContext | None = None
+) -> Policy:
     """Any policy by name (see :func:`governor.policies.policy_names`) or by ``.json``/``.onnx`` path.
+
+    ``NAME+shield`` is ``NAME`` inside the safety shield (stock as its fallback), so an evaluation
+    shows the shield's share of a result. ``mpc`` and ``python:PATH_OR_MODULE:CLASS`` need the
+    scenario's ``context`` (the nominal profiles, deadline and camera rate).
 
     :param shield: force the shield on or off; by default only ``drl`` and policy files get it.
     """
+    if spec.endswith("+shield"):
+        return build_policy(spec.removesuffix("+shield"), actions, shield=True, context=context)
+    if spec == "mpc" or spec.startswith("python:"):
+        if context is None:
+            raise PolicyError(f"policy {spec!r} needs the scenario (deadline, camera rate, profiles)")
+        policy = build_mpc(actions, context) if spec == "mpc" else load_python_policy(spec[7:], actions, context)
+        return Shield(policy, actions, make_policy("stock", actions)) if shield else policy
     is_file = spec.endswith((".json", ".onnx"))
     if spec in LEARNED or is_file:
         use_shield = shield if shield is not None else (spec == "drl" or is_file)

@@ -9,7 +9,7 @@ from lotus.core.errors import ConfigError, TraceError
 from lotus.envs import TwoStageDetectorEnv
 from lotus.envs.traces import GENERATORS, load_trace_csv, make_trace
 
-GEN_NAMES = ["steady", "bursty", "video"]
+GEN_NAMES = ["steady", "bursty", "video", "crowd"]
 N, MEAN, MAX = 3000, 80.0, 300
 
 
@@ -151,3 +151,7 @@ def test_env_bad_trace_fails_at_reset_with_trace_error(write_trace) -> None:  # 
     env = TwoStageDetectorEnv(trace=str(write_trace("1\n-1\n")))
     with pytest.raises(TraceError):
         env.reset(seed=0)
+
+
+def test_crowd_trace_is_heavier_than_video() -> None:
+    assert _gen("crowd", 3).mean() > 1.6 * _gen("video", 3).mean()  # about 2x, capped at half the maximum

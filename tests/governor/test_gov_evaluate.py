@@ -11,7 +11,8 @@ import pytest
 from lotus.core.errors import PolicyError
 from lotus.envs.core import Resolved
 from lotus.envs.scenario import Scenario
-from lotus.governor.evaluate import EvalResult, evaluate, objective, plot_eval
+from lotus.governor.evaluate import EvalResult, evaluate, plot_eval
+from lotus.governor.metrics import METRIC_KEYS
 from lotus.governor.oracle import oracle_rollout
 
 RECORD_KEYS = {
@@ -45,6 +46,8 @@ def test_one_record_per_policy_and_seed(result: EvalResult) -> None:
     assert sorted((r["policy"], r["seed"]) for r in result.records) == sorted((p, s) for p in POLICIES for s in SEEDS)
     for rec in result.records:
         assert RECORD_KEYS <= set(rec), RECORD_KEYS - set(rec)
+        assert set(METRIC_KEYS) <= set(rec)
+        assert rec["shutdown"] is False and rec["camera_frames"] == int(DURATION_S * 30)
         for key in RECORD_KEYS - {"policy", "seed"}:
             assert isinstance(rec[key], int | float) and math.isfinite(rec[key]), key
         assert rec["frames"] > 0.8 * DURATION_S * 30  # 30 fps camera, mostly kept up with
@@ -55,7 +58,8 @@ def test_one_record_per_policy_and_seed(result: EvalResult) -> None:
 def test_objective_and_ratio(result: EvalResult) -> None:
     deadline = Resolved.from_scenario(Scenario()).deadline_ms
     for rec in result.records:
-        assert rec["objective"] == pytest.approx(objective(rec, deadline))
+        lotus_obj = rec["latency_mean_ms"] + 0.1 * rec["latency_std_ms"] ** 2
+        assert rec["objective"] == pytest.approx(lotus_obj + deadline * (1 - rec["on_time_pct"] / 100))
         assert rec["objective_vs_oracle"] == pytest.approx(
             rec["objective"] / _rec(result, "oracle", rec["seed"])["objective"]
         )
@@ -63,11 +67,6 @@ def test_objective_and_ratio(result: EvalResult) -> None:
         assert _rec(result, "oracle", seed)["objective_vs_oracle"] == 1.0
     stock = [row for row in result.table if row["policy"] == "stock"][0]
     assert stock["objective"] == pytest.approx(np.mean([_rec(result, "stock", s)["objective"] for s in SEEDS]))
-
-
-def test_objective_formula() -> None:
-    summary = {"latency_mean_ms": 30.0, "latency_std_ms": 2.0, "deadline_miss_pct": 10.0, "throttled_pct": 50.0}
-    assert objective(summary, 40.0) == pytest.approx(30.0 + 0.1 * 4.0 + 40.0 * 0.1 + 40.0 * 0.5)
 
 
 def test_oracle_never_throttles_and_is_steadier_than_stock(result: EvalResult) -> None:
@@ -124,3 +123,38 @@ def test_plot_eval_writes_three_pngs(result: EvalResult, tmp_path: Path) -> None
     for p in paths:
         assert p.parent == tmp_path and p.suffix == ".png"
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+def test_infeasible_room_gives_shutdown_rows_not_a_crash() -> None:
+    """A room so hot that even bottom clocks overheat: every policy's run is a failed run."""
+    inferno = Scenario(ambient_c=80.0, init_temp_c=104.0)
+    result = evaluate(inferno, ["powersave", "oracle"], [0], 20.0)
+    for rec in result.records:
+        assert rec["shutdown"] is True
+        assert rec["on_time_pct"] < 100.0 and rec["camera_frames"] == 600
+    oracle = _rec(result, "oracle", 0)
+    assert "infeasible" in oracle and math.isinf(oracle["objective"])
+    assert all(row["shutdowns"] == 1 for row in result.table)
+
+
+def test_mpc_shield_variants_and_third_party_policies(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.py"
+    mine.write_text(
+        "import numpy as np\n"
+        "class Half:\n"
+        "    name = 'half'\n"
+        "    def __init__(self, actions, deadline_ms):\n"
+        "        self.a, self.deadline_ms = actions.n // 2, deadline_ms\n"
+        "    def reset(self, n=1):\n"
+        "        pass\n"
+        "    def act(self, obs):\n"
+        "        return np.full(len(obs), self.a, dtype=np.int64)\n"
+    )
+    names = ["mpc", "mpc+shield", "stock+shield", f"python:{mine}:Half"]
+    result = evaluate(Scenario(), names, [0, 1], 20.0)
+    assert [row["policy"] for row in result.table] == names
+    for row in result.table:
+        assert row["seeds"] == 2 and math.isfinite(row["on_time_pct_ci95"]) and row["shutdowns"] == 0
+    assert "shield_interventions" in _rec(result, "stock+shield", 0)
+    with pytest.raises(PolicyError, match="no class Nope"):
+        evaluate(Scenario(), [f"python:{mine}:Nope"], [0], 5.0)

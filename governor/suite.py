@@ -1,0 +1,125 @@
+"""Named scenario suites for ``lotus eval --suite``: the benchmark every governor is compared on.
+
+``standard`` covers the README's two rooms, a steady and a heavy-proposal trace, a hot enclosure,
+a fan-on case, the 7 W mode, Orin NX, and held-out board variants whose heatsink resistance and
+workload cost lie outside the ranges ``drl`` was trained on (r_scale 0.85-1.2, workload 0.85-1.15,
+traces steady/bursty/video). ``smoke`` is a short version that runs in CI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lotus.core.errors import ConfigError
+from lotus.envs.scenario import Randomization, Scenario
+
+STANDARD_POLICIES = (
+    "stock", "stock+shield", "performance", "mpc", "mpc+shield", "ztt", "ztt+shield", "lotus-dac24",
+    "lotus-dac24+shield", "drl", "oracle",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SuiteScenario:
+    """One scenario of a suite: its name, the scenario, and whether it is held out of training."""
+
+    name: str
+    scenario: Scenario
+    held_out: bool = False
+
+
+def _nano(**fields: Any) -> Scenario:
+    return Scenario(board="orin-nano", fps=30.0, **fields)
+
+
+def _standard() -> list[SuiteScenario]:
+    enclosure = Randomization(r_scale=(1.3, 1.3))  # 30 % more heatsink-to-ambient resistance
+    variant = Randomization(r_scale=(1.25, 1.25), workload_scale=(1.25, 1.25))
+    return [
+        SuiteScenario("nano15-25c-video", _nano(ambient_c=25.0, trace="video")),
+        SuiteScenario("nano15-35c-bursty", _nano(ambient_c=35.0, trace="bursty")),
+        SuiteScenario("nano15-30c-steady", _nano(ambient_c=30.0, trace="steady")),
+        SuiteScenario("nano15-30c-crowd", _nano(ambient_c=30.0, trace="crowd"), held_out=True),
+        SuiteScenario("nano15-30c-enclosure", _nano(ambient_c=30.0, trace="video", randomize=enclosure), held_out=True),
+        SuiteScenario("nano15-35c-fan", _nano(ambient_c=35.0, trace="bursty", fan="on")),
+        SuiteScenario("nano7w-25c-video", _nano(power_mode="7W", ambient_c=25.0, trace="video")),
+        SuiteScenario("nx-30c-video", Scenario(board="orin-nx", fps=30.0, ambient_c=30.0, trace="video")),
+        SuiteScenario("nano15-30c-variant", _nano(ambient_c=30.0, trace="video", randomize=variant), held_out=True),
+    ]
+
+
+def _smoke() -> list[SuiteScenario]:
+    return [
+        SuiteScenario("nano15-25c-video", Scenario(fps=30.0, ambient_c=25.0, trace="video")),
+        SuiteScenario("nano15-hot-start", Scenario(fps=30.0, ambient_c=40.0, trace="bursty", init_temp_c=95.0)),
+    ]
+
+
+SUITES: dict[str, tuple[Callable[[], list[SuiteScenario]], float, int, tuple[str, ...]]] = {
+    # name: (scenarios, seconds per run, seeds, default policies)
+    "standard": (_standard, 1200.0, 5, STANDARD_POLICIES),
+    "smoke": (_smoke, 20.0, 2, ("stock", "mpc", "drl", "oracle")),
+}
+
+
+def suite(name: str) -> tuple[list[SuiteScenario], float, int, tuple[str, ...]]:
+    """The scenarios, run length (s), seed count and default policies of suite ``name``."""
+    if name not in SUITES:
+        raise ConfigError(f"unknown suite {name!r}; choose one of {', '.join(SUITES)}")
+    build, duration, seeds, policies = SUITES[name]
+    return build(), duration, seeds, policies
+
+
+def run_suite(
+    name: str,
+    out: Path,
+    policies: Sequence[str] | None = None,
+    seeds: int | None = None,
+    duration_s: float | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate every scenario of suite ``name``; write per-scenario tables, JSON and plots, and a ranking.
+
+    :return: ``{"suite", "scenarios": {name: {"table", "held_out", ...}}, "ranking": [...]}``.
+    """
+    import json
+
+    from lotus.governor.evaluate import evaluate, plot_eval
+    from lotus.governor.report import format_suite_table
+
+    scenarios, dur, n_seeds, default = suite(name)
+    dur = duration_s or dur
+    names = list(policies or default)
+    seed_list = list(range(seeds or n_seeds))
+    doc: dict[str, Any] = {"suite": name, "duration_s": dur, "seeds": seed_list, "policies": names, "scenarios": {}}
+    for sc in scenarios:
+        result = evaluate(sc.scenario, names, seed_list, dur, progress=progress)
+        where = out / sc.name
+        where.mkdir(parents=True, exist_ok=True)
+        entry = {"scenario": sc.scenario.model_dump(mode="json"), "held_out": sc.held_out, "table": result.table,
+                 "records": result.records}  # fmt: skip
+        (where / "results.json").write_text(json.dumps(entry, indent=2, default=str))
+        (where / "table.md").write_text(format_suite_table(result.table) + "\n")
+        plot_eval(result, where, f"{sc.name} ({len(seed_list)} seeds; plots show seed {seed_list[0]})")
+        doc["scenarios"][sc.name] = entry
+    doc["ranking"] = ranking(doc)
+    (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
+    return doc
+
+
+def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Policies by mean rank of their objective over the suite's scenarios (the oracle excluded)."""
+    ranks: dict[str, list[int]] = {}
+    wins: dict[str, int] = {}
+    for entry in doc["scenarios"].values():
+        rows = [r for r in entry["table"] if r["policy"] != "oracle"]
+        ordered = sorted(rows, key=lambda r: (r["shutdowns"] > 0, r["objective"]))
+        for k, row in enumerate(ordered):
+            ranks.setdefault(row["policy"], []).append(k + 1)
+        if ordered:
+            wins[ordered[0]["policy"]] = wins.get(ordered[0]["policy"], 0) + 1
+    out = [{"policy": p, "mean_rank": sum(r) / len(r), "wins": wins.get(p, 0)} for p, r in ranks.items()]
+    return sorted(out, key=lambda r: r["mean_rank"])
