@@ -25,7 +25,7 @@ class StockPolicy(PolicyBase):
     GPU: jump to ``current * load / 0.7`` when load > 0.85; one step down when load < 0.5.
     """
 
-    name = "stock"
+    name = "stock-simple"
 
     def __init__(self, actions: ActionTable) -> None:
         self.actions = actions

@@ -28,6 +28,11 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from lotus.core.schema import IDX, ActionTable
+from lotus.governor.protocol import NOMINAL_DECISION_S, PolicyBase, TimeStep
+
 PODGOV_POLL_S = 0.025
 SCHEDUTIL_RATE_LIMIT_S = 0.010
 PELT_HALF_LIFE_S = 0.032
@@ -128,3 +133,50 @@ class Schedutil:
         self.last_update_s = now_s
         self.index = index
         return self.index
+
+
+class KernelStockPolicy(PolicyBase):
+    """``stock``: :class:`Schedutil` for the CPU and :class:`Podgov` for the GPU, on their own timers.
+
+    Each board keeps its own simulated (or wall) time from the ``dt_s`` of every call; podgov polls
+    at every 25 ms boundary crossed since the previous call and schedutil accrues PELT over the
+    whole interval, each with the busy fraction the observation reports for that interval. The
+    clocks they choose take effect at the next call, so a decision can lag a timer by up to one
+    stage (the simulator changes clocks only at stage boundaries). The current clocks are read
+    back from the observation, so a firmware cap is what the governors see, as on a board.
+    """
+
+    name = "stock"
+
+    def __init__(self, actions: ActionTable) -> None:
+        self.actions = actions
+        self.reset(1)
+
+    def reset(self, n: int = 1) -> None:
+        self.cpu = [Schedutil(self.actions.cpu_khz) for _ in range(n)]
+        self.gpu = [Podgov(self.actions.gpu_hz) for _ in range(n)]
+        self.t_s = [0.0] * n
+
+    def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
+        obs = np.atleast_2d(obs)
+        if obs.shape[0] != len(self.cpu):
+            self.reset(obs.shape[0])
+        dts = np.broadcast_to(np.asarray(NOMINAL_DECISION_S if dt_s is None else dt_s, dtype=float), obs.shape[:1])
+        out = np.empty(obs.shape[0], dtype=np.int64)
+        cpu_top, gpu_top = self.actions.cpu_khz[-1], self.actions.gpu_hz[-1]
+        for i, o in enumerate(obs):
+            dt = float(dts[i]) if math.isfinite(float(dts[i])) and dts[i] > 0 else 0.0
+            t0, t1 = self.t_s[i], self.t_s[i] + dt
+            self.t_s[i] = t1
+            c_idx = self.actions.nearest(float(o[IDX["cpu_freq_frac"]]) * cpu_top, 0.0)
+            g_idx = self.actions.nearest(0.0, float(o[IDX["gpu_freq_frac"]]) * gpu_top) // self.actions.n_cpu
+            sched, pod = self.cpu[i], self.gpu[i]
+            sched.index, pod.index = c_idx % self.actions.n_cpu, g_idx
+            cpu = sched.tick(t1, dt, float(o[IDX["cpu_util"]]))
+            poll = pod.p.poll_s
+            k = math.floor(t0 / poll + 1e-9) + 1
+            while k * poll <= t1 + 1e-12:
+                pod.tick(k * poll, float(o[IDX["gpu_util"]]))
+                k += 1
+            out[i] = self.actions.index(cpu, pod.index)
+        return out

@@ -53,16 +53,25 @@ def fixed(actions: ActionTable, arg: str) -> Policy:
     return ConstantPolicy(f"fixed:{arg}", actions.nearest(cpu_khz, gpu_hz))
 
 
-def stock(actions: ActionTable) -> Policy:
-    """The board's default governors (schedutil + podgov-like)."""
+def stock_simple(actions: ActionTable) -> Policy:
+    """The earlier dead-band approximation of the stock governors (kept to compare with old results)."""
     from lotus.governor.baselines import StockPolicy
 
     return StockPolicy(actions)
 
 
+def stock(actions: ActionTable) -> Policy:
+    """What the board runs without lotus: L4T's schedutil + nvhost_podgov on their own timers."""
+    from lotus.governor.kernel_governors import KernelStockPolicy
+
+    return KernelStockPolicy(actions)
+
+
 PolicyFactory = Callable[..., object]
 """``factory(actions, **kwargs)``: a :class:`Policy`, or a bare one :func:`as_policy` adapts."""
-REGISTRY: dict[str, PolicyFactory] = {"performance": performance, "powersave": powersave, "stock": stock}
+REGISTRY: dict[str, PolicyFactory] = {
+    "performance": performance, "powersave": powersave, "stock": stock, "stock-simple": stock_simple,
+}  # fmt: skip
 PARAMETRIC: dict[str, Callable[[ActionTable, str], Policy]] = {"fixed": fixed}
 
 

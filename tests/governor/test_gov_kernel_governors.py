@@ -56,3 +56,22 @@ def test_schedutil_trace() -> None:
     for k in range(100):
         idx = gov.tick(0.01 * (k + 1), 0.01, 1.0)
     assert idx == 2 and gov.util > 1000
+
+
+def test_stock_on_the_25c_video_scenario_is_not_pinned_at_the_bottom_gpu_clock() -> None:
+    import numpy as np
+
+    from lotus.envs.core import Resolved
+    from lotus.envs.scenario import Scenario
+    from lotus.governor.policies import make_policy
+    from lotus.governor.rollout import rollout
+
+    sc = Scenario(ambient_c=25.0, trace="video", fps=30.0)
+    actions = Resolved.from_scenario(sc).actions
+    policy = make_policy("stock", actions)
+    assert policy.name == "stock"
+    rec = rollout(policy, sc, 60.0, seed=0)
+    gpu = rec.steps["applied_gpu_hz"]
+    at_bottom = float(np.mean(gpu == actions.gpu_hz[0]))
+    assert at_bottom < 0.2, at_bottom  # the old dead-band rule sat at the bottom on 100 % of decisions
+    assert float(np.mean(gpu >= actions.gpu_hz[1])) > 0.8

@@ -7,7 +7,7 @@ import pytest
 
 from lotus.core.errors import PolicyError
 from lotus.envs.scenario import Scenario
-from lotus.governor.baselines import StockPolicy
+from lotus.governor.kernel_governors import KernelStockPolicy as StockPolicy
 from lotus.governor.onnx_policy import OnnxPolicy
 from lotus.governor.policies import REGISTRY, make_policy, register
 from lotus.governor.protocol import Policy, PolicyAdapter, PolicyBase, PolicyDiagnostics, as_policy

@@ -10,7 +10,7 @@ import pytest
 from lotus.core.errors import PolicyError
 from lotus.core.schema import IDX, N_FEATURES
 from lotus.envs.scenario import Scenario
-from lotus.governor.baselines import StockPolicy
+from lotus.governor.kernel_governors import KernelStockPolicy as StockPolicy
 from lotus.governor.policies import make_policy
 from lotus.governor.report import summarize
 from lotus.governor.rollout import rollout
