@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lotus.envs.core import CPU_THREADS_SHARE
 from lotus.envs.detector_env import TwoStageDetectorEnv
 from lotus.envs.ops import SCALAR, normal
+from lotus.envs.physics import segment_power, stage_activity
 from lotus.envs.scenario import Scenario
 from lotus.governor.rollout import Recording, episode_frames_for, run_env
 
@@ -56,15 +56,11 @@ class OracleController:
             mem = fx.mem_ms + pp.mem_ms * n + 0 * fc
         cpu, gpu, mem = cpu * jitter, gpu * jitter, mem * jitter
         t = cpu + gpu + mem
-        static = b.cpu.static_w_25c * np.exp(b.cpu.leak_per_c * (core.th_c + core.amb - 25.0)) + (
-            b.gpu.static_w_25c * np.exp(b.gpu.leak_per_c * (core.th_g + core.amb - 25.0))
-        )
         fc_i, fg_i = np.minimum(self.c_idx, core.cap_c), np.minimum(self.g_idx, core.cap_g)
-        power = (
-            self.dyn_c[fc_i] * (CPU_THREADS_SHARE * cpu / t + b.cpu.idle_activity)
-            + self.dyn_g[fg_i] * (gpu / t + b.gpu.idle_activity)
-            + static + b.base_w + b.mem_active_w * mem / t
-        )  # fmt: skip
+        act_c, act_g = stage_activity(b, cpu, gpu, t)
+        p_c, p_g, p_s = segment_power(b, self.dyn_c[fc_i], self.dyn_g[fg_i], act_c, act_g, mem / t,
+                                      core.th_c + core.amb, core.th_g + core.amb, np.exp)  # fmt: skip
+        power = p_c + p_g + p_s
         return t, power * t * 1e-3
 
     def act(self) -> int:
