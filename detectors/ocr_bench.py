@@ -7,12 +7,12 @@ Renders word images with Pillow, measures word accuracy and stage latencies thro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lotus.core.errors import ModelLoadError
-from lotus.core.files import sha256_file
 from lotus.detectors.timing import median_ms
 from lotus.detectors.workload_fit import placeholder_workload, workload_from_ms
 from lotus.runtime.models.manifest import (
@@ -108,11 +108,10 @@ def package_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _stage_spec(name: str, role: str, path: Path, inp: tuple, out: tuple) -> StageSpec:
+def _stage_spec(name: Literal["stage1", "stage2"], role: str, path: Path, inp: tuple, out: tuple) -> StageSpec:
     """One float32 stage with a single input and output, each ``(tensor name, shape, description)``."""
     tensor = [TensorSpec(name=n, shape=shape, dtype="float32", description=d) for n, shape, d in (inp, out)]
-    return StageSpec(name=name, role=role, file=path.name, sha256=sha256_file(path), size_bytes=path.stat().st_size,
-                     inputs=[tensor[0]], outputs=[tensor[1]])  # fmt: skip
+    return StageSpec.of_file(name, role, path, [tensor[0]], [tensor[1]])
 
 
 def build_ppocr_manifest(

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from lotus.core.errors import ConfigError
-from lotus.core.files import sha256_file
 from lotus.detectors.dataset import CLASS_NAMES
 from lotus.detectors.model import DetectorConfig
 from lotus.detectors.workload_fit import placeholder_workload, workload_from_ms
@@ -44,12 +43,10 @@ def frcnn_manifest(
     s, f, c = cfg.image_size, cfg.feat_size, cfg.widths[-1]
     feat = TensorSpec(name="features", shape=[1, c, f, f], dtype="float32", description=f"stride {cfg.stride}")
     stages = [
-        StageSpec(
-            name="stage1",
-            role="backbone + RPN + top-k + NMS",
-            file=stage1.name,
-            sha256=sha256_file(stage1),
-            size_bytes=stage1.stat().st_size,
+        StageSpec.of_file(
+            "stage1",
+            "backbone + RPN + top-k + NMS",
+            stage1,
             inputs=[
                 TensorSpec(
                     name="image",
@@ -66,12 +63,10 @@ def frcnn_manifest(
                 TensorSpec(name="proposal_scores", shape=["P"], dtype="float32"),
             ],
         ),
-        StageSpec(
-            name="stage2",
-            role="RoIAlign + box head + class-aware NMS",
-            file=stage2.name,
-            sha256=sha256_file(stage2),
-            size_bytes=stage2.stat().st_size,
+        StageSpec.of_file(
+            "stage2",
+            "RoIAlign + box head + class-aware NMS",
+            stage2,
             inputs=[feat, TensorSpec(name="proposals", shape=["N", 4], dtype="float32")],
             outputs=[
                 TensorSpec(name="boxes", shape=["M", 4], dtype="float32", description="xyxy, input px"),

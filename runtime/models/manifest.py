@@ -56,6 +56,19 @@ class StageSpec(_Strict):
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
 
+    @classmethod
+    def of_file(
+        cls,
+        name: Literal["stage1", "stage2"],
+        role: str,
+        path: Path,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+    ) -> StageSpec:
+        """The stage whose ONNX graph is ``path``: its file name, hash and size are read from it."""
+        return cls(name=name, role=role, file=path.name, sha256=sha256_file(path), size_bytes=path.stat().st_size,
+                   inputs=inputs, outputs=outputs)  # fmt: skip
+
 
 class Metrics(_Strict):
     """Measured accuracy and latency (CPU, onnxruntime)."""
