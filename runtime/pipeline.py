@@ -5,8 +5,9 @@ so the event loop stays responsive). Around the two ONNX stages it reads the boa
 builds the shared observation (:mod:`runtime.observation`), asks the governor for the stage-2
 clocks (proposal count known) and, after the frame, for the next frame's clocks (in streaming
 mode ``next_frame_in_ms`` comes from the source's rate, so clocks can rise before the frame is
-due). Energy per frame is the board's energy counter difference when it has one, else the
-trapezoid integral of the power read at the frame's three sensor reads.
+due). A single-stage model (``onnx-detector``) gets one decision per frame instead, taken after
+decoding and before its one graph runs. Energy per frame is the board's energy counter difference
+when it has one, else the trapezoid integral of the power read at the frame's sensor reads.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from lotus.core.errors import BadInputError, ConfigError, ModelLoadError
 from lotus.runtime.config import ModelsConfig
-from lotus.runtime.governor_loop import GovernorController
+from lotus.runtime.governor_loop import Decision, GovernorController
 from lotus.runtime.hw.base import Board, Snapshot
 from lotus.runtime.observation import ObservationBuilder, SensorView, sensor_view
 
@@ -32,11 +33,12 @@ if TYPE_CHECKING:  # onnxruntime is imported when the models load, not with this
     import onnxruntime as ort
 
     from lotus.runtime.metrics import Metrics
+    from lotus.runtime.models.base import Detection, ModelPipeline
     from lotus.runtime.models.manifest import ModelManifest
-    from lotus.runtime.models.two_stage import Detection, TwoStagePipeline
 
 log = logging.getLogger(__name__)
 MAX_PIXELS = 40_000_000  # decoded images above this are refused (decompression bombs)
+NO_DECISION = Decision(None, None, None, False, 0.0, 0.0)  # the in-frame decision a single-stage model skips
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -101,11 +103,12 @@ class LoadedModel:
     :param deadline_ms: per-frame latency target, ms (config ``slo_ms``, else the manifest's default)
     :param max_proposals: the most proposals stage 1 can produce (normalises the observation)
     :param proposal_cap: cap on proposals passed to stage 2 (None: all)
+    :param version: the version served: the manifest's ``version`` (its folder number when unset)
     """
 
     name: str
     manifest: ModelManifest
-    pipeline: TwoStagePipeline
+    pipeline: ModelPipeline
     provider: str
     deadline_ms: float
     max_proposals: int
@@ -117,6 +120,40 @@ class LoadedModel:
     @property
     def kind(self) -> str:
         return str(self.manifest.kind)
+
+    def io_spec(self) -> dict[str, Any]:
+        """The tensors as served, KServe v2 metadata style, plus each ONNX graph's tensors with their roles.
+
+        ``inputs``/``outputs``: what ``/v2/models/{name}/infer`` takes and returns (the same for
+        every kind: an RGB image in, detections out). ``stages``: stage -> ``inputs``/``outputs``
+        of the model's own graphs, each ``{"name", "datatype", "shape", "role"}`` (-1: dynamic dim).
+        """
+        kserve = {"float32": "FP32", "float16": "FP16", "int64": "INT64", "int32": "INT32", "uint8": "UINT8"}
+        stages = {
+            st.name: {
+                side: [
+                    {
+                        "name": t.name,
+                        "datatype": kserve[t.dtype],
+                        "role": t.role,
+                        "shape": [d if isinstance(d, int) else -1 for d in t.shape],
+                    }
+                    for t in getattr(st, side)
+                ]  # fmt: skip
+                for side in ("inputs", "outputs")
+            }
+            for st in self.manifest.stages
+        }
+        return {
+            "inputs": [{"name": "image", "datatype": "UINT8", "shape": [-1, -1, 3]}],
+            "outputs": [
+                {"name": "boxes", "datatype": "FP32", "shape": [-1, 4]},
+                {"name": "scores", "datatype": "FP32", "shape": [-1]},
+                {"name": "labels", "datatype": "BYTES", "shape": [-1]},
+                {"name": "class_ids", "datatype": "INT64", "shape": [-1]},
+            ],
+            "stages": stages,
+        }
 
 
 def _provider_entries(providers: list[str], trt_cache: Path | None) -> list[Any]:
@@ -134,7 +171,9 @@ def load_models(cfg: ModelsConfig) -> dict[str, LoadedModel]:
     """Load, verify and open every configured model; a GPU provider that fails falls back to CPU.
 
     Names resolve in ``models.repository`` first, then in the read-only shipped models
-    (:meth:`ModelsConfig.model_repository`). Model folders are only read.
+    (:meth:`ModelsConfig.model_repository`); a model with version folders serves its highest
+    version unless the entry pins one (a ``version`` key, when the config has it). Model folders
+    are only read.
 
     :raises ConfigError: ``models.repository`` is set but is not a directory
     :raises ModelLoadError: a name resolves nowhere, or a manifest or ONNX file is missing or corrupt
@@ -148,10 +187,10 @@ def load_models(cfg: ModelsConfig) -> dict[str, LoadedModel]:
     providers = probe_providers(cfg.providers)
     models: dict[str, LoadedModel] = {}
     for mc in cfg.load:
-        path = repo.find(mc.name)
+        path = repo.find(mc.name, getattr(mc, "version", None))
         manifest = read_manifest(path)
         shipped = repo.is_shipped(path)
-        pipe: TwoStagePipeline | None = None
+        pipe: ModelPipeline | None = None
         tried = providers if providers[0] != "CPUExecutionProvider" else ["CPUExecutionProvider"]
         for attempt in (tried, ["CPUExecutionProvider"]):
             try:
@@ -282,6 +321,8 @@ class FramePipeline:
     def _process(
         self, image: np.ndarray | bytes, model: LoadedModel, next_frame_at: float | None, source: str, queued_s: float
     ) -> FrameResult:
+        if not model.pipeline.two_stage:
+            return self._process_single(image, model, next_frame_at, source, queued_s)
         pipe, gov, bld, board = model.pipeline, self.governor, self.builder, self.board
         acts = gov.actions
         t0 = time.perf_counter()
@@ -378,11 +419,105 @@ class FramePipeline:
             source=source,
             provider=model.provider,
         )
+        self._finish(result, d1, d2)
+        return result
+
+    def _finish(self, result: FrameResult, d1: Decision, d2: Decision) -> None:
+        """Metrics and the frame callback for a finished frame."""
         if self.metrics is not None:
-            self.metrics.observe_frame(result, d1, d2, throttled and not self._throttled_prev)
-        self._throttled_prev = throttled
+            self.metrics.observe_frame(result, d1, d2, result.throttled and not self._throttled_prev)
+        self._throttled_prev = result.throttled
         if self.on_frame is not None:
             self.on_frame(result)
+
+    def _process_single(
+        self, image: np.ndarray | bytes, model: LoadedModel, next_frame_at: float | None, source: str, queued_s: float
+    ) -> FrameResult:
+        """A single-stage model: decode -> one governor decision -> preprocess + graph -> post-processing.
+
+        The decision is reported as the ``next`` one (it holds for this frame and until the next
+        decision); ``action_stage2`` is None and the ``*_stage2`` timings are 0.
+        """
+        pipe, gov, bld, board = model.pipeline, self.governor, self.builder, self.board
+        acts = gov.actions
+        t0 = time.perf_counter()
+        snap0 = board.snapshot(util=False)
+        view0 = sensor_view(snap0, acts)
+        board.note_activity(True)
+        try:
+            if isinstance(image, bytes):
+                image = decode_image(image)
+        except Exception:
+            board.note_activity(False)
+            raise
+        t_dec = time.perf_counter()
+        self._busy_s += t_dec - t0
+        snap1 = board.snapshot()
+        view1 = sensor_view(snap1, acts)
+        bld.update_slope(snap1.t_mono_s, max(view1.cpu_temp_c, view1.gpu_temp_c))
+        raw = bld.raw(
+            view1, stage2_next=False, proposals=0, max_proposals=model.max_proposals,
+            deadline_ms=model.deadline_ms, frame_elapsed_ms=(t_dec - t0) * 1e3,
+            next_frame_in_ms=self._next_in_ms(next_frame_at, t_dec), cpu_util=self._cpu_util(t_dec),
+            gpu_util=view1.gpu_util, throttled=gov.throttled(view1.cpu_khz, view1.gpu_hz),
+        )  # fmt: skip
+        d = gov.decide(bld.encode(raw))
+        t1 = time.perf_counter()
+        try:
+            s1 = pipe.run_stage1(pipe.preprocess(image))
+            t2 = time.perf_counter()
+            dets = pipe.run_stage2(s1, model.proposal_cap)
+        finally:
+            board.note_activity(False)
+        t3 = time.perf_counter()
+        self._busy_s += t3 - t1
+        latency_ms = (t3 - t0) * 1e3
+        bld.frame_done(latency_ms, (t2 - t1) * 1e3, 0)
+        snap2 = board.snapshot()
+        view2 = sensor_view(snap2, acts)
+        throttled = gov.throttled(view2.cpu_khz, view2.gpu_hz)
+        self.frames += 1
+        self.last_progress = time.monotonic()
+        run_clocks = _clocks(view1)
+        if d.applied:
+            run_clocks = {"cpu_khz": d.cpu_khz, "gpu_hz": d.gpu_hz if gov.has_gpu else view1.gpu_hz}
+        result = FrameResult(
+            model=model.name,
+            frame=self.frames,
+            detections=dets,
+            num_proposals=s1.num_proposals,
+            timings_ms={
+                "queue": queued_s * 1e3,
+                "decode": (t_dec - t0) * 1e3,
+                "stage1": (t2 - t1) * 1e3,
+                "decision_stage2": 0.0,
+                "clock_set_stage2": 0.0,
+                "stage2": (t3 - t2) * 1e3,
+                "decision_next": d.decision_s * 1e3,
+                "clock_set_next": d.clock_set_s * 1e3,
+                "frame": latency_ms,
+                "total": (time.perf_counter() - t0) * 1e3,
+            },
+            clocks_before=_clocks(view0),
+            clocks_stage2=run_clocks,
+            clocks_after=run_clocks,
+            temps_c=dict(snap2.temps_c),
+            power_w=view2.power_w,
+            energy_j=self._energy(snap0, snap1, snap2, view0, view1, view2),
+            throttled=throttled,
+            governor={
+                "mode": gov.mode,
+                "policy": gov.policy_spec,
+                "action_stage2": None,
+                "action_next": d.action,
+                "deadline_ms": model.deadline_ms,
+                "slo_met": latency_ms <= model.deadline_ms,
+            },
+            image_size=(int(image.shape[1]), int(image.shape[0])),
+            source=source,
+            provider=model.provider,
+        )
+        self._finish(result, NO_DECISION, d)
         return result
 
     @staticmethod

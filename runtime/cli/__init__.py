@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from lotus.core.cli import group
-from lotus.runtime.cli import bench, boards, serve
+from lotus.runtime.cli import bench, boards, models, serve
 
 
 def register(app: typer.Typer) -> None:
@@ -21,3 +21,4 @@ def register(app: typer.Typer) -> None:
         boards.restore_clocks
     )
     group(app, "bench", "Measure speed: simulator, daemon.").command("serve")(bench.bench_serve)
+    app.add_typer(models.app, name="models", help="Your model repository: import ONNX models, list, show, verify.")

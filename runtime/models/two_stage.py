@@ -1,164 +1,84 @@
 """Torch-free two-stage runtime: onnxruntime sessions driven from a manifest.
 
 The daemon calls ``preprocess`` -> ``run_stage1`` -> (governor acts, may cap proposals) ->
-``run_stage2``; :class:`TwoStagePipeline` is that whole interface. Only numpy, onnxruntime and
-Pillow are used here (cv2 for OCR, in :mod:`lotus.runtime.models.ocr`).
+``run_stage2``; :class:`TwoStagePipeline` is that whole interface (the kind-independent part is
+:class:`~lotus.runtime.models.base.ModelPipeline`). Tensor names come from the manifest's roles.
+Only numpy, onnxruntime and Pillow are used here (cv2 for OCR, in :mod:`lotus.runtime.models.ocr`).
+:func:`create_pipeline` builds the pipeline of any kind, the single-stage ``onnx-detector`` too.
 """
 
 from __future__ import annotations
 
-import math
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from PIL import Image
 
 from lotus.core.errors import BadInputError, ModelLoadError
-from lotus.runtime.models.manifest import ModelManifest, Param, load_manifest
+from lotus.runtime.models.base import (
+    WARMUP_SIZE,
+    Detection,
+    ModelPipeline,
+    Stage1Result,
+    check_image,
+    make_session,
+    number,
+)
+from lotus.runtime.models.detector import OnnxDetectorPipeline
+from lotus.runtime.models.image import ImageInput
+from lotus.runtime.models.manifest import ModelManifest, load_manifest
 
+__all__ = ["WARMUP_SIZE", "Detection", "Stage1Result", "make_session", "create_pipeline", "TwoStagePipeline"]
 MAX_INPUT_PIXELS = 40_000_000  # model inputs larger than this after resizing are refused (BadInputError)
-WARMUP_SIZE = 320  # side of the warm-up image when the model has no fixed input size, px
 
 
-@dataclass
-class Detection:
-    """One result: ``box`` xyxy in original-image pixels, ``score``, ``label`` (class name or text)."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    label: str
-    class_id: int | None = None
-
-
-@dataclass
-class Stage1Result:
-    """What stage 1 found: ``num_proposals`` and the state stage 2 needs."""
-
-    num_proposals: int
-    proposals: np.ndarray  # [N, 4] xyxy, model-input pixels (frcnn) or [N, 4, 2] quads (ppocr)
-    scores: np.ndarray  # [N]
-    state: dict[str, Any] = field(default_factory=dict)
-
-
-def make_session(
-    path: Path,
-    providers: list[Any] | None = None,
-    sess_options: ort.SessionOptions | None = None,
-    threads: int | None = None,
-) -> ort.InferenceSession:
-    """An ORT session for ``path``; ``threads`` sets intra-op threads when no options are given."""
-    if sess_options is None:
-        sess_options = ort.SessionOptions()
-        if threads:
-            sess_options.intra_op_num_threads = threads
-            sess_options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(
-            str(path), sess_options=sess_options, providers=providers or ["CPUExecutionProvider"]
-        )
-    except Exception as exc:  # onnxruntime raises several unrelated types
-        raise ModelLoadError(f"cannot load ONNX file {path}: {exc}") from None
-
-
-def _number(manifest: ModelManifest, key: str, post: bool = False) -> float:
-    """``manifest.preprocess[key]`` (``postprocess`` with ``post``) as a number; ModelLoadError otherwise."""
-    params: dict[str, Param] = manifest.postprocess if post else manifest.preprocess
-    value = params.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        section = "postprocess" if post else "preprocess"
-        raise ModelLoadError(f"model {manifest.name!r}: {section}.{key} must be a number, got {value!r}")
-    return float(value)
-
-
-class TwoStagePipeline(ABC):
-    """Two ORT sessions built from a manifest: everything the daemon calls on a model.
-
-    :param manifest: the model's manifest (``base_dir`` set: loaded from a file)
-    :param providers: ORT execution providers in preference order (names or ``(name, options)``)
-    :param sess_options: ORT session options (``threads`` is ignored when given)
-    :param threads: ORT intra-op threads when no ``sess_options`` are given
-    """
-
-    def __init__(
-        self,
-        manifest: ModelManifest,
-        providers: list[Any] | None = None,
-        sess_options: ort.SessionOptions | None = None,
-        threads: int | None = None,
-    ) -> None:
-        self.manifest = manifest
-        self.stage1 = make_session(manifest.stage_path("stage1"), providers, sess_options, threads)
-        self.stage2 = make_session(manifest.stage_path("stage2"), providers, sess_options, threads)
-        self._configure()
-
-    @abstractmethod
-    def _configure(self) -> None:
-        """Read the model kind's parameters from the manifest (after the sessions exist)."""
+class TwoStagePipeline(ModelPipeline):
+    """Two ORT sessions (``stage1``, ``stage2``) with a governor decision between them."""
 
     @property
-    def provider(self) -> str:
-        """The execution provider the sessions run on (first of stage 1's), e.g. ``CPUExecutionProvider``."""
-        return str(self.stage1.get_providers()[0])
+    def stage1(self) -> ort.InferenceSession:
+        return self.sessions["stage1"]
 
     @property
-    def warmup_size(self) -> int:
-        """Side of the square warm-up image, px: the fixed model input size, else :data:`WARMUP_SIZE`."""
-        return WARMUP_SIZE
-
-    def warmup_image(self, seed: int = 0) -> np.ndarray:
-        """A random ``[S, S, 3]`` uint8 RGB image, S = :attr:`warmup_size` (dummy frames before ready)."""
-        rng = np.random.default_rng(seed)
-        return rng.integers(0, 255, size=(self.warmup_size, self.warmup_size, 3), dtype=np.uint8)
-
-    @abstractmethod
-    def preprocess(self, image: np.ndarray) -> dict[str, Any]:
-        """Model inputs from ``image`` [H, W, 3] uint8 RGB; BadInputError when it cannot be used."""
-
-    @abstractmethod
-    def run_stage1(self, inputs: dict[str, Any]) -> Stage1Result:
-        """Stage 1 on the preprocessed inputs: the proposals and the state stage 2 needs."""
-
-    @abstractmethod
-    def run_stage2(self, result: Stage1Result, max_proposals: int | None = None) -> list[Detection]:
-        """Stage 2 on the best ``max_proposals`` proposals (all when None): detections in image pixels."""
-
-    def __call__(self, image: np.ndarray, max_proposals: int | None = None) -> list[Detection]:
-        """Both stages on ``image`` [H, W, 3] uint8 RGB."""
-        return self.run_stage2(self.run_stage1(self.preprocess(image)), max_proposals)
-
-
-def _check_image(image: np.ndarray) -> None:
-    """BadInputError (400) unless ``image`` is a non-empty [H, W, 3] uint8 array."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or min(image.shape) == 0:
-        raise BadInputError(f"expected an HxWx3 uint8 RGB image, got shape {list(image.shape)} {image.dtype}")
+    def stage2(self) -> ort.InferenceSession:
+        return self.sessions["stage2"]
 
 
 class FrcnnPipeline(TwoStagePipeline):
-    """FRCNN-lite: stage 1 = backbone + RPN + NMS, stage 2 = RoIAlign + box head + NMS."""
+    """Kind ``frcnn``: stage 1 = backbone + proposals (+ NMS), stage 2 = box head over the proposals (+ NMS).
+
+    FRCNN-lite is the shipped one; any graph pair with the roles of :data:`~.manifest.KINDS` runs.
+    Labels are 1-based into ``class_names`` (``postprocess.label_offset``, default 1).
+    """
 
     def _configure(self) -> None:
-        self.input_size = int(_number(self.manifest, "input_size"))  # square model input side, px
+        m = self.manifest
+        image = m.stage("stage1").tensor("image", "inputs")
+        assert image is not None  # the manifest validator guarantees it
+        self.image = ImageInput.from_manifest(m, image)
+        self.input_size = self.image.height  # model input side, px (square for FRCNN-lite)
+        self.s1_out = self.names("stage1", "outputs", "features", "proposals")
+        scores = m.tensor_name("stage1", "proposal_scores", "outputs")
+        if scores is not None:
+            self.s1_out.append(scores)
+        self.s2_in = self.names("stage2", "inputs", "features", "proposals")
+        self.s2_out = self.names("stage2", "outputs", "boxes", "scores", "labels")
+        self.label_offset = int(number(m, "label_offset", post=True, default=1))
 
     @property
     def warmup_size(self) -> int:
-        return self.input_size
+        return max(self.image.height, self.image.width)
 
     def preprocess(self, image: np.ndarray) -> dict[str, Any]:
-        """Resize to the square model input; ``image`` [H, W, 3] uint8 RGB."""
-        _check_image(image)
-        size = self.input_size
-        h, w = image.shape[:2]
-        if (h, w) != (size, size):
-            image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
-        x = (image.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
-        return {"image": np.ascontiguousarray(x), "scale": (w / size, h / size)}
+        """Resize to the model input; ``image`` [H, W, 3] uint8 RGB."""
+        x, scale = self.image(image)
+        return {"image": x, "scale": scale}
 
     def run_stage1(self, inputs: dict[str, Any]) -> Stage1Result:
-        feat, props, scores = self.stage1.run(None, {"image": inputs["image"]})
+        outs = self.stage1.run(self.s1_out, {self.image.name: inputs["image"]})
+        feat, props = outs[0], outs[1]
+        scores = outs[2] if len(outs) > 2 else np.zeros(props.shape[0], np.float32)
         return Stage1Result(int(props.shape[0]), props, scores, {"features": feat, "scale": inputs["scale"]})
 
     def run_stage2(self, result: Stage1Result, max_proposals: int | None = None) -> list[Detection]:
@@ -170,7 +90,7 @@ class FrcnnPipeline(TwoStagePipeline):
             Detection(
                 (float(b[0] * sx), float(b[1] * sy), float(b[2] * sx), float(b[3] * sy)),
                 float(s),
-                names[int(lab) - 1] if 0 < lab <= len(names) else str(int(lab)),
+                names[k] if 0 <= (k := int(lab) - self.label_offset) < len(names) else str(int(lab)),
                 int(lab),
             )
             for b, s, lab in zip(boxes, scores, labels, strict=True)
@@ -183,8 +103,9 @@ class FrcnnPipeline(TwoStagePipeline):
         props = result.proposals if max_proposals is None else result.proposals[:max_proposals]
         if props.shape[0] == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        feats, proposals = self.s2_in
         boxes, scores, labels = self.stage2.run(
-            None, {"features": result.state["features"], "proposals": np.ascontiguousarray(props)}
+            self.s2_out, {feats: result.state["features"], proposals: np.ascontiguousarray(props)}
         )
         return boxes, scores, labels
 
@@ -194,7 +115,10 @@ class FrcnnPipeline(TwoStagePipeline):
 
 
 class PpocrPipeline(TwoStagePipeline):
-    """PP-OCRv4: stage 1 = DB text detection (quads), stage 2 = CRNN recognition per box (CTC)."""
+    """Kind ``ppocr``: stage 1 = DB text detection (quads), stage 2 = a recogniser run over the crops (CTC).
+
+    The character dictionary is the recogniser's ``character`` metadata, else ``class_names``.
+    """
 
     def _configure(self) -> None:
         from lotus.runtime.models import ocr
@@ -202,23 +126,28 @@ class PpocrPipeline(TwoStagePipeline):
         manifest = self.manifest
         self._ocr = ocr
         meta = self.stage2.get_modelmeta().custom_metadata_map
-        if "character" not in meta:
-            raise ModelLoadError(f"{manifest.stage_path('stage2')}: no 'character' dictionary in metadata")
-        self.charset = ["<blank>", *meta["character"].splitlines(), " "]
-        self.det_input = self.stage1.get_inputs()[0].name
-        self.rec_input = self.stage2.get_inputs()[0].name
+        chars = meta["character"].splitlines() if "character" in meta else manifest.class_names
+        if not chars:
+            raise ModelLoadError(
+                f"{manifest.stage_path('stage2')}: no 'character' dictionary in metadata and no class_names"
+            )
+        self.charset = ["<blank>", *chars, " "]
+        (self.det_input,) = self.names("stage1", "inputs", "image")
+        (self.det_output,) = self.names("stage1", "outputs", "text_map")
+        (self.rec_input,) = self.names("stage2", "inputs", "crops")
+        (self.rec_output,) = self.names("stage2", "outputs", "text_probs")
         m = manifest
-        self.limit_side_len = int(_number(m, "limit_side_len"))  # detection input: short side at least this, px
-        self.mean, self.std = _number(m, "mean"), _number(m, "std")
-        self.rec_height, self.rec_width = int(_number(m, "rec_height")), int(_number(m, "rec_width"))
-        self.rec_batch = int(_number(m, "rec_batch"))  # crops per recognition run
-        self.thresh, self.box_thresh = _number(m, "thresh", post=True), _number(m, "box_thresh", post=True)
-        self.unclip_ratio = _number(m, "unclip_ratio", post=True)
-        self.max_candidates = int(_number(m, "max_candidates", post=True))
+        self.limit_side_len = int(number(m, "limit_side_len"))  # detection input: short side at least this, px
+        self.mean, self.std = number(m, "mean"), number(m, "std")
+        self.rec_height, self.rec_width = int(number(m, "rec_height")), int(number(m, "rec_width"))
+        self.rec_batch = int(number(m, "rec_batch"))  # crops per recognition run
+        self.thresh, self.box_thresh = number(m, "thresh", post=True), number(m, "box_thresh", post=True)
+        self.unclip_ratio = number(m, "unclip_ratio", post=True)
+        self.max_candidates = int(number(m, "max_candidates", post=True))
 
     def preprocess(self, image: np.ndarray) -> dict[str, Any]:
         """Detection input: ``image`` [H, W, 3] uint8 RGB with its short side scaled to ``limit_side_len``."""
-        _check_image(image)
+        check_image(image)
         h, w = image.shape[:2]
         scale = max(self.limit_side_len / min(h, w), 1.0)
         if h * w * scale * scale > MAX_INPUT_PIXELS:
@@ -230,7 +159,7 @@ class PpocrPipeline(TwoStagePipeline):
         return {"x": x, "ratio": ratio, "image": image}
 
     def run_stage1(self, inputs: dict[str, Any]) -> Stage1Result:
-        prob = self.stage1.run(None, {self.det_input: inputs["x"]})[0][0, 0]
+        prob = self.stage1.run([self.det_output], {self.det_input: inputs["x"]})[0][0, 0]
         quads, scores = self._ocr.db_postprocess(
             prob,
             inputs["ratio"],
@@ -254,7 +183,7 @@ class PpocrPipeline(TwoStagePipeline):
         for i in range(0, n, batch):
             idx = order[i : i + batch]
             x = self._ocr.rec_preprocess([crops[j] for j in idx], height, width)
-            probs = self.stage2.run(None, {self.rec_input: x})[0]
+            probs = self.stage2.run([self.rec_output], {self.rec_input: x})[0]
             for j, decoded in zip(idx, self._ocr.ctc_greedy_decode(probs, self.charset), strict=True):
                 texts[j] = decoded
         out = []
@@ -265,7 +194,11 @@ class PpocrPipeline(TwoStagePipeline):
         return out
 
 
-PIPELINES: dict[str, type[TwoStagePipeline]] = {"frcnn": FrcnnPipeline, "ppocr": PpocrPipeline}
+PIPELINES: dict[str, type[ModelPipeline]] = {
+    "frcnn": FrcnnPipeline,
+    "ppocr": PpocrPipeline,
+    "onnx-detector": OnnxDetectorPipeline,
+}
 
 
 def create_pipeline(
@@ -273,7 +206,7 @@ def create_pipeline(
     providers: list[Any] | None = None,
     sess_options: ort.SessionOptions | None = None,
     threads: int | None = None,
-) -> TwoStagePipeline:
+) -> ModelPipeline:
     """The pipeline of a manifest, or of a shipped model name / model folder / manifest path (loaded and verified)."""
     manifest = model if isinstance(model, ModelManifest) else load_manifest(model)
     return PIPELINES[manifest.kind](manifest, providers, sess_options, threads)
