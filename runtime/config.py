@@ -43,6 +43,12 @@ class ServerConfig(_Section):
         default=8, ge=1, le=1024, description="frames waiting for the inference worker (503 when full)"
     )
     request_timeout_s: float = Field(default=30.0, gt=0, le=600, description="longest wait for one inference result, s")
+    max_batch_size: int = Field(
+        default=8,
+        ge=0,
+        le=64,
+        description="images one KServe v2 request may carry as UINT8 [B, H, W, 3] (0: no batch dim)",
+    )
     stream_buffer: int = Field(
         default=2, ge=1, le=64, description="frames a /v1/stream client may have waiting; older ones are dropped"
     )
@@ -91,6 +97,9 @@ class ModelConfig(_Section):
         description="per-frame latency target, ms; feeds deadline_ms (None: manifest default)",
     )
     max_proposals: int | None = Field(default=None, ge=1, description="cap on proposals passed to stage 2 (None: all)")
+    version: str | None = Field(
+        default=None, pattern=r"^[0-9]+$", description="serve this version folder (None: the highest, docs/models.md)"
+    )
 
 
 class ModelsConfig(_Section):
@@ -167,7 +176,9 @@ class GovernorConfig(_Section):
         default="drl", description="performance, powersave, stock, fixed:<khz>,<hz>, drl, ... or a .json path"
     )
     token: str | None = Field(
-        default=None, min_length=8, description="bearer token for PUT /v1/governor (None: disabled)"
+        default=None,
+        min_length=8,
+        description="bearer token for PUT /v1/governor and the model load/unload API (None: disabled)",
     )
     token_file: Path | None = Field(default=None, description="file holding the bearer token (first line)")
 

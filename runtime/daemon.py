@@ -22,6 +22,8 @@ from lotus.runtime.config import BoardConfig, Settings
 from lotus.runtime.governor_loop import GovernorController
 from lotus.runtime.hw.base import Board
 from lotus.runtime.metrics import Metrics
+from lotus.runtime.model_control import ModelControl
+from lotus.runtime.model_stats import ModelStats
 from lotus.runtime.notify import Notifier
 from lotus.runtime.observation import ObservationBuilder, action_table, board_trip_c
 from lotus.runtime.pipeline import FramePipeline, FrameResult, LoadedModel, decode_image, load_models, warm_up
@@ -80,6 +82,8 @@ class Daemon:
         self.status_text = "starting"
         self.source_stats: dict[str, Any] | None = None
         self.token = settings.governor.resolve_token()
+        self.model_stats = ModelStats()  # per-model request statistics (/v2/models/stats)
+        self.model_control = ModelControl(self)  # load/unload while serving (/v2/repository)
         self._stopped = False
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -219,6 +223,20 @@ class Daemon:
         self.telemetry.publish(sample_of(result))
         if self.notifier.watchdog_due():
             self.notifier.ping()
+
+    def set_model(self, name: str, model: LoadedModel | None) -> None:
+        """Serve ``model`` under ``name`` from the next frame on; None stops serving ``name``.
+
+        Called by :mod:`lotus.runtime.model_control`; a frame already running keeps its model.
+        """
+        tables = [self.models]
+        if self.pipeline is not None and self.pipeline.models is not self.models:
+            tables.append(self.pipeline.models)
+        for table in tables:
+            if model is None:
+                table.pop(name, None)
+            else:
+                table[name] = model
 
     def check_model(self, name: str | None) -> str:
         name = name or self.default_model

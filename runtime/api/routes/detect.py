@@ -7,6 +7,7 @@ Bad payloads raise :class:`~lotus.core.errors.BadInputError`; the app answers it
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -23,10 +24,17 @@ router = APIRouter(prefix="/v1", tags=["inference"])
 RAW_TYPES = {"image/jpeg", "image/jpg", "image/png", "image/bmp", "image/webp", "application/octet-stream", ""}
 
 
-async def run_frame(daemon: Daemon, data: Any, model: str, source: str = "api") -> FrameResult:
-    """Submit a frame and map the daemon's failures to HTTP errors (BadInputError passes through)."""
+async def run_frame(daemon: Daemon, data: Any, model: str, source: str = "api", admit: bool = True) -> FrameResult:
+    """Submit a frame and map the daemon's failures to HTTP errors (BadInputError passes through).
+
+    ``admit``: refuse with 503 when the queue is full (False for the later images of an admitted batch).
+    """
     try:
-        return await daemon.infer(data, model, source=source)
+        return await daemon.infer(data, model, source=source, admit=admit)
+    except KeyError:
+        if model in daemon.models:
+            raise
+        raise HTTPException(404, f"model {model!r} was unloaded") from None
     except OverloadedError as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from None
     except NotReadyError as exc:
@@ -68,7 +76,12 @@ async def detect(
     request: Request, daemon: ReadyDaemon, model: str | None = Query(None, description="model name (default: first)")
 ) -> Response:
     name = resolve_model(daemon, model)
-    data = await image_bytes(request, daemon.settings.server.max_body_bytes)
-    result = await run_frame(daemon, data, name)
-    # serialised straight from the model (FastAPI would validate it a second time against response_model)
-    return Response(DetectResponse.from_frame(result).model_dump_json(), media_type="application/json")
+    with daemon.model_stats.track(name, daemon.models[name].version) as timer:
+        data = await image_bytes(request, daemon.settings.server.max_body_bytes)
+        result = await run_frame(daemon, data, name)
+        timer.add_frame(result)
+        t_out = time.perf_counter_ns()
+        # serialised straight from the model (FastAPI would validate it a second time against response_model)
+        body = DetectResponse.from_frame(result).model_dump_json()
+        timer.add_output_ns(time.perf_counter_ns() - t_out)
+    return Response(body, media_type="application/json")
