@@ -31,6 +31,11 @@ class PowerMode(_Strict):
     cpu_freqs_khz: list[int] = Field(min_length=2, description="available CPU clocks, ascending, kHz")
     gpu_freqs_hz: list[int] = Field(min_length=2, description="available GPU clocks, ascending, Hz")
     budget_w: float = Field(gt=0, description="nominal module power budget of the mode, W")
+    gpu_tpc_fraction: float = Field(
+        default=1.0, gt=0, le=1, description="share of GPU TPCs the mode leaves powered (nvpmodel TPC_PG_MASK)"
+    )
+    base_w: float | None = Field(default=None, ge=0, description="the board's base_w in this mode, W (None: same)")
+    mem_active_w: float | None = Field(default=None, ge=0, description="the board's mem_active_w in this mode, W")
 
     @model_validator(mode="after")
     def _check_sorted(self) -> PowerMode:
@@ -80,16 +85,50 @@ class Thermal(_Strict):
 
 
 class Fan(_Strict):
-    """Fan curve: PWM 0 below ``on_c``, rising linearly to 1 at ``full_c`` (of the hottest die)."""
+    """Fan curve of the hotter die's temperature: PWM 0 below ``on_c``, 1 from ``full_c``.
+
+    In between the PWM follows ``points`` (``[temp_c, pwm 0..1]`` pairs, piecewise linear, as in
+    an nvfancontrol profile) or, without points, a straight line. The fan daemon re-reads the
+    temperature every ``poll_s`` seconds.
+    """
 
     on_c: float
     full_c: float
+    points: list[tuple[float, float]] = Field(default_factory=list, description="[temp C, PWM 0..1] knots")
+    poll_s: float = Field(default=1.0, gt=0, description="fan daemon polling interval, s")
 
     @model_validator(mode="after")
     def _check(self) -> Fan:
         if self.full_c <= self.on_c:
             raise ValueError("fan full_c must be above on_c")
+        temps = [t for t, _ in self.points]
+        if any(b <= a for a, b in zip(temps, temps[1:])) or any(not 0.0 <= p <= 1.0 for _, p in self.points):
+            raise ValueError("fan points need ascending temperatures and PWM within 0..1")
         return self
+
+    def curve(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Knots ``(temps_c, pwm)`` of the whole curve, from ``on_c`` (PWM 0) to ``full_c`` (PWM 1)."""
+        knots = [(self.on_c, 0.0), *((t, p) for t, p in self.points if self.on_c < t < self.full_c), (self.full_c, 1.0)]
+        return tuple(t for t, _ in knots), tuple(p for _, p in knots)
+
+
+class Sensors(_Strict):
+    """What the thermal-zone readings add to the true die temperatures."""
+
+    quantum_c: float = Field(default=0.03125, ge=0, description="reading resolution, C (0: exact)")
+    noise_c: float = Field(default=0.0, ge=0, description="standard deviation of the reading noise, C")
+    update_s: float = Field(default=0.0, ge=0, description="sensor sampling period, s (0: every read is fresh)")
+
+
+class Actuation(_Strict):
+    """Time a clock change stalls the domain it changes (PLL relock, DVFS hand-shake)."""
+
+    cpu_switch_us: float = Field(default=0.0, ge=0, description="CPU clock change, us")
+    gpu_switch_us: float = Field(default=0.0, ge=0, description="GPU clock change, us")
+
+
+def _both_domains() -> list[Literal["cpu", "gpu"]]:
+    return ["cpu", "gpu"]
 
 
 class Throttling(_Strict):
@@ -100,6 +139,12 @@ class Throttling(_Strict):
     poll_s: float = Field(gt=0, description="thermal zone polling interval, s")
     hysteresis_c: float = Field(ge=0, description="release when below trip - hysteresis, C")
     steps_per_poll: int = Field(ge=1, description="clock steps removed per poll while above trip")
+    cooling: list[Literal["cpu", "gpu"]] = Field(
+        default_factory=_both_domains, min_length=1, description="clock domains the passive trip caps"
+    )
+    trend: bool = Field(
+        default=True, description="step-wise: deepen only while not cooling, hold above the trip if falling"
+    )
 
 
 class BoardProfile(_Strict):
@@ -116,6 +161,8 @@ class BoardProfile(_Strict):
     thermal: Thermal
     fan: Fan
     throttling: Throttling
+    sensors: Sensors = Field(default_factory=Sensors)
+    actuation: Actuation = Field(default_factory=Actuation)
     kind: Literal["jetson"] = "jetson"
 
     @model_validator(mode="after")
@@ -125,6 +172,25 @@ class BoardProfile(_Strict):
         if self.throttling.shutdown_c <= self.throttling.trip_c:
             raise ValueError("shutdown_c must be above trip_c")
         return self
+
+    def in_mode(self, name: str | None = None) -> BoardProfile:
+        """This profile with the power mode's overrides applied (the physics of a board running ``name``).
+
+        Gated TPCs (``gpu_tpc_fraction``) scale the GPU's switched capacitance and leakage; the
+        GPU's throughput scales the same way (:attr:`PowerMode.gpu_tpc_fraction`, applied to the
+        latency by the simulator). ``base_w`` and ``mem_active_w`` take the mode's values if set.
+        """
+        mode = self.mode(name)
+        frac = mode.gpu_tpc_fraction
+        gpu = self.gpu.model_copy(
+            update={"c_eff_nf": self.gpu.c_eff_nf * frac, "static_w_25c": self.gpu.static_w_25c * frac}
+        )
+        update: dict[str, object] = {"gpu": gpu}
+        if mode.base_w is not None:
+            update["base_w"] = mode.base_w
+        if mode.mem_active_w is not None:
+            update["mem_active_w"] = mode.mem_active_w
+        return self.model_copy(update=update)
 
     def mode(self, name: str | None = None) -> PowerMode:
         """The named power mode (the default one when ``name`` is None)."""

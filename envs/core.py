@@ -38,7 +38,9 @@ from lotus.envs.physics import (
     is_capped,
     polls_crossed,
     segment_power,
+    sensor_readings,
     stage_activity,
+    switch_stall_s,
     throttle_poll,
 )
 from lotus.envs.scenario import Scenario
@@ -60,6 +62,7 @@ STATE_FIELDS = (
     "arrival", "frame_start", "stage1_ms", "proposals", "last_proposals", "last_latency",
     "energy", "frame_energy", "counter", "key", "dropped", "lat_hist0",
     "lat_hist1", "lat_hist2", "s1_hist0", "s1_hist1", "s1_hist2", "done",
+    "sen_c", "sen_g", "poll_tmax", "app_c", "app_g",
     # per-board randomised parameters
     "amb", "trip", "wl_scale", "fan_mode", "r_scale", "d_scale",
 )  # fmt: skip
@@ -78,14 +81,15 @@ class Resolved:
     deadline_ms: float
     cpu_ghz: tuple[float, ...]
     gpu_ghz: tuple[float, ...]
+    gpu_speed_ghz: tuple[float, ...]  # GPU throughput per clock, Gcycles/s of the whole GPU (TPC gating)
     dyn_cpu_w: tuple[float, ...]  # dynamic power per unit activity at each CPU clock
     dyn_gpu_w: tuple[float, ...]
     budget_w: float
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> Resolved:
-        board = load_board(scenario.board)
-        mode = board.mode(scenario.power_mode)
+        mode = load_board(scenario.board).mode(scenario.power_mode)
+        board = load_board(scenario.board).in_mode(scenario.power_mode)
         workload = load_workload(scenario.workload)
         fps = workload.default_fps if scenario.fps is None else scenario.fps
         deadline = scenario.deadline_ms or workload.default_deadline_ms
@@ -101,6 +105,7 @@ class Resolved:
             deadline_ms=float(deadline),
             cpu_ghz=_floats(hz_to_ghz(cpu_hz)),
             gpu_ghz=_floats(hz_to_ghz(gpu_hz)),
+            gpu_speed_ghz=_floats(hz_to_ghz(gpu_hz) * mode.gpu_tpc_fraction),
             dyn_cpu_w=dyn_cpu_w,
             dyn_gpu_w=dyn_gpu_w,
             budget_w=mode.budget_w,
@@ -119,7 +124,7 @@ def trace_length(scenario: Scenario) -> int:
 def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
     """Initial state and randomised parameters of one board, drawn from ``rng`` only."""
     sc, rz = res.scenario, res.scenario.randomize
-    amb, trip, r_scale, wl_scale, d_scale = sc.ambient_c, sc.trip_c or res.board.throttling.trip_c, 1.0, 1.0, 1.0
+    amb, trip, r_scale, wl_scale, d_scale = sc.ambient_c, sc.trip_c or res.board.throttling.trip_c, sc.r_scale, 1.0, 1.0
     fan_mode = {"off": FAN_OFF, "on": FAN_ON, "auto": FAN_AUTO}[sc.fan]
     heat, trace_name = 0.0, sc.trace
     if rz is not None:
@@ -146,6 +151,7 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
         "last_proposals": int(trace[0]), "last_latency": 0.0, "lat_ema": 0.0, "slope": 0.0,
         "tmax_prev": start, "energy": 0.0, "frame_energy": 0.0, "counter": 0,
         "key": int(rng.integers(0, 2**63, dtype=np.int64)), "dropped": 0,
+        "sen_c": start, "sen_g": start, "poll_tmax": start, "app_c": n_c - 1, "app_g": n_g - 1,
         "lat_hist0": 0.0, "lat_hist1": 0.0, "lat_hist2": 0.0,
         "s1_hist0": 0.0, "s1_hist1": 0.0, "s1_hist2": 0.0, "done": False,
         "amb": amb, "trip": trip, "wl_scale": wl_scale, "fan_mode": fan_mode, "r_scale": r_scale, "d_scale": d_scale,
@@ -194,6 +200,11 @@ class SimCore:
     s1_hist1: Value
     s1_hist2: Value
     done: Value
+    sen_c: Value  # CPU and GPU thermal-zone readings, C (physics.sensor_readings)
+    sen_g: Value
+    poll_tmax: Value  # hotter die at the last firmware poll, C (the step-wise trend)
+    app_c: Value  # clock indices applied during the last stage (a change stalls, physics.switch_stall_s)
+    app_g: Value
     amb: Value  # per-board randomised parameters: ambient, C
     trip: Value  # passive trip point, C
     wl_scale: Value  # factor on stage costs
@@ -202,6 +213,7 @@ class SimCore:
     d_scale: Value  # factor on the deadline
     cpu_ghz: Value  # clock tables, GHz: a tuple (one board) or an array (batch)
     gpu_ghz: Value
+    gpu_speed: Value  # GPU throughput at each clock, GHz-equivalent of the whole GPU (Resolved.gpu_speed_ghz)
     dyn_c: Value  # dynamic power per unit activity at each clock, W (physics.dynamic_power_table)
     dyn_g: Value
     trace: np.ndarray  # proposal trace of the one board (``[frames]``); ``traces [n, frames]`` for a batch
@@ -215,6 +227,9 @@ class SimCore:
         self.ops: Any = ARRAY if self.batched else SCALAR  # lotus.envs.ops: SCALAR or ARRAY
         b = res.board
         self.poll_s = b.throttling.poll_s
+        self.fan_poll_s = b.fan.poll_s
+        self.sensors = b.sensors
+        self.sensor_s = b.sensors.update_s or 1e-6  # 0: a fresh reading at every segment end
         self.shutdown = b.throttling.shutdown_c
         self.n_cpu, self.n_gpu = res.actions.n_cpu, res.actions.n_gpu  # clock table sizes
         o = self.ops
@@ -222,6 +237,7 @@ class SimCore:
         if self.batched:
             self.cpu_ghz = np.asarray(res.cpu_ghz)
             self.gpu_ghz = np.asarray(res.gpu_ghz)
+            self.gpu_speed = np.asarray(res.gpu_speed_ghz)
             self.dyn_c = np.asarray(res.dyn_cpu_w)
             self.dyn_g = np.asarray(res.dyn_gpu_w)
             self.traces = np.zeros((n, trace_length(res.scenario)), dtype=np.int64)
@@ -231,7 +247,7 @@ class SimCore:
             for name in STATE_FIELDS:
                 dtype: Any = np.uint64 if name in ("key", "counter") else bool if name == "done" else float
                 if name in ("phase", "frame", "req_c", "req_g", "cap_c", "cap_g", "fan_level", "proposals",
-                            "last_proposals", "dropped", "fan_mode"):  # fmt: skip
+                            "last_proposals", "dropped", "fan_mode", "app_c", "app_g"):  # fmt: skip
                     dtype = np.int64
                 setattr(self, name, np.zeros(n, dtype=dtype))
             for name in FILTER_FIELDS:
@@ -241,7 +257,7 @@ class SimCore:
             self._power = np.zeros((3, n))
             self.th_c, self.th_g, self.th_s = self._theta
         else:
-            self.cpu_ghz, self.gpu_ghz = res.cpu_ghz, res.gpu_ghz
+            self.cpu_ghz, self.gpu_ghz, self.gpu_speed = res.cpu_ghz, res.gpu_ghz, res.gpu_speed_ghz
             self.dyn_c, self.dyn_g = res.dyn_cpu_w, res.dyn_gpu_w
 
     # -- filtered features (state of self.filters) ----------------------------------------------
@@ -323,19 +339,44 @@ class SimCore:
         self.energy = self.energy + energy
         self.frame_energy = self.frame_energy + energy
         self._poll(polls_crossed(t0, self.t, self.poll_s, o))
+        self._fan(polls_crossed(t0, self.t, self.fan_poll_s, o))
         return energy
 
+    def _sample_sensors(self, t0: Value) -> None:
+        """The thermal-zone readings (:func:`physics.sensor_readings`), refreshed if a sensor period ended since ``t0``.
+
+        Sampled once per simulated stage, at its end: a reading lags the die by up to a stage.
+        """
+        o = self.ops
+        sample = o.floor(self.t / self.sensor_s)
+        new = sample > o.floor(t0 / self.sensor_s)
+        if not (new.any() if self.batched else new):
+            return
+        idx = o.to_int(sample)
+        if self.batched:
+            idx = idx.astype(np.uint64)
+        c, g = sensor_readings(self.sensors, self.th_c + self.amb, self.th_g + self.amb, self.key, idx, o)
+        self.sen_c, self.sen_g = o.where(new, c, self.sen_c), o.where(new, g, self.sen_g)
+
     def _poll(self, polls: Value) -> None:
-        """Firmware, for ``polls`` polls crossed: throttle caps (:func:`physics.throttle_poll`), fan curve."""
+        """Firmware throttle for ``polls`` polls crossed (:func:`physics.throttle_poll`)."""
         if not (polls.any() if self.batched else polls):
             return  # no poll boundary crossed: nothing changes
         o, res = self.ops, self.res
         hottest = o.maximum(self.th_c, self.th_g) + self.amb
         self.cap_c, self.cap_g = throttle_poll(
-            res.board.throttling, self.cap_c, self.cap_g, hottest, self.trip, polls,
+            res.board.throttling, self.cap_c, self.cap_g, hottest, self.poll_tmax, self.trip, polls,
             self.n_cpu, self.n_gpu, o,
         )  # fmt: skip
-        auto_level = fan_auto_level(res.board.fan, hottest, o)
+        self.poll_tmax = o.where(polls > 0, hottest, self.poll_tmax)
+
+    def _fan(self, polls: Value) -> None:
+        """The fan daemon's curve (:func:`physics.fan_auto_level`), for boards in auto mode, per fan poll."""
+        if not (polls.any() if self.batched else polls):
+            return
+        o = self.ops
+        hottest = o.maximum(self.th_c, self.th_g) + self.amb
+        auto_level = fan_auto_level(self.res.board.fan, hottest, o)
         level = o.where(self.fan_mode == FAN_AUTO, o.where(polls > 0, auto_level, self.fan_level), self.fan_level)
         if self.batched:
             changed = np.nonzero(level != self.fan_level)[0]
@@ -374,8 +415,12 @@ class SimCore:
         self.frame_start = o.where(phase1, self.t, self.frame_start)
         fc_idx = o.minimum(cpu_idx, self.cap_c)
         fg_idx = o.minimum(gpu_idx, self.cap_g)
+        # a clock change stalls the pipeline (physics.switch_stall_s); a camera wait absorbs it
+        stall_s = switch_stall_s(b.actuation, fc_idx != self.app_c, fg_idx != self.app_g)
+        stall_ms = s_to_ms(o.maximum(stall_s - idle_s, 0.0))
+        self.app_c, self.app_g = fc_idx, fg_idx
         # 2) run the stage
-        f_c, f_g = o.take(self.cpu_ghz, fc_idx), o.take(self.gpu_ghz, fg_idx)
+        f_c, f_g = o.take(self.cpu_ghz, fc_idx), o.take(self.gpu_speed, fg_idx)
         s1, fx, pp = wl.stage1, wl.stage2_fixed, wl.stage2_per_proposal
         n_prop = self.proposals
         cpu_ms = o.where(phase1, s1.cpu_mcycles, fx.cpu_mcycles + pp.cpu_mcycles * n_prop) / f_c
@@ -384,14 +429,15 @@ class SimCore:
         jitter = o.exp(wl.jitter_sigma * normal(self.key, self.counter, o)) * self.wl_scale
         self.counter = self.counter + 1
         cpu_ms, gpu_ms, mem_ms = cpu_ms * jitter, gpu_ms * jitter, mem_ms * jitter
-        stage_ms = cpu_ms + gpu_ms + mem_ms
+        stage_ms = cpu_ms + gpu_ms + mem_ms + stall_ms
         act_c, act_g = stage_activity(b, cpu_ms, gpu_ms, stage_ms)
         self.segment(stage_ms * S_PER_MS, fc_idx, fg_idx, act_c, act_g, mem_ms / stage_ms)
         # 3) bookkeeping
         tmax = o.maximum(self.th_c, self.th_g) + self.amb
+        self._sample_sensors(t_start)
         dt = self.t - t_start
         filters = self.filters
-        filters.update_slope(tmax, dt)
+        filters.update_slope(o.maximum(self.sen_c, self.sen_g), dt)  # from the readings, as on a board
         latency_ms = s_to_ms(self.t - self.frame_start)
         frame_energy = self.frame_energy
         lat_ema_prev = filters.lat_ema
@@ -480,8 +526,8 @@ class SimCore:
             "gpu_hz": o.take(self.gpu_ghz, cap_g) * HZ_PER_GHZ,
             "cpu_max_khz": res.cpu_ghz[-1] * KHZ_PER_GHZ,
             "gpu_max_hz": res.gpu_ghz[-1] * HZ_PER_GHZ,
-            "cpu_temp_c": self.th_c + self.amb,
-            "gpu_temp_c": self.th_g + self.amb,
+            "cpu_temp_c": self.sen_c,
+            "gpu_temp_c": self.sen_g,
             "trip_c": self.trip,
             "temp_slope_c_per_s": self.filters.slope,
             "proposals": o.where(stage2_next, self.proposals, self.last_proposals),

@@ -23,6 +23,7 @@ class ScalarOps:
     log = staticmethod(math.log)
     sqrt = staticmethod(math.sqrt)
     cos = staticmethod(math.cos)
+    sin = staticmethod(math.sin)
     floor = staticmethod(math.floor)
     minimum = staticmethod(min)
     maximum = staticmethod(max)
@@ -63,6 +64,7 @@ class ArrayOps:
     log = staticmethod(np.log)
     sqrt = staticmethod(np.sqrt)
     cos = staticmethod(np.cos)
+    sin = staticmethod(np.sin)
     floor = staticmethod(np.floor)
     minimum = staticmethod(np.minimum)
     maximum = staticmethod(np.maximum)
@@ -111,3 +113,12 @@ def normal(key: Any, counter: Any, ops: Any) -> Any:
     u1 = ops.u64_to_unit(splitmix64(base, ops))
     u2 = ops.u64_to_unit(splitmix64(ops.u64(base + 0x632BE59BD9B4E019), ops))
     return ops.sqrt(-2.0 * ops.log(u1)) * ops.cos(6.283185307179586 * u2)
+
+
+def normal_pair(key: Any, counter: Any, ops: Any) -> tuple[Any, Any]:
+    """Two independent standard normal draws of ``(key, counter)`` (both halves of Box-Muller)."""
+    base = ops.u64(key ^ ops.u64(counter * 0xD1B54A32D192ED03))
+    u1 = ops.u64_to_unit(splitmix64(base, ops))
+    u2 = ops.u64_to_unit(splitmix64(ops.u64(base + 0x632BE59BD9B4E019), ops))
+    r, phi = ops.sqrt(-2.0 * ops.log(u1)), 6.283185307179586 * u2
+    return r * ops.cos(phi), r * ops.sin(phi)

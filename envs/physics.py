@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from lotus.core.units import khz_to_hz
-from lotus.envs.board import BoardProfile, ClockDomain, Fan, PowerMode, Throttling
+from lotus.envs.board import Actuation, BoardProfile, ClockDomain, Fan, PowerMode, Sensors, Throttling
+from lotus.envs.ops import normal_pair
 from lotus.envs.thermal import FAN_LEVELS
 
 Value = Any  # float for one board, ndarray [n] for a batch
@@ -112,6 +113,7 @@ def throttle_poll(
     cap_cpu: Value,
     cap_gpu: Value,
     hottest_c: Value,
+    prev_c: Value,
     trip_c: Value,
     polls: Value,
     n_cpu: int,
@@ -121,13 +123,23 @@ def throttle_poll(
     """The step-wise thermal governor over ``polls`` polls: new clock caps ``(cap_cpu, cap_gpu)``.
 
     Caps are indices into the clock tables (``n - 1``: uncapped). Per poll, while the hotter die
-    (``hottest_c``, C) is above ``trip_c`` both caps drop ``steps_per_poll`` steps; once it is
-    below ``trip_c - hysteresis_c`` they rise one step; in between they hold. Every poll of a
-    segment sees the temperature at the segment's end.
+    (``hottest_c``, C) is above ``trip_c`` and not falling (``>= prev_c``, the reading at the last
+    poll; Linux ``step_wise`` with the BPMP zone's trend) the caps of the domains in
+    ``throttling.cooling`` drop ``steps_per_poll`` steps; above the trip but falling they hold; once
+    below ``trip_c - hysteresis_c`` they rise one step. Every poll of a segment sees the
+    temperature at the segment's end.
     """
-    hot = ops.where(hottest_c > trip_c, polls * throttling.steps_per_poll, 0)
+    above = hottest_c > trip_c
+    if throttling.trend:
+        above = above & (hottest_c >= prev_c)
+    hot = ops.where(above, polls * throttling.steps_per_poll, 0)
     cool = ops.where(hottest_c < trip_c - throttling.hysteresis_c, polls, 0)
-    return ops.clip(cap_cpu - hot + cool, 0, n_cpu - 1), ops.clip(cap_gpu - hot + cool, 0, n_gpu - 1)
+    cooling = throttling.cooling
+    if "cpu" in cooling:
+        cap_cpu = ops.clip(cap_cpu - hot + cool, 0, n_cpu - 1)
+    if "gpu" in cooling:
+        cap_gpu = ops.clip(cap_gpu - hot + cool, 0, n_gpu - 1)
+    return cap_cpu, cap_gpu
 
 
 def is_capped(cap_cpu: Value, cap_gpu: Value, n_cpu: int, n_gpu: int) -> Value:
@@ -137,5 +149,32 @@ def is_capped(cap_cpu: Value, cap_gpu: Value, n_cpu: int, n_gpu: int) -> Value:
 
 def fan_auto_level(fan: Fan, hottest_c: Value, ops: Ops) -> Value:
     """Fan level (0..``FAN_LEVELS - 1``) the fan curve gives at hotter-die temperature ``hottest_c``, C."""
-    pwm = ops.clip((hottest_c - fan.on_c) / (fan.full_c - fan.on_c), 0.0, 1.0)
+    temps, pwms = fan.curve()
+    pwm = np.interp(hottest_c, temps, pwms)
     return ops.rint(pwm * (FAN_LEVELS - 1))
+
+
+# -- sensors and actuation -------------------------------------------------------------------------
+SENSOR_STREAM = 0x5EC5_0C00_0000_0001  # RNG stream of the thermal-zone reading noise
+
+
+def sensor_readings(
+    sensors: Sensors, cpu_c: Value, gpu_c: Value, key: Value, sample: Value, ops: Ops
+) -> tuple[Value, Value]:
+    """Thermal-zone readings (C) of the two dies at true ``cpu_c``/``gpu_c``: noise, then quantised.
+
+    The noise is a counter-based normal pair of ``(key ^ SENSOR_STREAM, sample)``, so a reading
+    depends only on the board's key and the sample index (the single env and the batch agree).
+    """
+    if sensors.noise_c > 0:
+        n_c, n_g = normal_pair(key ^ SENSOR_STREAM, sample, ops)
+        cpu_c, gpu_c = cpu_c + sensors.noise_c * n_c, gpu_c + sensors.noise_c * n_g
+    if sensors.quantum_c > 0:
+        q = sensors.quantum_c
+        cpu_c, gpu_c = ops.floor(cpu_c / q + 0.5) * q, ops.floor(gpu_c / q + 0.5) * q
+    return cpu_c, gpu_c
+
+
+def switch_stall_s(actuation: Actuation, cpu_changed: Value, gpu_changed: Value) -> Value:
+    """Time (s) a decision's clock changes stall the pipeline: the sum of the domains that changed."""
+    return cpu_changed * (actuation.cpu_switch_us * 1e-6) + gpu_changed * (actuation.gpu_switch_us * 1e-6)

@@ -55,6 +55,8 @@ class Scenario(BaseModel):
     :param trip_c: passive trip override, C; None uses the board's (99 C on Orin).
     :param fan: ``off`` (passive, closed enclosure), ``on`` (full PWM) or ``auto`` (fan curve).
     :param init_temp_c: temperature every node starts at; None starts at ambient.
+    :param r_scale: factor on the heatsink-to-ambient resistance: above 1 is an enclosure (1.3: a
+        sealed box), below 1 a bigger heatsink; ``randomize.r_scale`` replaces it when set.
     :param randomize: domain-randomisation ranges, or None for a fixed scenario.
     """
 
@@ -73,4 +75,5 @@ class Scenario(BaseModel):
     trip_c: float | None = Field(default=None, gt=0, le=150)
     fan: Literal["off", "on", "auto"] = "off"
     init_temp_c: float | None = Field(default=None, ge=-40, le=150)
+    r_scale: float = Field(default=1.0, gt=0, le=10)
     randomize: Randomization | None = None

@@ -79,6 +79,7 @@ class MpcPolicy(PolicyBase):
         self.board = board if isinstance(board, BoardProfile) else load_board(board)
         self.workload = workload if isinstance(workload, WorkloadProfile) else load_workload(workload)
         mode = self.board.mode(power_mode)
+        self.board = self.board.in_mode(power_mode)
         wl = self.workload
         self.deadline_ms = float(deadline_ms or wl.default_deadline_ms)
         fps = wl.default_fps if fps is None else fps
@@ -87,7 +88,8 @@ class MpcPolicy(PolicyBase):
         self.horizon_s, self.margin_c = horizon_s, thermal_margin_c
         cpu_idx, gpu_idx = actions.split(np.arange(actions.n))
         self.f_c = np.asarray(actions.cpu_khz, dtype=float)[cpu_idx] / 1e6  # GHz per joint action
-        self.f_g = np.asarray(actions.gpu_hz, dtype=float)[gpu_idx] / 1e9
+        self.tpc = mode.gpu_tpc_fraction  # GPU throughput share the mode leaves powered
+        self.f_g = np.asarray(actions.gpu_hz, dtype=float)[gpu_idx] / 1e9 * self.tpc
         dyn_c, dyn_g = dynamic_power_table(self.board, mode)
         self.dyn_c = np.asarray(dyn_c)[cpu_idx]
         self.dyn_g = np.asarray(dyn_g)[gpu_idx]
@@ -144,7 +146,7 @@ class MpcPolicy(PolicyBase):
             measured = float(o[IDX["last_stage1"]]) * deadline
             wl1 = wl.stage1
             f_c = float(o[IDX["cpu_freq_frac"]]) * self.actions.cpu_khz[-1] / 1e6
-            f_g = float(o[IDX["gpu_freq_frac"]]) * self.actions.gpu_hz[-1] / 1e9
+            f_g = float(o[IDX["gpu_freq_frac"]]) * self.actions.gpu_hz[-1] / 1e9 * self.tpc
             predicted = wl1.cpu_mcycles / max(f_c, 1e-6) + wl1.gpu_mcycles / max(f_g, 1e-6) + wl1.mem_ms
             if measured > 0:
                 self.k[i] += CORRECTION_ALPHA * (measured / predicted - self.k[i])

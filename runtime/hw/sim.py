@@ -26,6 +26,7 @@ from lotus.envs.physics import (
     is_capped,
     polls_crossed,
     segment_power,
+    sensor_readings,
     stage_activity,
     throttle_poll,
 )
@@ -133,9 +134,10 @@ class SimBoard:
         time_scale: float = 1.0,
         trip_c: float | None = None,
     ) -> None:
-        self.profile = profile if isinstance(profile, BoardProfile) else load_board(profile)
-        self.mode_name = power_mode or self.profile.default_mode
-        mode = self.profile.mode(power_mode)
+        board = profile if isinstance(profile, BoardProfile) else load_board(profile)
+        self.mode_name = power_mode or board.default_mode
+        mode = board.mode(power_mode)
+        self.profile = board.in_mode(self.mode_name)
         self.sysfs_root = Path("/")
         self._clock, self._scale = clock, time_scale
         self._lock = threading.RLock()
@@ -151,6 +153,8 @@ class SimBoard:
         self._cap_c = len(mode.cpu_freqs_khz) - 1
         self._cap_g = len(mode.gpu_freqs_hz) - 1
         self.th_c = self.th_g = self.th_s = 0.0
+        self._poll_tmax = ambient_c  # hotter die at the last firmware poll (step-wise trend)
+        self._sensor_key = 0  # RNG key of the reading noise (physics.sensor_reading)
         self.energy_j = 0.0
         self.power_w = 0.0
         self.busy = False
@@ -195,9 +199,10 @@ class SimBoard:
         was = self.firmware_throttled()
         hottest = max(self.th_c, self.th_g) + self.amb
         self._cap_c, self._cap_g = throttle_poll(
-            self.profile.throttling, self._cap_c, self._cap_g, hottest, self.trip, polls,
+            self.profile.throttling, self._cap_c, self._cap_g, hottest, self._poll_tmax, self.trip, polls,
             len(self.domains["cpu0"].available()), len(self.domains["gpu"].available()), SCALAR,
         )  # fmt: skip
+        self._poll_tmax = hottest
         if self.firmware_throttled() and not was:
             self.throttle_events += 1
 
@@ -232,7 +237,10 @@ class SimBoard:
             self.busy = busy
 
     def temps(self) -> tuple[float, float]:
-        return self.th_c + self.amb, self.th_g + self.amb
+        """CPU and GPU readings, C: the true die temperatures through the profile's sensor model."""
+        sen = self.profile.sensors
+        sample = math.floor(self._t / sen.update_s) if sen.update_s > 0 else math.floor(self._t * 1e6)
+        return sensor_readings(sen, self.th_c + self.amb, self.th_g + self.amb, self._sensor_key, sample, SCALAR)
 
     # --- Board protocol ----------------------------------------------------------------------
     def snapshot(self, *, temps: bool = True, power: bool = True, util: bool = True) -> Snapshot:

@@ -27,6 +27,17 @@ def compute_bound_workload(tmp_path: Path, cpu_mcycles: float, gpu_mcycles: floa
     return path
 
 
+def board_variant(tmp_path: Path, name: str = "orin-nano", **updates: object) -> Path:
+    """A copy of a shipped board profile with top-level fields replaced (e.g. ``actuation={}``), as YAML."""
+    from lotus.envs.board import BOARDS_DIR
+
+    data = yaml.safe_load((BOARDS_DIR / f"{name}.yaml").read_text())
+    data.update(updates)
+    path = tmp_path / f"{name}-variant.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def run_constant(env, action: int, duration_s: float, seed: int = 0) -> dict[str, np.ndarray]:  # noqa: ANN001
     """Step ``env`` with one action for ``duration_s`` simulated seconds; per-step info as arrays."""
     env.reset(seed=seed)

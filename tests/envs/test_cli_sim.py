@@ -21,6 +21,8 @@ SUMMARY_KEYS = {
     "max_cpu_temp_c", "max_gpu_temp_c", "throttled_pct", "energy_per_frame_j", "frames",
 }  # fmt: skip
 LOTUS = Path(sys.executable).with_name("lotus")
+# a sealed box in a 40 C room, the board already warm: max clocks throttle after about 5 minutes
+HOT_ROOM = ("--ambient", "40", "--enclosure", "1.3", "--init-temp", "85")
 
 
 def _sim_json(out_dir: Path, *args: str) -> dict:
@@ -32,13 +34,13 @@ def _sim_json(out_dir: Path, *args: str) -> dict:
 @pytest.fixture(scope="module")
 def performance_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("sim-performance")
-    return _sim_json(out, "--policy", "performance", "--duration", "400"), out
+    return _sim_json(out, "--policy", "performance", "--duration", "400", *HOT_ROOM), out
 
 
 @pytest.fixture(scope="module")
 def powersave_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("sim-powersave")
-    return _sim_json(out, "--policy", "powersave", "--duration", "400"), out
+    return _sim_json(out, "--policy", "powersave", "--duration", "400", *HOT_ROOM), out
 
 
 def _lotus(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -81,7 +83,7 @@ def test_sim_performance_throttles_powersave_does_not(
     assert perf["throttled_pct"] > 0
     assert save["throttled_pct"] == 0
     assert perf["max_gpu_temp_c"] > 95.0
-    assert save["max_gpu_temp_c"] < perf["max_gpu_temp_c"] - 10.0
+    assert save["max_gpu_temp_c"] < min(perf["max_gpu_temp_c"] - 5.0, 99.0 - 3.0)
     assert save["latency_mean_ms"] > perf["latency_mean_ms"]
     assert save["deadline_miss_pct"] > perf["deadline_miss_pct"]
 

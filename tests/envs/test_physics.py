@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from simhelpers import compute_bound_workload, run_constant
+from simhelpers import board_variant, compute_bound_workload, run_constant
 
 from lotus.envs import TwoStageDetectorEnv, load_board
 from lotus.envs.thermal import FAN_LEVELS, advance, advance_batched, coefficient_table, coefficients, conductance
@@ -106,55 +106,76 @@ def _frame_latency(rec: dict, t_from: float, t_to: float) -> float:
     return float(rec["latency_ms"][sel].mean())
 
 
+# a sealed box (heatsink-to-ambient resistance x1.3) in a 40 C room, the board already warm
+HOT_ROOM = {"ambient_c": 40.0, "r_scale": 1.3, "init_temp_c": 85.0}
+
+
+def _hot(**kw) -> TwoStageDetectorEnv:  # noqa: ANN003
+    return TwoStageDetectorEnv(episode_frames=10**9, decision="frame", **{**HOT_ROOM, **kw})
+
+
 @pytest.fixture(scope="module")
-def hot_25c() -> dict:
-    """Max clocks, fan off, 15W, 25 C, 10 simulated minutes."""
-    return run_constant(TwoStageDetectorEnv(episode_frames=10**9, decision="frame"), MAX_ACTION, 600.0)
+def hot() -> dict:
+    """Max clocks, fan off, 15W, the hot room, 10 simulated minutes."""
+    return run_constant(_hot(), MAX_ACTION, 600.0)
 
 
-def test_max_clocks_fan_off_throttles_within_six_minutes(hot_25c: dict) -> None:
-    t = _first_throttle_s(hot_25c)
-    assert t is not None and 60.0 < t < 360.0
-    assert not hot_25c["terminated"].any()
+def test_max_clocks_in_a_hot_box_throttle_within_seven_minutes(hot: dict) -> None:
+    t = _first_throttle_s(hot)
+    assert t is not None and 60.0 < t < 420.0
+    assert not hot["terminated"].any()
 
 
-def test_throttling_raises_latency(hot_25c: dict) -> None:
-    first = _frame_latency(hot_25c, 0.0, 60.0)
-    last = _frame_latency(hot_25c, 540.0, 600.1)
+def test_max_clocks_in_open_air_at_35c_do_not_throttle() -> None:
+    """The calibrated module draws ~8 W on this detector: a fanless dev kit in open air stays below the trip."""
+    rec = run_constant(TwoStageDetectorEnv(episode_frames=10**9, decision="frame", ambient_c=35.0), MAX_ACTION, 900.0)
+    assert not rec["throttled"].any()
+    assert 75.0 < max(rec["cpu_temp_c"].max(), rec["gpu_temp_c"].max()) < 95.0
+
+
+def test_throttling_raises_latency(hot: dict) -> None:
+    first = _frame_latency(hot, 0.0, 60.0)
+    last = _frame_latency(hot, 540.0, 600.1)
     assert last > 1.15 * first, (first, last)
 
 
-def test_throttling_holds_temperature_near_trip(hot_25c: dict) -> None:
-    tmax = np.maximum(hot_25c["cpu_temp_c"], hot_25c["gpu_temp_c"])
-    assert tmax.max() > 98.0  # it did reach the trip...
-    assert tmax.max() < 99.0 + 2.0  # ...and the firmware held it there
-    late = tmax[hot_25c["time_s"] > 400]
-    assert abs(late.mean() - 99.0) < 3.0
+def test_cpu_only_throttling_holds_the_die_between_trip_and_shutdown(hot: dict) -> None:
+    tmax = np.maximum(hot["cpu_temp_c"], hot["gpu_temp_c"])
+    assert tmax.max() > 99.0  # it crossed the trip...
+    assert tmax.max() < 104.5  # ...and the CPU caps kept it off the shutdown trip
+    late = tmax[hot["time_s"] > 450]
+    assert 99.0 <= late.mean() < 104.5  # the uncapped GPU keeps it above the trip (T234 cooling map)
 
 
-def test_fan_on_runs_much_cooler_without_throttling(hot_25c: dict) -> None:
-    rec = run_constant(TwoStageDetectorEnv(episode_frames=10**9, decision="frame", fan="on"), MAX_ACTION, 600.0)
-    hot_max = max(hot_25c["cpu_temp_c"].max(), hot_25c["gpu_temp_c"].max())
-    cool_max = max(rec["cpu_temp_c"].max(), rec["gpu_temp_c"].max())
+def test_a_hotter_box_reaches_shutdown(hot: dict) -> None:
+    """The sw-throttle caps only the CPU: at 45 C the GPU alone heats the board to its critical trip."""
+    rec = run_constant(_hot(ambient_c=45.0), MAX_ACTION, 900.0)
+    assert rec["terminated"][-1]
+    assert max(rec["cpu_temp_c"][-1], rec["gpu_temp_c"][-1]) > 104.0
+
+
+def test_fan_on_runs_much_cooler_without_throttling(hot: dict) -> None:
+    rec = run_constant(_hot(fan="on"), MAX_ACTION, 600.0)
+    hot_max = max(hot["cpu_temp_c"].max(), hot["gpu_temp_c"].max())
+    cool_max = max(rec["cpu_temp_c"][rec["time_s"] > 300].max(), rec["gpu_temp_c"][rec["time_s"] > 300].max())
     assert cool_max < hot_max - 30.0, (cool_max, hot_max)
     assert not rec["throttled"].any()
 
 
-def test_fan_auto_sits_between_off_and_on(hot_25c: dict) -> None:
-    rec = run_constant(TwoStageDetectorEnv(episode_frames=10**9, decision="frame", fan="auto"), MAX_ACTION, 300.0)
-    hot = hot_25c["time_s"] <= 300.0
+def test_fan_auto_sits_between_off_and_on(hot: dict) -> None:
+    rec = run_constant(_hot(fan="auto"), MAX_ACTION, 300.0)
+    early = hot["time_s"] <= 300.0
     auto_max = max(rec["cpu_temp_c"].max(), rec["gpu_temp_c"].max())
-    off_max = max(hot_25c["cpu_temp_c"][hot].max(), hot_25c["gpu_temp_c"][hot].max())
+    off_max = max(hot["cpu_temp_c"][early].max(), hot["gpu_temp_c"][early].max())
     assert auto_max < off_max - 5.0
-    assert auto_max > 50.0  # the fan curve only starts at 50 C
+    assert auto_max > load_board("orin-nano").fan.on_c
 
 
-def test_hotter_room_throttles_sooner(hot_25c: dict) -> None:
-    rec = run_constant(TwoStageDetectorEnv(episode_frames=10**9, decision="frame", ambient_c=35.0), MAX_ACTION, 400.0)
-    t35 = _first_throttle_s(rec)
-    t25 = _first_throttle_s(hot_25c)
-    assert t35 is not None and t25 is not None
-    assert t35 < t25 - 10.0, (t35, t25)
+def test_hotter_room_throttles_sooner(hot: dict) -> None:
+    rec = run_constant(_hot(ambient_c=44.0), MAX_ACTION, 420.0)
+    t44, t40 = _first_throttle_s(rec), _first_throttle_s(hot)
+    assert t44 is not None and t40 is not None
+    assert t44 < t40 - 10.0, (t44, t40)
 
 
 @pytest.mark.parametrize("ambient_c", [25.0, 35.0])
@@ -166,49 +187,46 @@ def test_min_clocks_never_throttle(ambient_c: float) -> None:
     assert max(rec["cpu_temp_c"].max(), rec["gpu_temp_c"].max()) < 99.0 - 5.0
 
 
-def test_trip_point_is_a_scenario_parameter(hot_25c: dict) -> None:
-    rec = run_constant(TwoStageDetectorEnv(episode_frames=10**9, decision="frame", trip_c=85.0), MAX_ACTION, 600.0)
-    t85 = _first_throttle_s(rec)
-    assert t85 is not None and t85 < _first_throttle_s(hot_25c)
+def test_trip_point_is_a_scenario_parameter(hot: dict) -> None:
+    rec = run_constant(_hot(trip_c=92.0), MAX_ACTION, 600.0)
+    t92 = _first_throttle_s(rec)
+    assert t92 is not None and t92 < _first_throttle_s(hot)
+    assert rec["throttled"].mean() > hot["throttled"].mean()
     tmax = np.maximum(rec["cpu_temp_c"], rec["gpu_temp_c"])
-    assert tmax.max() < 85.0 + 2.0
-    assert tmax.max() > 84.0
-    assert tmax[rec["time_s"] > 400].mean() > 80.0
+    hot_tmax = np.maximum(hot["cpu_temp_c"], hot["gpu_temp_c"])
+    assert tmax[rec["time_s"] > 450].mean() < hot_tmax[hot["time_s"] > 450].mean()
 
 
-def test_throttling_steps_clocks_down_one_step_per_poll(hot_25c: dict) -> None:
+def test_throttling_steps_the_cpu_down_one_step_per_poll(hot: dict) -> None:
     env = TwoStageDetectorEnv()
     cpu_table = np.asarray(env.actions.cpu_khz)
-    gpu_table = np.asarray(env.actions.gpu_hz)
-    t = hot_25c["time_s"]
-    cpu_idx = np.searchsorted(cpu_table, hot_25c["applied_cpu_khz"])
-    gpu_idx = np.searchsorted(gpu_table, hot_25c["applied_gpu_hz"])
-    for idx, top in ((cpu_idx, len(cpu_table) - 1), (gpu_idx, len(gpu_table) - 1)):
-        change = np.flatnonzero(np.diff(idx))
-        assert change.size >= 2, "throttling must move the applied clock several times"
-        assert np.all(np.abs(np.diff(idx)) <= 1), "clocks must move one table step at a time"
-        first_drop = idx[change[0] + 1]
-        assert first_drop == top - 1
-        downs = change[np.diff(idx)[change] < 0]
-        # successive down-steps are at least one 1 s poll apart
-        gaps = np.diff(t[downs + 1])
-        assert gaps.size and gaps.min() > 0.9
+    t = hot["time_s"]
+    cpu_idx = np.searchsorted(cpu_table, hot["applied_cpu_khz"])
+    change = np.flatnonzero(np.diff(cpu_idx))
+    assert change.size >= 2, "throttling must move the applied clock several times"
+    assert np.all(np.abs(np.diff(cpu_idx)) <= 1), "clocks must move one table step at a time"
+    assert cpu_idx[change[0] + 1] == len(cpu_table) - 2
+    downs = change[np.diff(cpu_idx)[change] < 0]
+    gaps = np.diff(t[downs + 1])  # successive down-steps are at least one 1 s poll apart
+    assert gaps.size and gaps.min() > 0.9
     # the CPU does not collapse to its floor in the first seconds of throttling
-    t0 = _first_throttle_s(hot_25c)
+    t0 = _first_throttle_s(hot)
     early = (t >= t0) & (t < t0 + 3.0)
     assert cpu_idx[early].min() >= len(cpu_table) - 1 - 4
+    # the T234 sw-throttle maps to the CPU clusters only: the GPU keeps its clock
+    assert np.all(hot["applied_gpu_hz"] == env.actions.gpu_hz[-1])
 
 
-def test_throttle_reports_requested_vs_applied(hot_25c: dict) -> None:
-    throttled = hot_25c["throttled"]
+def test_throttle_reports_requested_vs_applied(hot: dict) -> None:
+    throttled = hot["throttled"]
     top_cpu = TwoStageDetectorEnv().actions.cpu_khz[-1]
-    assert np.all(hot_25c["applied_cpu_khz"][~throttled] == top_cpu)
-    assert np.any(hot_25c["applied_cpu_khz"][throttled] < top_cpu)
+    assert np.all(hot["applied_cpu_khz"][~throttled] == top_cpu)
+    assert np.any(hot["applied_cpu_khz"][throttled] < top_cpu)
 
 
 def test_overheated_board_shuts_down_and_terminates() -> None:
     env = TwoStageDetectorEnv(ambient_c=60.0, init_temp_c=103.0, episode_frames=10**9)
-    rec = run_constant(env, MAX_ACTION, 120.0)
+    rec = run_constant(env, MAX_ACTION, 120.0)  # fan off: 60 C room, already at 103 C
     assert rec["terminated"][-1]
     assert rec["time_s"][-1] < 60.0
     assert max(rec["cpu_temp_c"][-1], rec["gpu_temp_c"][-1]) > 104.5
@@ -238,7 +256,8 @@ def test_cool_start_does_not_shut_down() -> None:
 
 
 def _energy_sweep(path: Path, domain: str) -> tuple[np.ndarray, np.ndarray]:
-    env = TwoStageDetectorEnv(workload=str(path), fps=0, decision="frame", trace="steady")
+    board = board_variant(path.parent, actuation={})  # no clock-change stall: the pure power-vs-clock curve
+    env = TwoStageDetectorEnv(workload=str(path), board=str(board), fps=0, decision="frame", trace="steady")
     a = env.actions
     energies = []
     n = a.n_cpu if domain == "cpu" else a.n_gpu
@@ -256,8 +275,11 @@ def test_energy_per_frame_is_convex_in_frequency(tmp_path: Path, domain: str, cp
     slopes = np.diff(energy) / np.diff(freqs)  # divided differences: the table is not evenly spaced
     tol = 1e-6 * np.abs(slopes).max()
     assert np.all(np.diff(slopes) >= -tol), (energy, slopes)
+    # back-to-back frames: the ~5 W the module draws whatever the clocks makes racing to idle pay,
+    # so the minimum sits in the top third of the table (the curve is flat there: within 3 % of the top)
     best = int(np.argmin(energy))
-    assert 0 < best < len(energy) - 1, f"energy minimum at the table edge: {energy}"
+    assert best >= (2 * len(energy)) // 3, energy
+    assert energy[best] > 0.97 * energy[-1]
 
 
 def test_energy_at_lowest_cpu_clock_far_above_optimum(tmp_path: Path) -> None:
@@ -273,8 +295,10 @@ def test_compute_bound_latency_scales_with_inverse_clock(tmp_path: Path) -> None
     for c in (0, a.n_cpu - 1):
         env.reset(seed=0)
         lat.append(env.step(a.index(c, a.n_gpu - 1))[4]["latency_ms"])
-    # two stages of 20 Mcycles each
-    assert lat[0] == pytest.approx(2 * 20.0 / (a.cpu_khz[0] * 1e-6), rel=1e-9)
+    # two stages of 20 Mcycles each; moving off the top clock (where reset leaves it) stalls 300 us once
+    stall_ms = NANO.actuation.cpu_switch_us * 1e-3
+    assert stall_ms == pytest.approx(0.3)
+    assert lat[0] == pytest.approx(2 * 20.0 / (a.cpu_khz[0] * 1e-6) + stall_ms, rel=1e-9)
     assert lat[1] == pytest.approx(2 * 20.0 / (a.cpu_khz[-1] * 1e-6), rel=1e-9)
 
 

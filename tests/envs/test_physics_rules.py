@@ -18,7 +18,9 @@ from lotus.envs.physics import (
     is_capped,
     polls_crossed,
     segment_power,
+    sensor_readings,
     stage_activity,
+    switch_stall_s,
     throttle_poll,
     voltage_v,
 )
@@ -66,22 +68,60 @@ def test_segment_power_scalar_and_array_agree() -> None:
 
 @pytest.mark.parametrize("ops", [SCALAR, ARRAY], ids=["scalar", "array"])
 def test_throttle_poll_steps_down_while_hot_and_up_once_below_the_hysteresis(ops) -> None:  # noqa: ANN001
-    th = load_board("orin-nano").throttling.model_copy(update={"hysteresis_c": 3.0, "steps_per_poll": 2})
+    th = load_board("orin-nano").throttling.model_copy(
+        update={"hysteresis_c": 3.0, "steps_per_poll": 2, "cooling": ["cpu", "gpu"], "trend": False}
+    )
 
-    def poll(cap: int, hottest: float, polls: int = 1) -> int:
+    def poll(cap: int, hottest: float, polls: int = 1, rules=th, prev: float = 0.0) -> tuple[int, int]:  # noqa: ANN001
         wrap = (lambda x: np.asarray([x])) if ops is ARRAY else (lambda x: x)
-        c, g = throttle_poll(th, wrap(cap), wrap(cap), wrap(hottest), 99.0, wrap(polls), 10, 5, ops)
-        c, g = (int(np.asarray(c).ravel()[0]), int(np.asarray(g).ravel()[0]))
-        assert g == min(c, 4) or cap > 4
-        return c
+        caps = wrap(cap), wrap(min(cap, 4))
+        c, g = throttle_poll(rules, *caps, wrap(hottest), wrap(prev), 99.0, wrap(polls), 10, 5, ops)
+        return int(np.asarray(c).ravel()[0]), int(np.asarray(g).ravel()[0])
 
-    assert poll(9, 100.0) == 7  # above trip: steps_per_poll down per poll
-    assert poll(9, 100.0, polls=3) == 3
-    assert poll(1, 100.0) == 0  # never below the lowest clock
-    assert poll(5, 97.0) == 5  # inside the hysteresis band: hold
-    assert poll(5, 95.0) == 6 and poll(5, 95.0, polls=2) == 7  # below trip - hysteresis: one up per poll
-    assert poll(9, 20.0) == 9  # never above the top clock
-    assert poll(5, 100.0, polls=0) == 5
+    assert poll(9, 100.0) == (7, 2)  # above trip: steps_per_poll down per poll, both domains
+    assert poll(9, 100.0, polls=3)[0] == 3
+    assert poll(1, 100.0) == (0, 0)  # never below the lowest clock
+    assert poll(5, 97.0) == (5, 4)  # inside the hysteresis band: hold
+    assert poll(5, 95.0)[0] == 6 and poll(5, 95.0, polls=2)[0] == 7  # below trip - hysteresis: one up per poll
+    assert poll(9, 20.0) == (9, 4)  # never above the top clock
+    assert poll(5, 100.0, polls=0) == (5, 4)
+    # the T234 cooling map: only the CPU clusters are cooling devices of the sw-throttle trip
+    cpu_only = th.model_copy(update={"cooling": ["cpu"]})
+    assert poll(9, 100.0, rules=cpu_only) == (7, 4)
+    # step_wise with the zone trend: above the trip it deepens while not falling, holds while falling
+    trend = th.model_copy(update={"trend": True})
+    assert poll(9, 100.0, rules=trend, prev=99.5) == (7, 2)  # rising
+    assert poll(9, 100.0, rules=trend, prev=100.0) == (7, 2)  # flat counts as not falling
+    assert poll(9, 100.0, rules=trend, prev=100.5) == (9, 4)  # falling above the trip: hold
+    assert poll(5, 95.0, rules=trend, prev=94.0)[0] == 6  # below trip - hysteresis: release, whatever the trend
+
+
+def test_sensor_readings_are_quantised_noisy_and_reproducible() -> None:
+    sensors = load_board("orin-nano").sensors
+    assert sensors.quantum_c == 0.03125  # 1/32 C, as Orin's zones read
+    key, true_c = 12345, 71.2345
+    reads = np.array([sensor_readings(sensors, true_c, true_c, key, k, SCALAR) for k in range(4000)])
+    np.testing.assert_allclose(np.round(reads / sensors.quantum_c) * sensors.quantum_c, reads, atol=1e-12)
+    assert reads.mean() == pytest.approx(true_c, abs=0.01)
+    assert reads[:, 0].std() == pytest.approx(math.hypot(sensors.noise_c, sensors.quantum_c / math.sqrt(12)), rel=0.1)
+    assert abs(np.corrcoef(reads[:, 0], reads[:, 1])[0, 1]) < 0.1  # CPU and GPU noise independent
+    again = sensor_readings(sensors, true_c, true_c, key, 17, SCALAR)
+    assert tuple(reads[17]) == again  # a reading depends only on (key, sample)
+    batch = sensor_readings(sensors, np.full(3, true_c), np.full(3, true_c), np.full(3, key, dtype=np.uint64),
+                            np.array([17, 18, 19], dtype=np.uint64), ARRAY)  # fmt: skip
+    np.testing.assert_allclose(np.stack(batch, axis=1), reads[17:20], rtol=0, atol=1e-12)
+    exact = sensors.model_copy(update={"quantum_c": 0.0, "noise_c": 0.0})
+    assert sensor_readings(exact, true_c, 50.0, key, 3, SCALAR) == (true_c, 50.0)
+
+
+def test_clock_change_stall_adds_the_switch_latency_of_each_domain_that_changed() -> None:
+    act = load_board("orin-nano").actuation
+    assert act.cpu_switch_us == 300  # TEGRA_CPUFREQ_TRANSITION_LATENCY
+    assert switch_stall_s(act, False, False) == 0.0
+    assert switch_stall_s(act, True, False) == pytest.approx(300e-6)
+    assert switch_stall_s(act, True, True) == pytest.approx((act.cpu_switch_us + act.gpu_switch_us) * 1e-6)
+    np.testing.assert_allclose(switch_stall_s(act, np.array([True, False]), np.array([True, True])),
+                               [600e-6, 300e-6])  # fmt: skip
 
 
 def test_capped_polls_and_fan_curve() -> None:
@@ -93,6 +133,10 @@ def test_capped_polls_and_fan_curve() -> None:
     fan = load_board("orin-nano").fan
     assert fan_auto_level(fan, fan.on_c - 1, SCALAR) == 0
     assert fan_auto_level(fan, fan.full_c + 1, SCALAR) == FAN_LEVELS - 1
+    # the p3767 quiet profile's knot: PWM 187/255 at 74 C, i.e. level round(0.733 * 4) = 3
+    assert fan.curve() == ((35.0, 74.0, 95.0), (0.0, 0.733, 1.0))
+    assert fan_auto_level(fan, 74.0, SCALAR) == 3
+    np.testing.assert_array_equal(fan_auto_level(fan, np.array([20.0, 54.5, 74.0, 99.0]), ARRAY), [0, 1, 3, 4])
 
 
 def test_slope_filter_has_its_time_constant_whatever_the_sampling() -> None:

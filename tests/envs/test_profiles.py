@@ -55,6 +55,61 @@ def test_every_board_workload_pair_simulates(board: str, workload: str) -> None:
     assert info["latency_ms"] > 0 and info["energy_j"] > 0
 
 
+LOADED_C = 60.0  # die temperature of a loaded board for the budget check (P 2 tegrastats: ~54 C)
+MODES = [(b, m) for b in BOARDS for m in load_board(b).modes]
+
+
+def _power(board: str, mode: str, act_cpu: float, act_gpu: float, mem: float, temp_c: float) -> float:
+    import math
+
+    from lotus.envs.physics import dynamic_power_table, segment_power
+
+    prof = load_board(board).in_mode(mode)
+    dyn_c, dyn_g = dynamic_power_table(prof, prof.mode(mode))
+    return float(sum(segment_power(prof, dyn_c[-1], dyn_g[-1], act_cpu, act_gpu, mem, temp_c, temp_c, math.exp)))
+
+
+@pytest.mark.parametrize(("board", "mode"), MODES)
+def test_top_clocks_with_every_unit_busy_stay_within_the_mode_budget(board: str, mode: str) -> None:
+    """nvpmodel holds a mode's budget with its caps: flat out at the caps must not exceed it."""
+    budget = load_board(board).mode(mode).budget_w
+    flat_out = _power(board, mode, 1.0, 1.0, 1.0, LOADED_C)
+    assert flat_out <= budget, (board, mode, flat_out)
+    assert flat_out > 0.4 * budget  # and the budget is not a loose bound either
+
+
+def test_orin_nano_idle_matches_the_measured_vdd_in() -> None:
+    """Idle VDD_IN 5.4-5.5 W (physics-sources 2), dies warm at ~45 C; the 7W mode idles lower."""
+    nano = load_board("orin-nano")
+    idle = _power("orin-nano", "15W", nano.cpu.idle_activity, nano.gpu.idle_activity, 0.0, 45.0)
+    assert 5.2 <= idle <= 5.6
+    assert _power("orin-nano", "7W", nano.cpu.idle_activity, nano.gpu.idle_activity, 0.0, 45.0) < idle - 0.8
+
+
+def test_orin_nano_heatsink_time_constant_matches_the_soak() -> None:
+    """The 30-min soak's dominant time constant is ~125 s at full fan (physics-sources 1)."""
+    from lotus.envs.thermal import coefficients
+
+    nano = load_board("orin-nano")
+    assert nano.thermal.c_sink_j_per_k >= 60.0  # several times the old 12 J/K
+    tau_fan = 1.0 / min(coefficients(nano, 1.0, 1.0)[27:30])
+    assert 90.0 < tau_fan < 160.0
+
+
+def test_7w_mode_gates_half_the_gpu() -> None:
+    """TPC_PG_MASK 252 leaves 2 of 4 TPCs: half the GPU's power per clock and half its throughput."""
+    nano = load_board("orin-nano")
+    assert nano.mode("7W").gpu_tpc_fraction == 0.5
+    assert nano.in_mode("7W").gpu.c_eff_nf == pytest.approx(0.5 * nano.gpu.c_eff_nf)
+    slow = TwoStageDetectorEnv(power_mode="7W", fps=0, decision="frame")
+    assert slow.res.gpu_speed_ghz == pytest.approx(tuple(0.5 * f for f in slow.res.gpu_ghz))
+
+
+def test_t234_sw_throttle_cools_only_the_cpu() -> None:
+    for name in ("orin-nano", "orin-nx"):
+        assert load_board(name).throttling.cooling == ["cpu"]
+
+
 def test_orin_nano_15w_tables() -> None:
     board = load_board("orin-nano")
     mode = board.mode("15W")

@@ -19,7 +19,7 @@ SCENARIOS = [
     pytest.param({"episode_frames": 15, "decision": "frame", "reward": "lotus"}, id="frame-lotus"),
     pytest.param({"episode_frames": 12, "fan": "auto", "randomize": RANDOMIZE}, id="fan-auto-randomized"),
     pytest.param(
-        {"episode_frames": 10**6, "ambient_c": 60.0, "init_temp_c": 103.0, "fan": "auto"}, id="shutdown-resets"
+        {"episode_frames": 10**6, "ambient_c": 75.0, "init_temp_c": 104.0, "fan": "off"}, id="shutdown-resets"
     ),
     pytest.param(
         {

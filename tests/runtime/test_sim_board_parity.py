@@ -25,18 +25,18 @@ TICK_S = 0.25  # simulated seconds per tick: one SimBoard segment, poll boundari
 
 
 def _hot_schedule(n_cpu: int, n_gpu: int) -> list[tuple[bool, int, int]]:
-    """(busy, cpu index, gpu index) per tick: 6 min near flat out, then 10 min mostly idle at low clocks."""
+    """(busy, cpu index, gpu index) per tick: 18 min near flat out, then 12 min mostly idle at low clocks."""
     rng = np.random.default_rng(7)
-    hot = [(bool(rng.random() < 0.9), n_cpu - 1 - int(rng.integers(2)), n_gpu - 1) for _ in range(1440)]
-    cool = [(bool(rng.random() < 0.05), int(rng.integers(2)), 0) for _ in range(2400)]
+    hot = [(bool(rng.random() < 0.9), n_cpu - 1 - int(rng.integers(2)), n_gpu - 1) for _ in range(4320)]
+    cool = [(bool(rng.random() < 0.05), int(rng.integers(2)), 0) for _ in range(2880)]
     return hot + cool
 
 
 @pytest.mark.parametrize(("batched", "time_scale", "tol"), [(False, 1.0, 0.0), (False, 4.0, 0.0), (True, 1.0, 1e-9)])
 def test_sim_board_matches_simulator_physics_over_a_hot_run(batched: bool, time_scale: float, tol: float) -> None:
     now = [0.0]
-    board = SimBoard(clock=lambda: now[0], time_scale=time_scale, trip_c=60.0, ambient_c=25.0)
-    res = Resolved.from_scenario(Scenario(board="orin-nano", ambient_c=25.0, trip_c=60.0, fan="off"))
+    board = SimBoard(clock=lambda: now[0], time_scale=time_scale, trip_c=52.0, ambient_c=10.0)
+    res = Resolved.from_scenario(Scenario(board="orin-nano", ambient_c=10.0, trip_c=52.0, fan="off"))
     core = SimCore(res, n=2 if batched else 1, batched=batched)
     for i in range(core.n):
         core.reset_board(i, np.random.default_rng(i))
@@ -51,7 +51,8 @@ def test_sim_board_matches_simulator_physics_over_a_hot_run(batched: bool, time_
         now[0] += TICK_S / time_scale
         snap = board.snapshot()
         applied = np.minimum(ci, core.cap_c)  # after this segment's poll, as the snapshot shows it
-        t = snap.temps_c
+        t = {"cpu-thermal": board.th_c + board.amb, "gpu-thermal": board.th_g + board.amb}  # true, not the readings
+        t["soc0-thermal"] = snap.temps_c["soc0-thermal"]
         sim_temps = (core.th_c + core.amb, core.th_g + core.amb, core.th_s + core.amb)
         sim_rec.append(np.broadcast_arrays(*sim_temps, energy / TICK_S, core.energy, core.cap_c, core.cap_g, applied))
         board_temps = (t["cpu-thermal"], t["gpu-thermal"], t["soc0-thermal"])
@@ -70,10 +71,10 @@ def test_sim_board_matches_simulator_physics_over_a_hot_run(batched: bool, time_
 def test_sim_board_integrates_uneven_wall_clock_ticks_like_the_simulator() -> None:
     """Ticks of any length: SimBoard cuts them at polls (and 0.25 s); the energy is the same."""
     now = [0.0]
-    board = SimBoard(clock=lambda: now[0], trip_c=60.0)
+    board = SimBoard(clock=lambda: now[0], trip_c=55.0)
     board.set_clocks(cpu=board.domains["cpu0"].available()[-1], gpu=board.domains["gpu"].available()[-1])
     board.note_activity(True)
-    res = Resolved.from_scenario(Scenario(trip_c=60.0))
+    res = Resolved.from_scenario(Scenario(trip_c=55.0))
     core = SimCore(res)
     core.reset_board(0, np.random.default_rng(0))
     act_c, act_g, mem = board.activity()
@@ -88,7 +89,7 @@ def test_sim_board_integrates_uneven_wall_clock_ticks_like_the_simulator() -> No
             dur = min(now[0], nxt_poll, core.t + sim.MAX_SEGMENT_S) - core.t
             core.segment(dur, min(top_c, core.cap_c), min(top_g, core.cap_g), act_c, act_g, mem)
         assert core.energy == pytest.approx(board.energy_j, rel=1e-9)
-        assert core.th_c + core.amb == pytest.approx(board.temps()[0], abs=1e-9)
+        assert core.th_c + core.amb == pytest.approx(board.th_c + board.amb, abs=1e-9)
         assert (core.cap_c, core.cap_g) == (board._cap_c, board._cap_g)
     assert board.throttle_events >= 1 and board.firmware_throttled()
 
@@ -132,6 +133,28 @@ def test_batched_simulator_filters_match_per_board_daemon_filters() -> None:
                 b.frame_done(float(out["latency_ms"][i]), float(core.stage1_ms[i]), int(raw["proposals"][i]))
         np.testing.assert_allclose([b.slope for b in builders], raw["temp_slope_c_per_s"], rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose([b.lat_ema for b in builders], raw["latency_ema_ms"], rtol=1e-12, atol=1e-12)
+
+
+def test_sim_board_readings_go_through_the_shared_sensor_model() -> None:
+    """The daemon's sim thermal zones read like the simulator's: 1/32 C steps, noise around the true value."""
+    from lotus.envs.ops import SCALAR
+    from lotus.envs.physics import sensor_readings
+
+    now = [100.0]
+    board = SimBoard(clock=lambda: now[0], ambient_c=30.0)
+    board.note_activity(True)
+    reads = []
+    for _ in range(400):
+        now[0] += 0.1
+        snap = board.snapshot()
+        reads.append(snap.temps_c["cpu-thermal"] - (board.th_c + board.amb))
+        sample = int(board._t // board.profile.sensors.update_s)
+        expected = sensor_readings(
+            board.profile.sensors, board.th_c + board.amb, board.th_g + board.amb, 0, sample, SCALAR
+        )
+        assert (snap.temps_c["cpu-thermal"], snap.temps_c["gpu-thermal"]) == expected
+    q = board.profile.sensors.quantum_c
+    assert np.std(reads) == pytest.approx(board.profile.sensors.noise_c, rel=0.25, abs=q)
 
 
 def test_sim_board_holds_no_copy_of_the_physics() -> None:
