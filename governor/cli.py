@@ -34,12 +34,18 @@ def _scenario(**fields: object):  # noqa: ANN202
     return scenario
 
 
+DEFAULT_STEPS = 8_000_000  # the shipped policies' budget, every family alike
+
+
 def train(
     algo: str = typer.Option(None, help="ppo | dqn (default: ppo for drl, dqn for lotus-dac24 and ztt)"),
     policy: str = typer.Option("drl", help="drl | lotus-dac24 | ztt"),
     board: str = typer.Option("orin-nano", help="board profile name or YAML path"),
     power_mode: str = typer.Option(None, help="nvpmodel mode (board default if omitted)"),
-    steps: int = typer.Option(3_000_000, min=1000, help="environment steps (decisions over all boards)"),
+    steps: int = typer.Option(
+        None, min=1000, help="environment steps, decisions over all boards (default 8M; published: the paper's)"
+    ),
+    recipe: str = typer.Option("equal", help="equal (drl's rooms and budget for all) | published (as the papers)"),
     envs: int = typer.Option(32, min=1, help="boards simulated in parallel"),
     out: Path = typer.Option(Path("runs/train"), help="output directory"),
     seed: int = typer.Option(0, help="random seed"),
@@ -52,15 +58,17 @@ def train(
     from lotus.governor.features import FEATURE_SPECS
 
     with requires_extra("train", "lotus train"):
-        from lotus.governor.train import TrainConfig, default_algo, set_threads
+        from lotus.governor.train import PUBLISHED_STEPS, TrainConfig, artifact_name, default_algo, set_threads
         from lotus.governor.train import train as run_train
 
     if policy not in FEATURE_SPECS:
         raise ConfigError(f"unknown policy family {policy!r}; choose one of {', '.join(FEATURE_SPECS)}")
 
     set_threads(threads)
+    if steps is None:
+        steps = PUBLISHED_STEPS.get(policy, DEFAULT_STEPS) if recipe == "published" else DEFAULT_STEPS
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
-                      steps=steps, n_envs=envs, seed=seed)  # fmt: skip
+                      steps=steps, n_envs=envs, seed=seed, recipe=recipe)  # fmt: skip
     _scenario(board=board, power_mode=power_mode)
     meta = run_train(cfg, out, resume=resume, progress=not json_out)
     if json_out:
@@ -70,7 +78,8 @@ def train(
         f"trained {policy} ({cfg.algo}, {steps} steps) in {meta['train_seconds']:.0f} s; "
         f"ONNX agrees with SB3 on {100 * meta['export_agreement']:.1f} % of {meta['export_samples']} observations"
     )
-    print(f"wrote {out / (policy + '.onnx')} and {out / (policy + '.json')}")
+    name = artifact_name(cfg)
+    print(f"wrote {out / (name + '.onnx')} and {out / (name + '.json')}")
 
 
 def evaluate(
@@ -83,11 +92,13 @@ def evaluate(
     deadline: float = typer.Option(None, help="latency target, ms"),
     fan: str = typer.Option("off", help="off | on | auto"),
     trip: float = typer.Option(None, help="passive trip override, C"),
+    enclosure: float = typer.Option(1.0, min=0.1, help="factor on heatsink-to-ambient resistance (1.3: sealed box)"),
+    init_temp: float = typer.Option(None, help="start temperature of the board, C (default: ambient)"),
     duration: float = typer.Option(None, min=1.0, help="simulated seconds per run (default 1200, or the suite's)"),
     seeds: int = typer.Option(None, min=1, help="seeds per policy, 0..N-1 (default 3, or the suite's)"),
     policies: str = typer.Option(
         None,
-        help="comma-separated names: stock, performance, mpc, ztt, lotus-dac24, drl, oracle, NAME+shield, "
+        help="comma-separated names: stock, performance, mpc, ztt, lotus-dac24, drl, foresight, NAME+shield, "
         "policy JSON paths, python:PATH_OR_MODULE:CLASS (default: the suite's, else the classic six plus mpc)",
     ),
     suite: str = typer.Option(None, help="run a named suite instead of one scenario: smoke | standard"),
@@ -106,7 +117,7 @@ def evaluate(
     if suite is not None:
         scenarios, dur, n_seeds, default = suite_spec(suite)
         dur, n_seeds, names = duration or dur, seeds or n_seeds, names or list(default)
-        runs = len(scenarios) * n_seeds * sum(11 if n == "oracle" else 1 for n in names)
+        runs = len(scenarios) * n_seeds * sum(8 if n == "foresight" else 1 for n in names)
         bar = progress_bar(dur * runs, f"suite {suite}")
         try:
             doc = run_suite(suite, out, names, n_seeds, dur, progress=bar.update)
@@ -118,15 +129,16 @@ def evaluate(
         for name, entry in doc["scenarios"].items():
             print(f"\n### {name}{' (held out)' if entry['held_out'] else ''}\n")
             print(format_suite_table(entry["table"]))
-        print("\nranking (mean rank of the objective over scenarios; oracle excluded):")
+        print("\nranking (mean rank of the objective over scenarios; foresight excluded):")
         for row in doc["ranking"]:
             print(f"  {row['policy']:<22} mean rank {row['mean_rank']:.2f}  wins {row['wins']}")
         print(f"wrote {out / 'suite.json'} and one folder per scenario")
         return
     dur, n_seeds, names = duration or 1200.0, seeds or 3, names or list(DEFAULT_POLICIES)
     scenario = _scenario(board=board, power_mode=power_mode, ambient_c=ambient, trace=trace, workload=workload,
-                         fps=fps, deadline_ms=deadline, fan=fan, trip_c=trip)  # fmt: skip
-    runs = sum(11 if n == "oracle" else 1 for n in names) * n_seeds
+                         fps=fps, deadline_ms=deadline, fan=fan, trip_c=trip, r_scale=enclosure,
+                         init_temp_c=init_temp)  # fmt: skip
+    runs = sum(8 if n == "foresight" else 1 for n in names) * n_seeds
     bar = progress_bar(dur * runs, "eval")
     try:
         result = run_eval(scenario, names, range(n_seeds), dur, progress=bar.update)
@@ -158,6 +170,8 @@ def sim(
     deadline: float = typer.Option(None, help="latency target, ms (default from the workload)"),
     fan: str = typer.Option("off", help="off | on | auto"),
     trip: float = typer.Option(None, help="passive trip point override, C"),
+    enclosure: float = typer.Option(1.0, min=0.1, help="factor on heatsink-to-ambient resistance (1.3: sealed box)"),
+    init_temp: float = typer.Option(None, help="start temperature of the board, C (default: ambient)"),
     decision: str = typer.Option("stage", help="stage (2 decisions per frame) | frame"),
     seed: int = typer.Option(0, help="random seed"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON document instead of a table"),
@@ -179,6 +193,7 @@ def sim(
         scenario = Scenario.model_validate({
             "board": board, "power_mode": power_mode, "ambient_c": ambient, "workload": workload, "trace": trace,
             "fps": fps, "deadline_ms": deadline, "fan": fan, "trip_c": trip, "decision": decision,
+            "r_scale": enclosure, "init_temp_c": init_temp,
         })  # fmt: skip
     except ValidationError as exc:
         raise ConfigError(f"invalid scenario: {format_validation_error(exc)}") from None

@@ -4,7 +4,8 @@ The objective (lower is better, ms) follows the Lotus formulation,
 ``mean + ALPHA * variance + deadline * miss fraction``, with misses counted over every camera
 frame (a dropped frame is a miss; see :mod:`lotus.governor.metrics`). Temperature limits are
 reported as constraints (``throttled_pct``, ``shutdown``), not priced into it.
-``objective_vs_oracle`` divides by the oracle's objective on the same seed.
+``objective_vs_foresight`` divides by the foresight reference's objective on the same seed
+(:mod:`lotus.governor.foresight`); ``beats_foresight`` flags a run below it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from lotus.governor.registry import build_policy
 from lotus.governor.report import summarize
 from lotus.governor.rollout import Recording, rollout
 
-DEFAULT_POLICIES = ("stock", "performance", "mpc", "ztt", "lotus-dac24", "drl", "oracle")
+REFERENCE = "foresight"  # the name of the foresight reference (lotus.governor.foresight)
+DEFAULT_POLICIES = ("stock", "performance", "mpc", "ztt", "lotus-dac24", "drl", "foresight")
 
 
 @dataclass
@@ -44,13 +46,10 @@ def policy_context(res: Resolved) -> PolicyContext:
 
 def _reference_rollout(scenario: Scenario, duration_s: float, seed: int, progress: Callable[[float], None] | None
                        ) -> tuple[Recording | None, dict[str, Any]]:  # fmt: skip
-    from lotus.governor.oracle import oracle_rollout
+    from lotus.governor.foresight import foresight_rollout
 
-    try:
-        rec, target = oracle_rollout(scenario, duration_s, seed=seed, progress=progress)
-    except RuntimeError as exc:  # infeasible room: no constant latency stays safe
-        return None, {"infeasible": str(exc)}
-    return rec, {"oracle_target_ms": target}
+    rec, chosen = foresight_rollout(scenario, duration_s, seed=seed, progress=progress)
+    return rec, dict(chosen)
 
 
 def evaluate(
@@ -64,24 +63,24 @@ def evaluate(
 
     Every record holds :data:`lotus.governor.metrics.METRIC_KEYS` (every camera frame counted, a
     shutdown run owes the rest of the run) plus the older summary keys; an infeasible room gives
-    ``shutdown: true`` rows, never an exception. ``beats_oracle`` flags a run whose objective is
-    below the oracle's on the same seed.
+    ``shutdown: true`` rows, never an exception. ``beats_foresight`` flags a run whose objective
+    is below the foresight reference's on the same seed.
     """
     res = Resolved.from_scenario(scenario)
     context = policy_context(res)
     fps = context.fps
     records: list[dict[str, Any]] = []
     recordings: dict[str, Recording] = {}
-    oracle_obj: dict[int, float] = {}
-    ordered = sorted(policies, key=lambda p: p != "oracle")  # oracle first: the others divide by it
+    ref_obj: dict[int, float] = {}
+    ordered = sorted(policies, key=lambda p: p != REFERENCE)  # the reference first: the others divide by it
     for name in ordered:  # fail on a bad name now, not after hours of rollouts
-        if name != "oracle":
+        if name != REFERENCE:
             build_policy(name, res.actions, context=context)
     for name in ordered:
         for seed in seeds:
             extra: dict[str, Any] = {}
             rec: Recording | None
-            if name == "oracle":
+            if name == REFERENCE:
                 rec, extra = _reference_rollout(scenario, duration_s, seed, progress)
             else:
                 policy = build_policy(name, res.actions, context=context)
@@ -96,13 +95,13 @@ def evaluate(
                 summary = summarize(rec)
                 metrics = recording_metrics(rec, duration_s, fps)
             obj = float(metrics["objective"])
-            if name == "oracle":
-                oracle_obj[seed] = obj
-            ref = oracle_obj.get(seed, float("nan"))
+            if name == REFERENCE:
+                ref_obj[seed] = obj
+            ref = ref_obj.get(seed, float("nan"))
             ratio = obj / ref if math.isfinite(ref) and ref > 0 else float("nan")
-            beats = name != "oracle" and math.isfinite(ref) and obj < ref
-            records.append({"policy": name, "seed": seed, **summary, **metrics, "objective_vs_oracle": ratio,
-                            "beats_oracle": beats, **extra})  # fmt: skip
+            beats = name != REFERENCE and math.isfinite(ref) and obj < ref
+            records.append({"policy": name, "seed": seed, **summary, **metrics, "objective_vs_foresight": ratio,
+                            "beats_foresight": beats, **extra})  # fmt: skip
             if rec is not None:
                 recordings.setdefault(name, rec)
     table = [aggregate(name, [r for r in records if r["policy"] == name]) for name in policies]
@@ -112,7 +111,7 @@ def evaluate(
 TABLE_KEYS = (
     "on_time_pct", "drop_pct", "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p99_ms",
     "throttled_pct", "max_temp_c", "energy_per_frame_j", "energy_per_camera_frame_j", "objective",
-    "objective_vs_oracle",
+    "objective_vs_foresight",
 )  # fmt: skip
 
 
@@ -123,7 +122,7 @@ def aggregate(name: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         mean, half = mean_ci95([float(r.get(key, float("nan"))) for r in rows])
         row[key], row[f"{key}_ci95"] = mean, half
     row["shutdowns"] = sum(bool(r["shutdown"]) for r in rows)
-    row["beats_oracle"] = sum(bool(r.get("beats_oracle")) for r in rows)
+    row["beats_foresight"] = sum(bool(r.get("beats_foresight")) for r in rows)
     # older summary names, kept for plots and callers of the previous table
     for old, new in (("deadline_miss_pct", None), ("frames", "processed_frames")):
         vals = [float(r[new or old]) for r in rows if (new or old) in r]

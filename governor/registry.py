@@ -14,7 +14,7 @@ from lotus.governor.context import PolicyContext, build_mpc, load_python_policy
 from lotus.governor.policies import REGISTRY, Policy, make_policy, register
 from lotus.governor.shield import Shield
 
-LEARNED = ("drl", "lotus-dac24", "ztt")
+LEARNED = ("drl", "lotus-dac24", "ztt", "lotus-dac24-pub", "ztt-pub")  # shipped artifacts (-pub: as published)
 
 
 def _onnx(name_or_path: str | Path, actions: ActionTable) -> Policy:

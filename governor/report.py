@@ -126,19 +126,19 @@ SUITE_COLUMNS = (
     ("on_time_pct", "on time %", 1), ("drop_pct", "drop %", 1), ("latency_mean_ms", "mean ms", 1),
     ("latency_std_ms", "std ms", 2), ("latency_p99_ms", "p99 ms", 1), ("throttled_pct", "throttled %", 1),
     ("energy_per_camera_frame_j", "J/cam frame", 3), ("objective", "objective", 1),
-    ("objective_vs_oracle", "vs oracle", 2),
+    ("objective_vs_foresight", "vs foresight", 2),
 )  # fmt: skip
 
 
 def format_suite_table(rows: Sequence[dict]) -> str:
     """A Markdown table of seed means with their 95 % CI half-widths (``mean ± ci``), shutdowns and flags."""
-    head = ["policy", *(label for _, label, _ in SUITE_COLUMNS), "shutdowns", "beats oracle"]
+    head = ["policy", *(label for _, label, _ in SUITE_COLUMNS), "shutdowns", "beats foresight"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [str(row["policy"])]
         for key, _, digits in SUITE_COLUMNS:
             mean, half = row.get(key, float("nan")), row.get(f"{key}_ci95", float("nan"))
             cells.append(f"{mean:.{digits}f} ± {half:.{digits}f}")
-        cells += [f"{row.get('shutdowns', 0)}/{row.get('seeds', 0)}", str(row.get("beats_oracle", 0))]
+        cells += [f"{row.get('shutdowns', 0)}/{row.get('seeds', 0)}", str(row.get("beats_foresight", 0))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from lotus.envs.scenario import Randomization, Scenario
 
 STANDARD_POLICIES = (
     "stock", "stock+shield", "performance", "mpc", "mpc+shield", "ztt", "ztt+shield", "lotus-dac24",
-    "lotus-dac24+shield", "drl", "oracle",
+    "lotus-dac24+shield", "drl", "foresight",
 )  # fmt: skip
 
 
@@ -36,32 +36,42 @@ def _nano(**fields: Any) -> Scenario:
 
 
 def _standard() -> list[SuiteScenario]:
-    enclosure = Randomization(r_scale=(1.3, 1.3))  # 30 % more heatsink-to-ambient resistance
-    variant = Randomization(r_scale=(1.25, 1.25), workload_scale=(1.25, 1.25))
+    # outside drl's training ranges (r_scale 0.85-1.2, workload 0.85-1.15): a hotter, slower board
+    variant = Randomization(r_scale=(1.3, 1.3), workload_scale=(1.25, 1.25))
     return [
         SuiteScenario("nano15-25c-video", _nano(ambient_c=25.0, trace="video")),
         SuiteScenario("nano15-35c-bursty", _nano(ambient_c=35.0, trace="bursty")),
         SuiteScenario("nano15-30c-steady", _nano(ambient_c=30.0, trace="steady")),
         SuiteScenario("nano15-30c-crowd", _nano(ambient_c=30.0, trace="crowd"), held_out=True),
-        SuiteScenario("nano15-30c-enclosure", _nano(ambient_c=30.0, trace="video", randomize=enclosure), held_out=True),
+        # a sealed box (heatsink-to-ambient resistance x1.3) that has been running: the board starts at 80 C.
+        # An idle board settles near 91 C in it, the detector at top clocks would pass the trip.
+        SuiteScenario(
+            "nano15-30c-enclosure", _nano(ambient_c=30.0, trace="video", r_scale=1.3, init_temp_c=80.0), held_out=True
+        ),  # fmt: skip
         SuiteScenario("nano15-35c-fan", _nano(ambient_c=35.0, trace="bursty", fan="on")),
         SuiteScenario("nano7w-25c-video", _nano(power_mode="7W", ambient_c=25.0, trace="video")),
         SuiteScenario("nx-30c-video", Scenario(board="orin-nx", fps=30.0, ambient_c=30.0, trace="video")),
-        SuiteScenario("nano15-30c-variant", _nano(ambient_c=30.0, trace="video", randomize=variant), held_out=True),
+        SuiteScenario(
+            "nano15-30c-variant",
+            _nano(ambient_c=30.0, trace="video", init_temp_c=70.0, randomize=variant),
+            held_out=True,
+        ),  # fmt: skip
     ]
 
 
 def _smoke() -> list[SuiteScenario]:
     return [
         SuiteScenario("nano15-25c-video", Scenario(fps=30.0, ambient_c=25.0, trace="video")),
-        SuiteScenario("nano15-hot-start", Scenario(fps=30.0, ambient_c=40.0, trace="bursty", init_temp_c=95.0)),
+        SuiteScenario(
+            "nano15-hot-box", Scenario(fps=30.0, ambient_c=40.0, trace="bursty", r_scale=1.3, init_temp_c=97.0)
+        ),
     ]
 
 
 SUITES: dict[str, tuple[Callable[[], list[SuiteScenario]], float, int, tuple[str, ...]]] = {
     # name: (scenarios, seconds per run, seeds, default policies)
     "standard": (_standard, 1200.0, 5, STANDARD_POLICIES),
-    "smoke": (_smoke, 20.0, 2, ("stock", "mpc", "drl", "oracle")),
+    "smoke": (_smoke, 20.0, 2, ("stock", "mpc", "drl", "foresight")),
 }
 
 
@@ -111,11 +121,11 @@ def run_suite(
 
 
 def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Policies by mean rank of their objective over the suite's scenarios (the oracle excluded)."""
+    """Policies by mean rank of their objective over the suite's scenarios (the foresight reference excluded)."""
     ranks: dict[str, list[int]] = {}
     wins: dict[str, int] = {}
     for entry in doc["scenarios"].values():
-        rows = [r for r in entry["table"] if r["policy"] != "oracle"]
+        rows = [r for r in entry["table"] if r["policy"] != "foresight"]
         ordered = sorted(rows, key=lambda r: (r["shutdowns"] > 0, r["objective"]))
         for k, row in enumerate(ordered):
             ranks.setdefault(row["policy"], []).append(k + 1)

@@ -24,8 +24,10 @@ from lotus.governor.features import FEATURE_SPECS, FeatureSpec
 
 logger = logging.getLogger(__name__)
 
-# Our policy trains across conditions; the paper reproductions train on the nominal room and
-# see warm starts so they meet hot states within short episodes.
+# The "equal" recipe (default): every learned policy, ours and the paper reproductions, trains on
+# the same randomised rooms for the same number of steps. The "published" recipe trains the
+# reproductions as their papers did: the nominal room only (with warm starts so short episodes meet
+# hot states) and their own budgets; its artifacts are named NAME-pub.
 # (model_validate: mypy does not see pydantic's positional Field defaults)
 DRL_RANDOMIZATION = Randomization.model_validate(
     {
@@ -39,6 +41,8 @@ DRL_RANDOMIZATION = Randomization.model_validate(
     }
 )
 BASELINE_RANDOMIZATION = Randomization.model_validate({"init_heat": (0.0, 1.0)})
+PUBLISHED_STEPS = {"ztt": 300_000, "lotus-dac24": 1_000_000}  # the as-published recipes' budgets
+RECIPES = ("equal", "published")
 
 
 @dataclass
@@ -52,6 +56,8 @@ class TrainConfig:
     :param episode_frames: frames per training episode.
     :param shield_in_loop: clip actions with the safety shield during training too (off: the
         shipped drl was trained without it; with it, training did not get better here).
+    :param recipe: ``equal`` (drl's randomisation for every policy) or ``published`` (the
+        reproductions' nominal-room training; artifacts named ``NAME-pub``).
     """
 
     policy: str = "drl"
@@ -64,6 +70,7 @@ class TrainConfig:
     episode_frames: int = 600
     seed: int = 0
     shield_in_loop: bool = False
+    recipe: str = "equal"
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,9 +94,14 @@ def training_scenario(cfg: TrainConfig, spec: FeatureSpec) -> Scenario:
             "decision": spec.decision,
             "reward": spec.reward,
             "episode_frames": cfg.episode_frames,
-            "randomize": DRL_RANDOMIZATION if cfg.policy == "drl" else BASELINE_RANDOMIZATION,
+            "randomize": BASELINE_RANDOMIZATION if cfg.recipe == "published" else DRL_RANDOMIZATION,
         }
     )
+
+
+def artifact_name(cfg: TrainConfig) -> str:
+    """File stem of the exported policy: the family, ``-pub`` for the as-published recipe."""
+    return f"{cfg.policy}-pub" if cfg.recipe == "published" else cfg.policy
 
 
 def _hyperparams(cfg: TrainConfig) -> dict[str, Any]:
@@ -129,6 +141,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         raise ConfigError(f"unknown policy family {cfg.policy!r}; choose one of {', '.join(FEATURE_SPECS)}")
     if cfg.algo not in ("ppo", "dqn"):
         raise ConfigError(f"unknown algorithm {cfg.algo!r}; choose ppo or dqn")
+    if cfg.recipe not in RECIPES:
+        raise ConfigError(f"unknown recipe {cfg.recipe!r}; choose one of {', '.join(RECIPES)}")
     spec = FEATURE_SPECS[cfg.policy]
     out.mkdir(parents=True, exist_ok=True)
     scenario = training_scenario(cfg, spec)
@@ -159,7 +173,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         reset_num_timesteps=latest is None, tb_log_name=cfg.policy,
     )  # fmt: skip
     train_s = time.perf_counter() - t0
-    model.save(out / f"{cfg.policy}.zip")
+    model.save(out / f"{artifact_name(cfg)}.zip")
     return export(model, cfg, spec, scenario, out, train_s)
 
 
@@ -190,7 +204,7 @@ def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, 
         net: th.nn.Module = Logits()
     else:
         net = policy.q_net
-    onnx_path = out / f"{cfg.policy}.onnx"
+    onnx_path = out / f"{artifact_name(cfg)}.onnx"
     dummy = th.zeros(1, spec.n_inputs, dtype=th.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -227,7 +241,7 @@ def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, 
         "training": {**asdict(cfg), "hyperparams": _hyperparams(cfg)},
         "scenario": scenario.model_dump(mode="json"),
     }
-    write_metadata(out / f"{cfg.policy}.json", meta)
+    write_metadata(out / f"{artifact_name(cfg)}.json", meta)
     return meta
 
 

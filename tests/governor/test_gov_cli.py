@@ -21,7 +21,7 @@ LOTUS = Path(sys.executable).with_name("lotus")
 RECORD_KEYS = {
     "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p99_ms", "deadline_miss_pct", "max_cpu_temp_c",
     "max_gpu_temp_c", "throttled_pct", "energy_per_frame_j", "frames", "policy", "seed", "objective",
-    "objective_vs_oracle",
+    "objective_vs_foresight",
 }  # fmt: skip
 
 
@@ -41,7 +41,7 @@ def test_eval_json_records(tmp_path: Path) -> None:
     assert sorted((r["policy"], r["seed"]) for r in records) == [("performance", 0), ("stock", 0)]
     for rec in records:
         assert RECORD_KEYS <= set(rec), RECORD_KEYS - set(rec)
-        assert rec["objective_vs_oracle"] is None  # no oracle in the run: NaN printed as null
+        assert rec["objective_vs_foresight"] is None  # no foresight in the run: NaN printed as null
         assert rec["frames"] > 1000
     doc = json.loads((out / "results.json").read_text())
     assert doc["duration_s"] == 60.0 and len(doc["records"]) == 2 and len(doc["table"]) == 2
@@ -52,7 +52,7 @@ def test_eval_json_records(tmp_path: Path) -> None:
 
 def test_eval_table_output(tmp_path: Path) -> None:
     text = _invoke("eval", "--out", str(tmp_path), "--duration", "5", "--seeds", "1", "--policies", "powersave")
-    assert "powersave" in text and "vs oracle" in text and "results.json" in text
+    assert "powersave" in text and "vs foresight" in text and "results.json" in text
 
 
 def test_eval_with_board_yaml_path(tmp_path: Path) -> None:

@@ -55,9 +55,13 @@ def _hot_obs(n: int) -> np.ndarray:
     return obs
 
 
-def test_always_max_clocks_at_35c_never_throttle_behind_the_shield(actions) -> None:  # noqa: ANN001
-    """900 simulated s at 35 C: bare ``performance`` throttles; behind the shield it never does."""
-    scenario = Scenario(ambient_c=35.0)
+def test_always_max_clocks_in_a_hot_box_never_throttle_behind_the_shield(actions) -> None:  # noqa: ANN001
+    """900 simulated s, a board at 90 C in a sealed box at 30 C: bare ``performance`` throttles, shielded it never does.
+
+    (In a hotter box even the lowest clocks cannot hold the die below the trip: the shield then
+    only delays throttling, as docs/simulator.md shows; this room is one it can hold.)
+    """
+    scenario = Scenario(ambient_c=30.0, r_scale=1.3, init_temp_c=90.0)
     bare = summarize(rollout(make_policy("performance", actions), scenario, 900.0, seed=0))
     assert bare["throttled_pct"] > 10.0  # the scenario is a real threat
 

@@ -18,22 +18,22 @@ def test_standard_suite_covers_the_rooms_and_the_baselines() -> None:
     names = {s.name for s in scenarios}
     assert {"nano15-25c-video", "nano15-35c-bursty", "nano7w-25c-video", "nx-30c-video"} <= names
     assert any(s.held_out for s in scenarios) and seeds >= 5 and duration >= 600
-    assert {"stock", "mpc", "ztt", "lotus-dac24", "drl", "oracle", "mpc+shield", "stock+shield"} <= set(policies)
+    assert {"stock", "mpc", "ztt", "lotus-dac24", "drl", "foresight", "mpc+shield", "stock+shield"} <= set(policies)
     assert policies == STANDARD_POLICIES
 
 
 def test_smoke_suite_writes_tables_json_plots_and_a_ranking(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["eval", "--suite", "smoke", "--duration", "8", "--seeds", "2",
-                                   "--policies", "stock,mpc,oracle", "--out", str(tmp_path)])  # fmt: skip
+                                   "--policies", "stock,mpc,foresight", "--out", str(tmp_path)])  # fmt: skip
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "suite.json").read_text())
     assert set(doc["scenarios"]) == {s.name for s in suite("smoke")[0]}
     for name, entry in doc["scenarios"].items():
         assert (tmp_path / name / "table.md").read_text().count("±") > 0
         assert (tmp_path / name / "latency.png").stat().st_size > 0
-        assert [r["policy"] for r in entry["table"]] == ["stock", "mpc", "oracle"]
+        assert [r["policy"] for r in entry["table"]] == ["stock", "mpc", "foresight"]
         assert all(r["seeds"] == 2 and "on_time_pct_ci95" in r for r in entry["table"])
-    assert [r["policy"] for r in doc["ranking"]] and "oracle" not in {r["policy"] for r in doc["ranking"]}
+    assert [r["policy"] for r in doc["ranking"]] and "foresight" not in {r["policy"] for r in doc["ranking"]}
     assert "ranking" in res.output
 
 

@@ -1,0 +1,236 @@
+"""The foresight reference: the simulator's exact model and the whole future, optimising the reported objective.
+
+It is not a governor a board could run: it reads the simulator's internals (true temperatures,
+caps, the proposal trace and the jitter the simulator is about to draw) and exists only in the
+simulator, as the bar no policy should clear. Every run it is part of is compared with it, and a
+run that beats it is flagged (``beats_foresight`` in :mod:`lotus.governor.evaluate`).
+
+**What it optimises.** The reported Lotus objective (:mod:`lotus.governor.metrics`) is
+``mean + ALPHA * var + deadline * miss_fraction`` over every camera frame. With ``mu`` the mean
+latency, ``mean + ALPHA * var`` is the frame average of ``L + ALPHA * (L - mu)^2``, so the
+objective is a sum of per-frame terms once ``mu`` is fixed, coupled over time only through heat.
+That coupling is priced by a Lagrange multiplier ``lam`` (ms per J) on the energy drawn, the
+source of heat (Lagrangian relaxation of the thermal constraint). With a camera the frame period
+is fixed, so what a choice adds is the energy above what the board would draw idling at its
+lowest clocks over the same time (otherwise racing to idle always looks cheapest).
+
+**Per frame** (exact): before stage 1, for every pair (stage-1 clocks, stage-2 clocks) of the
+mode's table it computes the frame's latency ``L`` (camera wait, clock-change stalls, both
+stages with the frame's true proposal count and jitter, at the firmware caps) and energy ``E``,
+and takes the pair minimising ``L + ALPHA (L - mu)^2 + deadline [L > deadline] + lam E``, with
+``mu`` the running mean latency of the run; before stage 2 it re-plans stage 2 alone with the
+stage-1 time it really took. Only Pareto-efficient clocks per stage (no other is both faster and
+cheaper) are paired, which makes this a few hundred pairs per frame.
+
+**Over the run**: a search over ``lam`` with full-length rollouts, keeping the rollout with the
+lowest objective (a shutdown ranks last). ``lam = 0`` comes first: the best frame every time,
+heat ignored, then once more with ``mu`` fixed at that run's mean latency; if the first run never
+throttles that is all (2 rollouts). Otherwise the prices of
+:data:`LAM_GRID` are tried with the running mean as ``mu``; at the best price, fixed ``mu`` at
+:data:`MU_FACTORS` times that run's mean latency; at the best pair, the price times
+:data:`LAM_STEPS`: 12 rollouts in all. The search over ``mu`` is exact in principle: for any
+``mu``, ``mean(L) + ALPHA mean((L - mu)^2) >= mean + ALPHA var`` with equality at the mean, so
+the objective is the minimum over ``mu`` of frame-separable objectives.
+One scalar price for the whole run is the limit of this reference: it spends the thermal budget
+at a constant exchange rate, which is optimal for an energy budget and close to optimal for a peak
+temperature when the room is steady. docs/simulator.md says more.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from lotus.envs.detector_env import TwoStageDetectorEnv
+from lotus.envs.ops import SCALAR, normal
+from lotus.envs.physics import segment_power, stage_activity
+from lotus.envs.scenario import Scenario
+from lotus.governor.metrics import ALPHA_PER_MS, recording_metrics
+from lotus.governor.rollout import Recording, episode_frames_for, run_env
+
+LAM_GRID = (10.0, 50.0, 250.0, 1250.0)  # energy prices tried when lam = 0 heats the board, ms per J
+MU_FACTORS = (0.8, 1.0, 1.3, 1.7)  # fixed mean latencies tried, times the best run's mean so far
+LAM_STEPS = (1.0 / 3.0, 3.0)  # last round: the best price times these
+MAX_ROLLOUTS = 2 + len(LAM_GRID) + len(MU_FACTORS) + len(LAM_STEPS)
+
+
+def pareto_front(t: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both ``t`` and ``e`` (ties keep the first), by ``t``."""
+    order = np.lexsort((e, t))
+    e_sorted = e[order]
+    best_before = np.minimum.accumulate(np.concatenate(([np.inf], e_sorted[:-1])))
+    return order[e_sorted < best_before]
+
+
+class ForesightController:
+    """Chooses clocks from the true simulator state at energy price ``lam`` (ms/J) around mean ``mu_ms``.
+
+    ``mu_ms`` None: the running mean latency of the run so far.
+    """
+
+    name = "foresight"
+
+    def __init__(self, env: TwoStageDetectorEnv, lam: float, mu_ms: float | None = None) -> None:
+        self.env, self.lam, self.mu_ms = env, lam, mu_ms
+        res = env.res
+        a = res.actions
+        idx = np.arange(a.n)
+        self.c_idx, self.g_idx = idx % a.n_cpu, idx // a.n_cpu
+        self.cpu_ghz, self.gpu_speed = np.asarray(res.cpu_ghz), np.asarray(res.gpu_speed_ghz)
+        self.dyn_c, self.dyn_g = np.asarray(res.dyn_cpu_w), np.asarray(res.dyn_gpu_w)
+        act = res.board.actuation
+        self.cpu_sw_ms, self.gpu_sw_ms = act.cpu_switch_us * 1e-3, act.gpu_switch_us * 1e-3
+        self.deadline = res.deadline_ms
+        self._plan2 = 0
+        self._lat_sum, self._frames = 0.0, 0
+
+    # -- exact costs ---------------------------------------------------------------------------
+    def _applied(self) -> tuple[np.ndarray, np.ndarray]:
+        core = self.env.core
+        return np.minimum(self.c_idx, core.cap_c), np.minimum(self.g_idx, core.cap_g)
+
+    def _stage(self, stage: int, counter: int, fc: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Time (ms) and energy (J) of ``stage`` at every joint action (applied indices ``fc``, ``fg``)."""
+        core, res = self.env.core, self.env.res
+        wl, b = res.workload, res.board
+        jitter = math.exp(wl.jitter_sigma * normal(core.key, counter, SCALAR)) * core.wl_scale
+        if stage == 1:
+            c = wl.stage1
+            cyc_c, cyc_g, mem = c.cpu_mcycles, c.gpu_mcycles, c.mem_ms
+        else:
+            fx, pp, n = wl.stage2_fixed, wl.stage2_per_proposal, core.proposals
+            cyc_c, cyc_g = fx.cpu_mcycles + pp.cpu_mcycles * n, fx.gpu_mcycles + pp.gpu_mcycles * n
+            mem = fx.mem_ms + pp.mem_ms * n
+        cpu = cyc_c / self.cpu_ghz[fc] * jitter
+        gpu = cyc_g / self.gpu_speed[fg] * jitter
+        mem = np.full_like(cpu, mem * jitter)
+        t = cpu + gpu + mem
+        act_c, act_g = stage_activity(b, cpu, gpu, t)
+        p_c, p_g, p_s = segment_power(b, self.dyn_c[fc], self.dyn_g[fg], act_c, act_g, mem / t,
+                                      core.th_c + core.amb, core.th_g + core.amb, np.exp)  # fmt: skip
+        power = p_c + p_g + p_s
+        if self.env.res.period_s > 0:  # camera-paced: the time a stage saves is spent idling, not off
+            power = power - self._idle_floor_w()
+        return t, power * t * 1e-3
+
+    def _idle_floor_w(self) -> float:
+        """Power (W) of the board waiting for the camera at its lowest clocks, now."""
+        core, b = self.env.core, self.env.res.board
+        p = segment_power(b, self.dyn_c[0], self.dyn_g[0], b.cpu.idle_activity, b.gpu.idle_activity, 0.0,
+                          core.th_c + core.amb, core.th_g + core.amb, math.exp)  # fmt: skip
+        return float(sum(p))
+
+    def _idle(self, wait_s: float, fc: np.ndarray, fg: np.ndarray) -> np.ndarray:
+        """Energy (J) of waiting ``wait_s`` for the camera at each joint action's clocks, above the idle floor."""
+        core, b = self.env.core, self.env.res.board
+        p_c, p_g, p_s = segment_power(b, self.dyn_c[fc], self.dyn_g[fg], b.cpu.idle_activity, b.gpu.idle_activity,
+                                      0.0, core.th_c + core.amb, core.th_g + core.amb, np.exp)  # fmt: skip
+        return (p_c + p_g + p_s - self._idle_floor_w()) * wait_s
+
+    def _stall_ms(self, fc: np.ndarray, fg: np.ndarray, from_c: np.ndarray | int, from_g: np.ndarray | int
+                  ) -> np.ndarray:  # fmt: skip
+        return (fc != from_c) * self.cpu_sw_ms + (fg != from_g) * self.gpu_sw_ms
+
+    def _cost(self, latency_ms: np.ndarray, energy_j: np.ndarray, start_s: float) -> np.ndarray:
+        """Per-frame objective terms (ms) of a frame whose stage 1 starts at ``start_s`` (board time, s).
+
+        A late frame is a miss; a frame still running half a period after the next camera frame
+        arrived makes the simulator drop that frame (and any later ones), a miss each.
+        """
+        if self.mu_ms is not None:
+            mu = self.mu_ms
+        else:
+            mu = self._lat_sum / self._frames if self._frames else float(np.min(latency_ms))
+        miss = np.where(latency_ms > self.deadline, self.deadline, 0.0)
+        period = self.env.res.period_s
+        if period > 0:
+            overrun_s = start_s + latency_ms * 1e-3 - (self.env.core.arrival + period)
+            miss = miss + self.deadline * np.maximum(np.floor(overrun_s / period + 0.5), 0.0)
+        return latency_ms + ALPHA_PER_MS * (latency_ms - mu) ** 2 + miss + self.lam * energy_j
+
+    # -- decisions -----------------------------------------------------------------------------
+    def act(self) -> int:
+        core = self.env.core
+        fc, fg = self._applied()
+        if core.phase == 0:  # before stage 1: plan the frame
+            wait_s = max(core.arrival - core.t, 0.0)
+            stall1 = np.maximum(self._stall_ms(fc, fg, core.app_c, core.app_g) - wait_s * 1e3, 0.0)
+            t1, e1 = self._stage(1, core.counter, fc, fg)
+            t1, e1 = t1 + stall1, e1 + self._idle(wait_s, fc, fg)
+            t2, e2 = self._stage(2, core.counter + 1, fc, fg)
+            p1, p2 = pareto_front(t1, e1), pareto_front(t2, e2)
+            stall2 = self._stall_ms(fc[p2][None, :], fg[p2][None, :], fc[p1][:, None], fg[p1][:, None])
+            latency = t1[p1][:, None] + t2[p2][None, :] + stall2  # from the start of stage 1, as the metrics count
+            start = core.t + wait_s
+            cost = self._cost(latency, e1[p1][:, None] + e2[p2][None, :], start)
+            i, j = divmod(int(np.argmin(cost)), len(p2))
+            self._plan2 = int(p2[j])
+            return int(p1[i])
+        # before stage 2: re-plan it with the stage-1 time really taken
+        elapsed = (core.t - core.frame_start) * 1e3
+        t2, e2 = self._stage(2, core.counter, fc, fg)
+        t2 = t2 + self._stall_ms(fc, fg, core.app_c, core.app_g)
+        a2 = int(np.argmin(self._cost(elapsed + t2, e2, core.frame_start)))
+        self._lat_sum += float(elapsed + t2[a2])
+        self._frames += 1
+        return a2
+
+
+def _run(scenario: Scenario, duration_s: float, seed: int, lam: float, mu_ms: float | None) -> Recording:
+    env = TwoStageDetectorEnv(scenario)
+    ctrl = ForesightController(env, lam, mu_ms)
+
+    def decide(_obs: np.ndarray, _dt_s: float, c: ForesightController = ctrl) -> int:
+        return c.act()
+
+    return run_env(env, decide, "foresight", seed, duration_s)
+
+
+def foresight_rollout(
+    scenario: Scenario,
+    duration_s: float,
+    seed: int = 0,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[Recording, dict[str, float | None]]:
+    """The foresight reference's best recording over its energy-price search, and what it chose.
+
+    :return: the recording with the lowest objective (a shutdown ranks last) and
+        ``{"foresight_lam_ms_per_j": lam, "foresight_mu_ms": mu (None: the running mean), "foresight_rollouts": n}``.
+    """
+    scenario = scenario.model_copy(update={"decision": "stage"})
+    probe = TwoStageDetectorEnv(scenario)
+    fps = 1.0 / probe.res.period_s if probe.res.period_s > 0 else 0.0
+    scenario = scenario.model_copy(update={"episode_frames": episode_frames_for(duration_s, fps)})
+    tried: list[tuple[float, float, float | None, Recording]] = []  # (rank key, lam, mu, recording)
+
+    def attempt(lam: float, mu: float | None = None) -> Recording:
+        rec = _run(scenario, duration_s, seed, lam, mu)
+        m = recording_metrics(rec, duration_s, fps)
+        key = math.inf if m["shutdown"] else float(m["objective"])
+        tried.append((key, lam, mu, rec))
+        if progress is not None:
+            progress(duration_s / MAX_ROLLOUTS)
+        return rec
+
+    def best() -> tuple[float, float, float | None, Recording]:
+        return min(tried, key=lambda item: item[0])
+
+    first = attempt(0.0)
+    if len(first.frames["latency_ms"]):  # the fixed point of mu: the first run's own mean
+        attempt(0.0, float(np.mean(first.frames["latency_ms"])))
+    if first.shutdown or np.any(first.steps["throttled"]):  # heat binds: search (lam, mu) on the objective
+        for lam in LAM_GRID:
+            attempt(lam)
+        _, lam, _, rec = best()
+        mean_ms = float(np.mean(rec.frames["latency_ms"])) if len(rec.frames["latency_ms"]) else 0.0
+        for factor in MU_FACTORS:
+            attempt(lam, factor * mean_ms)
+        _, lam, mu, _ = best()
+        for factor in LAM_STEPS:
+            attempt(lam * factor if lam > 0 else LAM_GRID[0] * factor, mu)
+    _, lam, mu, rec = best()
+    if progress is not None:  # the search may stop early: account for the rollouts not run
+        progress(max(0.0, duration_s * (1.0 - len(tried) / MAX_ROLLOUTS)))
+    return rec, {"foresight_lam_ms_per_j": lam, "foresight_mu_ms": mu, "foresight_rollouts": float(len(tried))}
