@@ -22,6 +22,39 @@ if TYPE_CHECKING:
     from lotus.runtime.models.manifest import ModelRepository
 
 DEFAULT_PROVIDERS = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+PROVIDER_ALIASES = {"trt": "tensorrt"}  # short names besides ORT's own names without ``ExecutionProvider``
+
+
+def provider_name(name: str) -> str:
+    """The full ONNX Runtime name of a provider: ``tensorrt``/``trt``, ``cuda``, ``cpu`` (any name ORT knows,
+    without ``ExecutionProvider``) or the full name, in any case.
+
+    :raises ValueError: ORT knows no such provider
+    """
+    import onnxruntime as ort
+
+    key = name.strip().lower()
+    key = PROVIDER_ALIASES.get(key, key)
+    for full in ort.get_all_providers():
+        if key in (full.lower(), full.lower().removesuffix("executionprovider")):
+            return str(full)
+    raise ValueError(
+        f"unknown ONNX Runtime provider {name!r}: use tensorrt, cuda or cpu, or a full name like CUDAExecutionProvider"
+    )
+
+
+def parse_providers(text: str) -> list[str]:
+    """``tensorrt,cuda,cpu`` (``--providers``) -> full ORT provider names, in order.
+
+    :raises ConfigError: empty, or a name ORT does not know
+    """
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ConfigError("--providers: name at least one provider, e.g. tensorrt,cuda,cpu")
+    try:
+        return [provider_name(n) for n in names]
+    except ValueError as exc:
+        raise ConfigError(f"--providers: {exc}") from None
 
 
 class _Section(BaseModel):
@@ -102,6 +135,43 @@ class ModelConfig(_Section):
     )
 
 
+class TensorrtConfig(_Section):
+    """TensorRT execution provider options (only read when ``TensorrtExecutionProvider`` is in ``providers``)."""
+
+    fp16: bool = Field(default=True, description="let TensorRT build FP16 kernels (trt_fp16_enable)")
+    int8: bool = Field(
+        default=False, description="let TensorRT build INT8 kernels (trt_int8_enable): for QDQ-quantized graphs"
+    )
+    engine_cache_dir: Path | None = Field(
+        default=None,
+        description="keep built engines here across restarts (trt_engine_cache_path, e.g. /var/lib/lotus/trt); "
+        "None: rebuild at every start (minutes on a Jetson)",
+    )
+    dla_core: int | None = Field(
+        default=None, ge=0, le=1, description="run on this DLA core, 0 or 1 (trt_dla_enable, trt_dla_core)"
+    )
+    workspace_mb: int | None = Field(
+        default=None, ge=1, le=1024 * 1024, description="TensorRT builder workspace, MiB (trt_max_workspace_size)"
+    )
+
+    @field_validator("engine_cache_dir")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+    @model_validator(mode="after")
+    def _dla_precision(self) -> TensorrtConfig:
+        if self.dla_core is not None and not (self.fp16 or self.int8):
+            raise ValueError("dla_core needs fp16 or int8: the DLA runs no FP32")
+        return self
+
+
+class CudaConfig(_Section):
+    """CUDA execution provider options (``device_id`` also picks TensorRT's GPU)."""
+
+    device_id: int = Field(default=0, ge=0, le=63, description="GPU index for the CUDA and TensorRT providers")
+
+
 class ModelsConfig(_Section):
     """Model repository, ONNX Runtime providers and threads.
 
@@ -124,8 +194,11 @@ class ModelsConfig(_Section):
     providers: list[str] = Field(
         default_factory=lambda: list(DEFAULT_PROVIDERS),
         min_length=1,
-        description="ORT execution providers in order of preference; unavailable ones are skipped",
+        description="ORT execution providers in order of preference (tensorrt, cuda, cpu or full ORT names); "
+        "unavailable ones are skipped with a warning",
     )
+    tensorrt: TensorrtConfig = Field(default_factory=TensorrtConfig, description="TensorRT provider options")
+    cuda: CudaConfig = Field(default_factory=CudaConfig, description="CUDA provider options")
     threads: int = Field(default=2, ge=1, le=64, description="ORT intra-op threads per session")
     spinning: bool = Field(
         default=False, description="let ORT threads busy-wait between ops (burns power; off by default)"
@@ -133,13 +206,18 @@ class ModelsConfig(_Section):
     warmup_frames: int = Field(default=2, ge=0, le=100, description="dummy frames run per model before ready")
     trt_cache_dir: Path | None = Field(
         default=None,
-        description="TensorRT engine cache directory (e.g. /var/lib/lotus/trt); never inside the shipped models",
+        description="older name of tensorrt.engine_cache_dir (used when that is not set)",
     )
 
     @field_validator("repository", "trt_cache_dir")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser()
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(provider_name(p) for p in value))
 
     @field_validator("load")
     @classmethod
@@ -155,9 +233,39 @@ class ModelsConfig(_Section):
 
         if self.repository is None and not self.shipped_models:
             raise ValueError("shipped_models is false and no repository is set: there is nothing to load")
-        if self.trt_cache_dir is not None and is_within(self.trt_cache_dir, MODELS_ROOT):
-            raise ValueError(f"trt_cache_dir {self.trt_cache_dir} is inside the read-only shipped models {MODELS_ROOT}")
+        trt = self.tensorrt
+        if self.trt_cache_dir is not None:
+            if trt.engine_cache_dir is not None and trt.engine_cache_dir != self.trt_cache_dir:
+                raise ValueError(
+                    "trt_cache_dir and tensorrt.engine_cache_dir differ: set only tensorrt.engine_cache_dir"
+                )
+            trt.engine_cache_dir = self.trt_cache_dir
+        if trt.engine_cache_dir is not None and is_within(trt.engine_cache_dir, MODELS_ROOT):
+            raise ValueError(f"TensorRT engine cache {trt.engine_cache_dir} is inside the read-only shipped models")
         return self
+
+    def provider_options(self, providers: list[str]) -> list[tuple[str, dict[str, str]]]:
+        """``[(name, options), ...]`` for ``InferenceSession(providers=...)``: the ``tensorrt`` and ``cuda``
+        sections as ORT provider options (strings), no options for any other provider."""
+        trt, cuda = self.tensorrt, self.cuda
+        out: list[tuple[str, dict[str, str]]] = []
+        for name in providers:
+            opts: dict[str, str] = {}
+            if name == "TensorrtExecutionProvider":
+                opts = {"device_id": str(cuda.device_id), "trt_fp16_enable": str(trt.fp16),
+                        "trt_int8_enable": str(trt.int8)}  # fmt: skip
+                if trt.engine_cache_dir is not None:
+                    opts["trt_engine_cache_enable"] = "True"
+                    opts["trt_engine_cache_path"] = str(trt.engine_cache_dir)
+                if trt.dla_core is not None:
+                    opts["trt_dla_enable"] = "True"
+                    opts["trt_dla_core"] = str(trt.dla_core)
+                if trt.workspace_mb is not None:
+                    opts["trt_max_workspace_size"] = str(trt.workspace_mb * 1024 * 1024)
+            elif name == "CUDAExecutionProvider":
+                opts = {"device_id": str(cuda.device_id)}
+            out.append((name, opts))
+        return out
 
     def model_repository(self) -> ModelRepository:
         """Where model names resolve: ``repository`` first, then (``shipped_models``) the shipped models."""

@@ -2,8 +2,12 @@
 
 :class:`Daemon` is built from :class:`~runtime.config.Settings`. ``start()`` opens the board,
 saves its original governors/limits to the state file and takes control (mode ``active``),
-loads and warms the models, and marks the daemon ready. ``infer()`` admits a frame into the
-bounded queue (``OverloadedError`` when full) and runs it on the single inference thread.
+loads and warms the models, and marks the daemon ready; a ``--source`` that can never work
+(:func:`~lotus.runtime.source.check_source`) fails it first, before the board is touched.
+``infer()`` admits a frame into the bounded queue (``OverloadedError`` when full) and runs it on
+the single inference thread; every finished frame is published on :attr:`Daemon.telemetry`
+(:mod:`lotus.runtime.events`). ``ready`` means frames can run; a live source that is down does
+not change it (the API keeps serving) but shows in ``status_text`` and ``source_stats``.
 ``stop()`` restores the clocks; it is idempotent and runs from the app's lifespan ``finally``.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +24,7 @@ from typing import Any
 
 from lotus.core.errors import ConfigError, DeviceError, NotReadyError, OverloadedError
 from lotus.runtime.config import BoardConfig, Settings
+from lotus.runtime.events import EventBus, frame_event
 from lotus.runtime.governor_loop import GovernorController
 from lotus.runtime.hw.base import Board
 from lotus.runtime.metrics import Metrics
@@ -26,8 +32,16 @@ from lotus.runtime.model_control import ModelControl
 from lotus.runtime.model_stats import ModelStats
 from lotus.runtime.notify import Notifier
 from lotus.runtime.observation import ObservationBuilder, action_table, board_trip_c
-from lotus.runtime.pipeline import FramePipeline, FrameResult, LoadedModel, decode_image, load_models, warm_up
-from lotus.runtime.telemetry import TelemetryBus, sample_of
+from lotus.runtime.pipeline import (
+    FrameOrigin,
+    FramePipeline,
+    FrameResult,
+    LoadedModel,
+    decode_image,
+    load_models,
+    warm_up,
+)
+from lotus.runtime.telemetry import sample_of
 
 log = logging.getLogger(__name__)
 INLINE_DECODE_BYTES = 256 * 1024  # compressed images up to this size decode on the event loop
@@ -68,7 +82,7 @@ class Daemon:
         self.settings = settings
         self.board: Board | None = board
         self.metrics = Metrics()
-        self.telemetry = TelemetryBus(settings.server.telemetry_samples)
+        self.telemetry = EventBus(settings.server.telemetry_samples)
         self.notifier = Notifier()
         self.models: dict[str, LoadedModel] = {}
         self.governor: GovernorController | None = None
@@ -80,7 +94,9 @@ class Daemon:
         self.state_saved = False
         self.started_at = time.time()
         self.status_text = "starting"
-        self.source_stats: dict[str, Any] | None = None
+        self.source_stats: dict[str, Any] | None = None  # run_source's counters and state
+        self._ready_text = ""  # the status line once ready, before any source state
+        self._frame_meta = threading.local()  # the running frame's origin/decode time (worker thread)
         self.token = settings.governor.resolve_token()
         self.model_stats = ModelStats()  # per-model request statistics (/v2/models/stats)
         self.model_control = ModelControl(self)  # load/unload while serving (/v2/repository)
@@ -103,6 +119,11 @@ class Daemon:
     def start(self) -> None:
         """Open the board, take control, load and warm the models. Blocking; raises LotusError."""
         s = self.settings
+        if s.source.uri:
+            from lotus.runtime.source import check_source
+
+            self._status(f"checking source {s.source.uri}")
+            check_source(s.source)
         self._status("opening board")
         if self.board is None:
             self.board = open_board(s.board)
@@ -132,9 +153,43 @@ class Daemon:
         text = (
             f"ready: {', '.join(self.models)} on {self.provider}, board {board.backend}, governor {self.governor.mode}"
         )
+        self._ready_text = text
+        text = self._with_source(text)
         self.status_text = text
         self.notifier.ready(text)
         log.info("%s", text)
+
+    def _with_source(self, text: str) -> str:
+        """``text`` plus the streaming source's state, when one is configured and has one."""
+        st = self.source_stats
+        if not st or not st.get("state"):
+            return text
+        state, reason = st["state"], st.get("reason")
+        if state == "retrying":
+            part = f"source not ready: {reason}; retry {st.get('retries', 0)} in {st.get('retry_in_s')} s"
+        elif reason:
+            part = f"source {state}: {reason}"
+        else:
+            part = f"source {state}"
+        return f"{text}; {part}"
+
+    def set_source_state(self, state: str, reason: str | None, retry_in_s: float | None = None) -> None:
+        """Record the streaming source's state (opening, streaming, retrying, ended, failed) and why.
+
+        Shown in ``source_stats`` and, once the daemon is ready, in ``status_text`` (``/readyz``) and
+        the systemd STATUS line; ``retrying`` and ``failed`` are logged as warnings.
+        """
+        st = self.source_stats if self.source_stats is not None else {}
+        changed = (st.get("state"), st.get("reason")) != (state, reason)
+        st.update(state=state, reason=reason, retry_in_s=retry_in_s)
+        self.source_stats = st
+        if changed and state in ("retrying", "failed"):
+            log.warning("source %s %s: %s", st.get("uri"), state, reason)
+        elif changed:
+            log.info("source %s %s", st.get("uri"), state)
+        if self.ready and self._ready_text:
+            self.status_text = self._with_source(self._ready_text)
+            self.notifier.status(self.status_text)
 
     def _policy_info(self) -> None:
         if self.governor is not None:
@@ -220,7 +275,17 @@ class Daemon:
 
     # --- work -------------------------------------------------------------------------------------
     def _on_frame(self, result: FrameResult) -> None:
-        self.telemetry.publish(sample_of(result))
+        """The pipeline's per-frame hook (worker thread): complete the result, publish its event."""
+        meta = self._frame_meta
+        origin: FrameOrigin | None = getattr(meta, "origin", None)
+        decode_ms: float | None = getattr(meta, "decode_ms", None)
+        if origin is not None:
+            result.origin = origin
+            decode_ms = origin.decode_ms if decode_ms is None else decode_ms
+        if decode_ms is not None:
+            result.timings_ms["decode"] = decode_ms
+        sample = sample_of(result)
+        self.telemetry.publish(sample, lambda: frame_event(result, sample))
         if self.notifier.watchdog_due():
             self.notifier.ping()
 
@@ -251,8 +316,12 @@ class Daemon:
         source: str = "api",
         next_frame_at: float | None = None,
         admit: bool = True,
+        origin: FrameOrigin | None = None,
     ) -> FrameResult:
-        """Run one frame on the worker thread. ``admit``: refuse with OverloadedError when the queue is full."""
+        """Run one frame on the worker thread. ``admit``: refuse with OverloadedError when the queue is full.
+
+        ``origin``: where a ``--source`` frame came from (its index and timestamps, for the events).
+        """
         if not self.ready or self.pipeline is None:
             raise NotReadyError("warming up" if not self.stopping else "shutting down")
         if admit and self.pending >= self.settings.server.queue_size:
@@ -280,7 +349,12 @@ class Daemon:
             t_enq = time.perf_counter()
 
         def job() -> FrameResult:
-            result = pipeline.process(data, model, next_frame_at, source, time.perf_counter() - t_enq)
+            meta = self._frame_meta  # read by _on_frame, which runs inside process on this thread
+            meta.origin, meta.decode_ms = origin, decode_ms
+            try:
+                result = pipeline.process(data, model, next_frame_at, source, time.perf_counter() - t_enq)
+            finally:
+                meta.origin = meta.decode_ms = None
             if decode_ms is not None:
                 result.timings_ms["decode"] = decode_ms
             return result
@@ -311,4 +385,7 @@ class Daemon:
             "torch_imported": "torch" in sys.modules,
             "sb3_imported": "stable_baselines3" in sys.modules,
             "uptime_s": round(time.time() - self.started_at, 1),
-        }
+            "source": None if self.source_stats is None else {
+                k: self.source_stats.get(k) for k in ("uri", "state", "reason", "retries", "retry_in_s")
+            },
+        }  # fmt: skip

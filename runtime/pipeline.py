@@ -66,18 +66,32 @@ def decode_image(data: bytes) -> np.ndarray:
 
 
 # --- ORT providers and models ------------------------------------------------------------------
-def probe_providers(preference: list[str]) -> list[str]:
-    """The preferred providers this onnxruntime build offers, in order, always ending with CPU."""
+def probe_providers(preference: list[str], warn: bool = True) -> list[str]:
+    """The preferred providers this onnxruntime build offers, in order, always ending with CPU.
+
+    Missing ones are logged with the provider used instead: a WARNING when ``warn``, else INFO.
+    """
     import onnxruntime as ort
 
-    available = set(ort.get_available_providers())
+    available = ort.get_available_providers()
     chosen = [p for p in preference if p in available]
     missing = [p for p in preference if p not in available]
-    if missing:
-        log.info("ORT providers not available here: %s", ", ".join(missing))
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
+    if missing:
+        gpu = any(p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") for p in missing)
+        hint = "; GPU providers need onnxruntime-gpu (on Jetson the JetPack wheel), see docs/gpu.md" if gpu else ""
+        log.log(
+            logging.WARNING if warn else logging.INFO,
+            "ONNX Runtime provider %s not available in onnxruntime %s (it has %s); using %s instead%s",
+            ", ".join(missing), ort.__version__, ", ".join(available), chosen[0], hint,
+        )  # fmt: skip
     return chosen
+
+
+def _gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU (a desktop driver or a Jetson), whatever onnxruntime offers."""
+    return any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu", "/etc/nv_tegra_release"))
 
 
 def session_options(threads: int, spinning: bool) -> ort.SessionOptions:
@@ -156,35 +170,34 @@ class LoadedModel:
         }
 
 
-def _provider_entries(providers: list[str], trt_cache: Path | None) -> list[Any]:
-    out: list[Any] = []
-    for p in providers:
-        if p == "TensorrtExecutionProvider" and trt_cache is not None:
-            trt_cache.mkdir(parents=True, exist_ok=True)
-            out.append((p, {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(trt_cache)}))
-        else:
-            out.append(p)
-    return out
-
-
 def load_models(cfg: ModelsConfig) -> dict[str, LoadedModel]:
     """Load, verify and open every configured model; a GPU provider that fails falls back to CPU.
 
     Names resolve in ``models.repository`` first, then in the read-only shipped models
     (:meth:`ModelsConfig.model_repository`); a model with version folders serves its highest
     version unless the entry pins one (a ``version`` key, when the config has it). Model folders
-    are only read.
+    are only read. Sessions get the ``tensorrt``/``cuda`` options (:meth:`ModelsConfig.provider_options`);
+    a configured provider this onnxruntime lacks is a WARNING (INFO for the default list on a
+    machine without an NVIDIA GPU).
 
-    :raises ConfigError: ``models.repository`` is set but is not a directory
+    :raises ConfigError: ``models.repository`` is set but is not a directory, or the TensorRT
+        engine cache directory cannot be created
     :raises ModelLoadError: a name resolves nowhere, or a manifest or ONNX file is missing or corrupt
     """
+    from lotus.runtime.config import DEFAULT_PROVIDERS
     from lotus.runtime.models.manifest import read_manifest
     from lotus.runtime.models.two_stage import create_pipeline
 
     if cfg.repository is not None and not cfg.repository.is_dir():
         raise ConfigError(f"models.repository {cfg.repository} is not a directory")
     repo = cfg.model_repository()
-    providers = probe_providers(cfg.providers)
+    providers = probe_providers(cfg.providers, warn=cfg.providers != DEFAULT_PROVIDERS or _gpu_visible())
+    cache = cfg.tensorrt.engine_cache_dir
+    if cache is not None and "TensorrtExecutionProvider" in providers:
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"TensorRT engine cache {cache}: {exc.strerror or exc}") from None
     models: dict[str, LoadedModel] = {}
     for mc in cfg.load:
         path = repo.find(mc.name, getattr(mc, "version", None))
@@ -195,7 +208,7 @@ def load_models(cfg: ModelsConfig) -> dict[str, LoadedModel]:
         for attempt in (tried, ["CPUExecutionProvider"]):
             try:
                 pipe = create_pipeline(
-                    manifest, _provider_entries(attempt, cfg.trt_cache_dir), session_options(cfg.threads, cfg.spinning)
+                    manifest, cfg.provider_options(attempt), session_options(cfg.threads, cfg.spinning)
                 )
                 break
             except ModelLoadError as exc:
@@ -217,7 +230,9 @@ def load_models(cfg: ModelsConfig) -> dict[str, LoadedModel]:
             shipped=shipped,
         )
         where = "shipped" if shipped else "repository"
-        log.info("model %s %s (%s, %s) loaded on %s", mc.name, manifest.version, where, path.parent, pipe.provider)
+        variants = ", ".join(f"{st} {v}" for st, v in pipe.variants.items() if v is not None)
+        log.info("model %s %s (%s, %s) loaded on %s%s", mc.name, manifest.version, where, path.parent, pipe.provider,
+                 f" ({variants})" if variants else "")  # fmt: skip
     return models
 
 
@@ -230,6 +245,24 @@ def warm_up(model: LoadedModel, frames: int) -> None:
 
 
 # --- one frame -------------------------------------------------------------------------------
+@dataclass
+class FrameOrigin:
+    """Where a ``--source`` frame came from (set by the daemon; None for frames API clients send).
+
+    :param index: the frame's index in the source, 0-based (every frame read, skipped ones included)
+    :param ts_s: source timestamp, s: media position (file, directory) or wall-clock capture time (live)
+    :param clock: ``"media"`` or ``"wall"``: what ``ts_s`` measures
+    :param received_s: wall-clock time the frame was read from the source (Unix), s
+    :param decode_ms: time the source took to read and decode the frame, ms
+    """
+
+    index: int
+    ts_s: float
+    clock: str
+    received_s: float
+    decode_ms: float
+
+
 @dataclass
 class FrameResult:
     """Everything one frame produced (raw values; ``DetectResponse.from_frame`` is its JSON form).
@@ -247,6 +280,8 @@ class FrameResult:
     :param image_size: (width, height), px
     :param source: who sent the frame (api, ws, kserve, source)
     :param provider: the ORT execution provider the model ran on
+    :param model_version: the version of the model that ran
+    :param origin: the ``--source`` frame's index and timestamps (None: sent by an API client)
     """
 
     model: str
@@ -265,6 +300,8 @@ class FrameResult:
     image_size: tuple[int, int]
     source: str = "api"
     provider: str = ""
+    model_version: str = ""
+    origin: FrameOrigin | None = None
 
     @property
     def extra(self) -> dict[str, str]:
@@ -418,6 +455,7 @@ class FramePipeline:
             image_size=(int(image.shape[1]), int(image.shape[0])),
             source=source,
             provider=model.provider,
+            model_version=model.version,
         )
         self._finish(result, d1, d2)
         return result
@@ -516,6 +554,7 @@ class FramePipeline:
             image_size=(int(image.shape[1]), int(image.shape[0])),
             source=source,
             provider=model.provider,
+            model_version=model.version,
         )
         self._finish(result, NO_DECISION, d)
         return result

@@ -120,6 +120,11 @@ class Ready(BaseModel):
     provider: str | None
     board: str | None
     models: list[str]
+    stages: dict[str, dict[str, dict[str, str | None]]] = Field(
+        default_factory=dict,
+        description="model -> stage -> provider (the one its ORT session runs on), variant (null: the stage's "
+        "own file) and file",
+    )
     governor_mode: str | None
     policy: str | None
     debug: dict[str, Any]
@@ -149,3 +154,60 @@ class InferRequest(BaseModel):
     parameters: dict[str, Any] | None = None
     inputs: list[InferTensor]
     outputs: list[InferOutputRequest] | None = None
+
+
+class FrameEvent(_Response):
+    """One per-frame event of ``GET /v1/events`` and ``WS /v1/stream?subscribe=`` (see :mod:`lotus.runtime.events`).
+
+    The first block is the compact sample ``/v1/telemetry`` keeps (its keys predate the rest and
+    keep their meaning: ``detections`` is a count); the detections themselves are ``boxes``,
+    ``scores``, ``labels`` and ``class_ids``, index by index.
+    """
+
+    type: Literal["frame"] = "frame"
+    t: float = Field(description="wall-clock time the event was made (Unix), s")
+    model: str
+    frame: int = Field(description="frame counter of the daemon")
+    source: str = Field(description="who sent the frame: api, ws, kserve or source")
+    latency_ms: float = Field(description="frame latency, ms (timings_ms.frame)")
+    stage1_ms: float
+    stage2_ms: float
+    proposals: int = Field(description="proposals stage 1 passed to stage 2")
+    detections: int = Field(description="number of detections")
+    cpu_khz: int | float | None = Field(description="CPU clock chosen for the next frame, kHz")
+    gpu_hz: int | float | None = Field(description="GPU clock chosen for the next frame, Hz")
+    temps_c: dict[str, float] = Field(description="sensor -> temperature, C")
+    power_w: float = Field(description="board power at the end of the frame, W")
+    energy_j: float = Field(description="board energy over the frame, J")
+    throttled: bool
+    mode: GovernorMode
+    policy: str
+    action: int | None = Field(description="joint clock index chosen for the next frame")
+    slo_met: bool
+    model_version: str
+    provider: str = Field(description="ONNX Runtime execution provider the model ran on")
+    image_size: list[int] = Field(description="width, height, px")
+    boxes: list[list[float]] = Field(description="x0, y0, x1, y1 per detection, image pixels")
+    scores: list[float] = Field(description="confidence per detection, [0, 1]")
+    labels: list[str] = Field(description="class name per detection, or the recognised text (OCR models)")
+    class_ids: list[int | None] = Field(description="1-based class index per detection (None for OCR text)")
+    timings_ms: dict[str, float] = Field(
+        description="queue, decode, stage1, decision_stage2, clock_set_stage2, stage2, decision_next, "
+        "clock_set_next, frame, total; ms"
+    )
+    clocks_before: Clocks = Field(description="clocks at the start of the frame (stage 1 ran at these)")
+    clocks_stage2: Clocks = Field(description="clocks applied for stage 2")
+    clocks_after: Clocks = Field(description="clocks chosen for the next frame")
+    source_frame: int | None = Field(description="index of the frame in the --source stream, 0-based (None: API)")
+    source_ts: float | None = Field(
+        description="source timestamp, s: media position (file, directory) or wall-clock capture time (live)"
+    )
+    source_clock: Literal["media", "wall"] | None = Field(description="what source_ts measures")
+    received_t: float | None = Field(description="wall-clock time the frame was read from the source (Unix), s")
+
+
+class LaggedNotice(_Response):
+    """Sent to a subscriber in place of the events it was too slow to receive (then the stream goes on)."""
+
+    type: Literal["lagged"] = "lagged"
+    missed: int = Field(gt=0, description="events dropped since the previous notice")

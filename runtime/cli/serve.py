@@ -83,6 +83,11 @@ def serve(
         help="Fall back to the read-only models shipped with lotus \\[models.shipped_models].",
     ),
     threads: int | None = typer.Option(None, help="ORT intra-op threads \\[models.threads]."),
+    providers: str | None = typer.Option(
+        None,
+        help="ORT execution providers in order, comma-separated: tensorrt,cuda,cpu or full ORT names "
+        "\\[models.providers].",
+    ),
     policy: str | None = typer.Option(None, help="Governor policy \\[governor.policy]."),
     mode: str | None = typer.Option(None, help="active|shadow|off \\[governor.mode]."),
     source: str | None = typer.Option(None, help="video.mp4 | DIR | camera:0 | rtsp://... \\[source.uri]."),
@@ -91,18 +96,28 @@ def serve(
     """Run the inference daemon: HTTP API, governor, optional streaming source."""
     import uvicorn
 
+    from lotus.core.errors import ConfigError
     from lotus.runtime.api import create_app
-    from lotus.runtime.config import load_settings
+    from lotus.runtime.config import load_settings, parse_providers
 
+    try:
+        provider_list = None if providers is None else parse_providers(providers)
+    except ConfigError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
     flags = _overrides(
         server__host=host, server__port=port, board__backend=backend, board__sysfs_root=sysfs_root,
         board__state_file=state_file, models__repository=repository, models__shipped_models=shipped_models,
-        models__threads=threads,
+        models__threads=threads, models__providers=provider_list,
         governor__policy=policy, governor__mode=mode, source__uri=source, server__log_level=log_level,
     )  # fmt: skip
     if model:
         flags.setdefault("models", {})["load"] = [{"name": m} for m in model]
     settings = load_settings(config, flags)
+    if settings.source.uri:  # a source that can never work: one error line, exit 2, before anything starts
+        from lotus.runtime.source import check_source
+
+        check_source(settings.source)
     level = settings.server.log_level
     logging.getLogger().setLevel(level.upper())
     logging.getLogger("runtime").setLevel(level.upper())

@@ -8,6 +8,7 @@ manifest's roles (:mod:`lotus.runtime.models.manifest`), never from the graphs' 
 
 from __future__ import annotations
 
+import logging
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -18,9 +19,14 @@ import numpy as np
 import onnxruntime as ort
 
 from lotus.core.errors import BadInputError, ModelLoadError
-from lotus.runtime.models.manifest import ModelManifest, Param
+from lotus.runtime.models.manifest import ModelManifest, Param, StageSpec
 
+log = logging.getLogger(__name__)
 WARMUP_SIZE = 320  # side of the warm-up image when the model has no fixed input size, px
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+GPU_PRECISIONS = ("fp16", "fp32")  # the stage variants a GPU provider takes, best first
+ORT_TYPES = {"float32": "tensor(float)", "float16": "tensor(float16)", "int64": "tensor(int64)",
+             "int32": "tensor(int32)", "uint8": "tensor(uint8)"}  # fmt: skip
 
 
 @dataclass
@@ -43,13 +49,37 @@ class Stage1Result:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+def provider_name(entry: Any) -> str:
+    """The provider name of a ``providers`` entry: a name or a ``(name, options)`` pair."""
+    return str(entry[0] if isinstance(entry, tuple | list) else entry)
+
+
+def is_gpu_provider(name: str) -> bool:
+    """Whether ``name`` is a GPU provider (CUDA or TensorRT), which takes a stage's FP16/FP32 variant."""
+    return name in GPU_PROVIDERS
+
+
+def select_variant(stage: StageSpec, provider: str) -> str | None:
+    """The variant of ``stage`` a session whose first provider is ``provider`` opens (None: the stage's ``file``).
+
+    A GPU provider takes the ``fp16`` variant, else the ``fp32`` one; any other provider (CPU)
+    keeps the stage's own file (INT8 or FP32, as exported).
+    """
+    if not stage.variants or not is_gpu_provider(provider):
+        return None
+    return next((p for p in GPU_PRECISIONS if p in stage.variants), None)
+
+
 def make_session(
     path: Path,
     providers: list[Any] | None = None,
     sess_options: ort.SessionOptions | None = None,
     threads: int | None = None,
 ) -> ort.InferenceSession:
-    """An ORT session for ``path``; ``threads`` sets intra-op threads when no options are given."""
+    """An ORT session for ``path``; ``providers`` are names or ``(name, options)`` pairs (default: CPU).
+
+    ``threads`` sets intra-op threads when no ``sess_options`` are given.
+    """
     if sess_options is None:
         sess_options = ort.SessionOptions()
         if threads:
@@ -84,8 +114,13 @@ def check_image(image: np.ndarray) -> None:
         raise BadInputError(f"expected an HxWx3 uint8 RGB image, got shape {list(image.shape)} {image.dtype}")
 
 
-def _check_names(manifest: ModelManifest, stage: str, session: ort.InferenceSession) -> None:
-    """ModelLoadError unless every tensor the manifest gives a role exists in the graph."""
+def _check_names(
+    manifest: ModelManifest, stage: str, session: ort.InferenceSession, variant: str | None = None
+) -> None:
+    """ModelLoadError unless every tensor the manifest gives a role exists in the graph.
+
+    A ``variant`` must also keep the manifest's input dtypes (an FP16 export with float32 inputs).
+    """
     st = manifest.stage(stage)
     sides: dict[str, tuple[Literal["inputs", "outputs"], Any]] = {
         "input": ("inputs", session.get_inputs()),
@@ -97,7 +132,17 @@ def _check_names(manifest: ModelManifest, stage: str, session: ort.InferenceSess
             if t.role is not None and t.name not in names:
                 raise ModelLoadError(
                     f"model {manifest.name!r} {stage}: the manifest's {what} {t.name!r} (role {t.role}) is not in "
-                    f"{manifest.stage_path(stage).name}, whose {what}s are: {', '.join(names)}"
+                    f"{manifest.stage_path(stage, variant).name}, whose {what}s are: {', '.join(names)}"
+                )
+    if variant is not None:
+        types = {n.name: str(n.type) for n in session.get_inputs()}
+        for t in st.inputs:
+            ort_type = ORT_TYPES[t.dtype]
+            if t.name in types and types[t.name] != ort_type:
+                raise ModelLoadError(
+                    f"model {manifest.name!r} {stage}: input {t.name!r} of the {variant} variant "
+                    f"{manifest.stage_path(stage, variant).name} is {types[t.name]}, the manifest says {ort_type} "
+                    f"(a variant keeps the stage's input types)"
                 )
 
 
@@ -105,7 +150,8 @@ class ModelPipeline(ABC):
     """ORT sessions built from a manifest, one per stage: everything the daemon calls on a model.
 
     :param manifest: the model's manifest (``base_dir`` set: loaded from a file)
-    :param providers: ORT execution providers in preference order (names or ``(name, options)``)
+    :param providers: ORT execution providers in preference order (names or ``(name, options)``);
+        the first one picks each stage's variant (:func:`select_variant`)
     :param sess_options: ORT session options (``threads`` is ignored when given)
     :param threads: ORT intra-op threads when no ``sess_options`` are given
     """
@@ -119,9 +165,22 @@ class ModelPipeline(ABC):
     ) -> None:
         self.manifest = manifest
         self.sessions: dict[str, ort.InferenceSession] = {}
+        self.variants: dict[str, str | None] = {}  # stage -> the variant its session opened (None: its file)
+        wanted = provider_name((providers or ["CPUExecutionProvider"])[0])
         for stage in manifest.spec.stages:
-            self.sessions[stage] = make_session(manifest.stage_path(stage), providers, sess_options, threads)
-            _check_names(manifest, stage, self.sessions[stage])
+            variant = select_variant(manifest.stage(stage), wanted)
+            session = make_session(manifest.stage_path(stage, variant), providers, sess_options, threads)
+            used = str(session.get_providers()[0])
+            if used != wanted:
+                log.warning(
+                    "model %s %s runs on %s, not %s (onnxruntime fell back)", manifest.name, stage, used, wanted
+                )
+            if variant is not None and not is_gpu_provider(used):  # a GPU variant that ended up on the CPU
+                variant = None
+                rest = [p for p in providers or [] if not is_gpu_provider(provider_name(p))]
+                session = make_session(manifest.stage_path(stage), rest, sess_options, threads)
+            self.sessions[stage], self.variants[stage] = session, variant
+            _check_names(manifest, stage, session, variant)
         self._configure()
 
     @abstractmethod
@@ -137,6 +196,17 @@ class ModelPipeline(ABC):
     def provider(self) -> str:
         """The execution provider the sessions run on (first of stage 1's), e.g. ``CPUExecutionProvider``."""
         return str(self.sessions["stage1"].get_providers()[0])
+
+    def stage_info(self) -> dict[str, dict[str, str | None]]:
+        """Per stage: the ``provider`` its session runs on, the ``variant`` (None: the stage's own file), ``file``."""
+        return {
+            stage: {
+                "provider": str(session.get_providers()[0]),
+                "variant": self.variants.get(stage),
+                "file": self.manifest.stage(stage).file_of(self.variants.get(stage)),
+            }
+            for stage, session in self.sessions.items()
+        }
 
     def names(self, stage: str, side: Literal["inputs", "outputs"], *roles: str) -> list[str]:
         """The graph's tensor names of ``roles`` (each must exist) in ``stage``."""

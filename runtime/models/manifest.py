@@ -53,6 +53,7 @@ Role = Literal[
 ]
 ROLES: tuple[str, ...] = get_args(Role)
 Dtype = Literal["float32", "float16", "int64", "int32", "uint8"]
+Precision = Literal["fp32", "fp16", "int8"]  # the keys of a stage's ``variants``
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,16 @@ class TensorSpec(_Strict):
     description: str = ""
 
 
+class StageVariant(_Strict):
+    """Another build of a stage's graph (e.g. FP16 for GPU providers), with the stage's tensors unchanged."""
+
+    file: str = Field(description="ONNX file, relative to the model folder (or to files_from)")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+
+
 class StageSpec(_Strict):
-    """One ONNX graph of the pipeline."""
+    """One ONNX graph of the pipeline; ``variants`` are optional other precisions of it (``docs/models.md``)."""
 
     name: StageName
     role: str = Field(description="what the stage does, e.g. 'backbone + RPN'")
@@ -124,6 +133,9 @@ class StageSpec(_Strict):
     size_bytes: int = Field(ge=0)
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    variants: dict[Precision, StageVariant] | None = Field(
+        default=None, description="precision -> another file of this graph; GPU providers take fp16, else fp32"
+    )
 
     @classmethod
     def of_file(
@@ -132,6 +144,14 @@ class StageSpec(_Strict):
         """The stage whose ONNX graph is ``path``: its file name, hash and size are read from it."""
         return cls(name=name, role=role, file=path.name, sha256=sha256_file(path), size_bytes=path.stat().st_size,
                    inputs=inputs, outputs=outputs)  # fmt: skip
+
+    def file_of(self, variant: str | None = None) -> str:
+        """The file of ``variant`` (None: the stage's own ``file``)."""
+        if variant is None:
+            return self.file
+        if not self.variants or variant not in self.variants:
+            raise ModelLoadError(f"stage {self.name} has no {variant!r} variant")
+        return self.variants[variant].file
 
     def tensor(self, role: str, side: Literal["inputs", "outputs"]) -> TensorSpec | None:
         """The input or output tensor that has ``role`` (None: none)."""
@@ -215,11 +235,11 @@ class ModelManifest(_Strict):
                 return st
         raise ModelLoadError(f"model {self.name!r} has no stage {name!r}")
 
-    def stage_path(self, name: str) -> Path:
-        """Absolute path of a stage's ONNX file."""
+    def stage_path(self, name: str, variant: str | None = None) -> Path:
+        """Absolute path of a stage's ONNX file, or of one of its ``variants``."""
         if self.base_dir is None:
             raise ModelLoadError(f"model {self.name!r} was not loaded from a file")
-        return self.base_dir / self.stage(name).file
+        return self.base_dir / self.stage(name).file_of(variant)
 
     def tensor_name(self, stage: str, role: str, side: Literal["inputs", "outputs"]) -> str | None:
         """The graph's name for the tensor of ``role`` (None: the stage has none, an optional role)."""
@@ -305,21 +325,23 @@ def load_manifest(
 
 
 def verify_files(manifest: ModelManifest) -> None:
-    """Check that every stage file exists and matches its sha256 and size.
+    """Check that every stage file (``variants`` included) exists and matches its sha256.
 
     :raises ModelLoadError: naming the missing or corrupt file
     """
     assert manifest.base_dir is not None
     for st in manifest.stages:
-        f = manifest.base_dir / st.file
-        if not f.is_file():
-            raise ModelLoadError(f"model {manifest.name!r}: file {f} is missing")
-        digest = sha256_file(f)
-        if digest != st.sha256:
-            raise ModelLoadError(
-                f"model {manifest.name!r}: file {f} is corrupt (sha256 {digest[:12]}..., "
-                f"manifest says {st.sha256[:12]}...)"
-            )
+        entries: list[StageSpec | StageVariant] = [st, *(st.variants or {}).values()]
+        for entry in entries:
+            f = manifest.base_dir / entry.file
+            if not f.is_file():
+                raise ModelLoadError(f"model {manifest.name!r}: file {f} is missing")
+            digest = sha256_file(f)
+            if digest != entry.sha256:
+                raise ModelLoadError(
+                    f"model {manifest.name!r}: file {f} is corrupt (sha256 {digest[:12]}..., "
+                    f"manifest says {entry.sha256[:12]}...)"
+                )
 
 
 def _error_text(err: Any) -> str:

@@ -25,6 +25,7 @@ async def readyz(daemon: DaemonDep) -> JSONResponse:
         provider=daemon.provider,
         board=daemon.board.backend if daemon.board is not None else None,
         models=list(daemon.models),
+        stages={name: model.pipeline.stage_info() for name, model in daemon.models.items()},
         governor_mode=gov.mode if gov else None,
         policy=gov.policy_spec if gov else None,
         debug=daemon.debug_info(),

@@ -1,19 +1,17 @@
-"""GET /v1/telemetry (recent per-frame samples) and GET /v1/events (the same, live, as SSE)."""
+"""GET /v1/telemetry (recent compact per-frame samples) and GET /v1/events (every frame's full event, live, SSE)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from lotus.runtime.api.deps import DaemonDep
+from lotus.runtime.api.routes.stream import MAX_BUFFER, sse_events
+from lotus.runtime.events import SUBSCRIBER_QUEUE
 
 router = APIRouter(prefix="/v1", tags=["telemetry"])
-KEEPALIVE_S = 15.0
 
 
 @router.get("/telemetry", summary="Recent per-frame samples, oldest first")
@@ -27,28 +25,15 @@ async def telemetry(daemon: DaemonDep, limit: int = Query(100, ge=1, le=100_000)
     }
 
 
-@router.get("/events", summary="Server-Sent Events: one `frame` event per processed frame")
+@router.get("/events", summary="Server-Sent Events: one `frame` event per processed frame, `lagged` after a gap")
 async def events(
-    request: Request, daemon: DaemonDep, max_events: int = Query(0, ge=0, description="close after N (0: never)")
+    request: Request,
+    daemon: DaemonDep,
+    max_events: int = Query(0, ge=0, description="close after N frame events (0: never)"),
+    buffer: int = Query(SUBSCRIBER_QUEUE, ge=1, le=MAX_BUFFER, description="events this client may fall behind"),
 ) -> StreamingResponse:
-    handle = daemon.telemetry.subscribe()
-
-    async def stream() -> AsyncIterator[str]:
-        sent = 0
-        try:
-            yield ": lotus telemetry\n\n"
-            while max_events == 0 or sent < max_events:
-                try:
-                    sample = await asyncio.wait_for(handle[1].get(), KEEPALIVE_S)
-                except (TimeoutError, asyncio.TimeoutError):
-                    if await request.is_disconnected():
-                        break
-                    yield ": keepalive\n\n"
-                    continue
-                sent += 1
-                yield f"event: frame\nid: {sample['frame']}\ndata: {json.dumps(sample)}\n\n"
-        finally:
-            daemon.telemetry.unsubscribe(handle)
-
+    """The per-frame events of :mod:`lotus.runtime.events` (schema and lag handling: :mod:`.stream`)."""
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(
+        sse_events(request, daemon, max_events, buffer), media_type="text/event-stream", headers=headers
+    )
