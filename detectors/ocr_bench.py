@@ -137,7 +137,8 @@ def build_ppocr_manifest(
         files_from=PACKAGE,
         stages=stages,
         preprocess={
-            "limit_side_len": 736,
+            "limit_side_len": 960,
+            "limit_type": "max",
             "mean": 0.5,
             "std": 0.5,
             "channel_order": "BGR",

@@ -46,8 +46,8 @@ INTS = ("int64", "int32")
 Side = Literal["inputs", "outputs"]
 
 # defaults written for a PP-OCR-shaped import (the values PP-OCRv4 uses)
-PPOCR_PRE: dict[str, Param] = {"limit_side_len": 736, "mean": 0.5, "std": 0.5, "channel_order": "BGR",
-                               "rec_height": 48, "rec_width": 320, "rec_batch": 6}  # fmt: skip
+PPOCR_PRE: dict[str, Param] = {"limit_side_len": 960, "limit_type": "max", "mean": 0.5, "std": 0.5,
+                               "channel_order": "BGR", "rec_height": 48, "rec_width": 320, "rec_batch": 6}  # fmt: skip
 PPOCR_POST: dict[str, Param] = {"thresh": 0.3, "box_thresh": 0.5, "unclip_ratio": 1.6, "max_candidates": 1000}
 
 

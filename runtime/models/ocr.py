@@ -1,6 +1,7 @@
-"""PP-OCR pre/post-processing written for lotus: DB box extraction and CTC greedy decoding.
+"""PP-OCR pre/post-processing written for lotus: detector input sizing, DB box extraction, CTC greedy decoding.
 
-Images come in as RGB; the PP-OCR graphs were trained on BGR, so channels are flipped here.
+Images come in as RGB; the PP-OCR graphs were trained on BGR, so channels are flipped here. The
+detector input is sized as PaddleOCR's ``DetResizeForTest`` does (``limit_side_len``, ``limit_type``).
 """
 
 from __future__ import annotations
@@ -10,19 +11,35 @@ import math
 import cv2
 import numpy as np
 
+LIMIT_TYPES = ("max", "min")  # preprocess.limit_type values (PaddleOCR's DetResizeForTest)
+
+
+def det_input_size(h: int, w: int, limit_side_len: int, limit_type: str = "min") -> tuple[int, int]:
+    """Detection input (H', W') px for an ``h`` x ``w`` image, as PaddleOCR's ``DetResizeForTest``.
+
+    ``max``: scaled down so the long side is at most ``limit_side_len`` (never up); ``min``: scaled up
+    so the short side is at least ``limit_side_len`` (never down). The aspect ratio is kept, then each
+    side is rounded to the nearest multiple of 32 (at least 32).
+    """
+    if limit_type == "max":
+        ratio = min(1.0, limit_side_len / max(h, w))
+    elif limit_type == "min":
+        ratio = max(1.0, limit_side_len / min(h, w))
+    else:
+        raise ValueError(f"limit_type must be one of {LIMIT_TYPES}, got {limit_type!r}")
+    return max(32, int(round(h * ratio / 32)) * 32), max(32, int(round(w * ratio / 32)) * 32)
+
 
 def det_preprocess(
-    image: np.ndarray, limit_side_len: int, mean: float, std: float
+    image: np.ndarray, size: tuple[int, int], mean: float, std: float
 ) -> tuple[np.ndarray, tuple[float, float]]:
-    """Resize so the short side is at least ``limit_side_len`` (multiples of 32), normalise.
+    """Resize ``image`` [H, W, 3] uint8 RGB to ``size`` (H', W') px (:func:`det_input_size`), BGR, normalise.
 
-    Returns ``x`` [1, 3, H', W'] float32 and the (x, y) ratios resized/original.
+    Returns ``x`` [1, 3, H', W'] float32 ``(x / 255 - mean) / std`` and the (x, y) ratios resized/original.
     """
     h, w = image.shape[:2]
-    ratio = limit_side_len / min(h, w) if min(h, w) < limit_side_len else 1.0
-    rh = max(32, int(round(h * ratio / 32) * 32))
-    rw = max(32, int(round(w * ratio / 32) * 32))
-    resized = cv2.resize(image[:, :, ::-1], (rw, rh))
+    rh, rw = size
+    resized = cv2.resize(image[:, :, ::-1], (rw, rh))  # bilinear, as PaddleOCR
     x = (resized.astype(np.float32) / 255.0 - mean) / std
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), (rw / w, rh / h)
 
@@ -71,8 +88,28 @@ def db_postprocess(
     if not quads:
         return np.zeros((0, 4, 2), np.float32), np.zeros(0, np.float32)
     q = np.stack(quads)
-    order = sorted(range(len(q)), key=lambda i: (round(q[i, 0, 1] / 10), q[i, 0, 0]))
+    order = reading_order(q)
     return q[order], np.asarray(scores, np.float32)[order]
+
+
+def reading_order(quads: np.ndarray) -> list[int]:
+    """Indices of ``quads`` [N, 4, 2] line by line from the top, left to right within a line.
+
+    Boxes are taken by vertical centre; one joins the current line while its centre lies above the
+    bottom of the line's first box (so words jittered by less than half a line height stay together).
+    """
+    top, bottom = quads[:, :, 1].min(1), quads[:, :, 1].max(1)
+    centre = (top + bottom) / 2
+    lines: list[list[int]] = []
+    line_bottom = -math.inf
+    for i in np.argsort(centre, kind="stable").tolist():
+        if lines and centre[i] <= line_bottom:
+            lines[-1].append(i)
+        else:
+            lines.append([i])
+            line_bottom = float(bottom[i])
+    left = quads[:, :, 0].min(1)
+    return [i for line in lines for i in sorted(line, key=lambda j: left[j])]
 
 
 def crop_quad(image: np.ndarray, quad: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ from lotus.runtime.models.base import (
     check_image,
     make_session,
     number,
+    param,
 )
 from lotus.runtime.models.detector import OnnxDetectorPipeline
 from lotus.runtime.models.image import ImageInput
@@ -137,7 +138,13 @@ class PpocrPipeline(TwoStagePipeline):
         (self.rec_input,) = self.names("stage2", "inputs", "crops")
         (self.rec_output,) = self.names("stage2", "outputs", "text_probs")
         m = manifest
-        self.limit_side_len = int(number(m, "limit_side_len"))  # detection input: short side at least this, px
+        self.limit_side_len = int(number(m, "limit_side_len"))  # detection input side limit, px (multiple of 32)
+        self.limit_type = str(param(m, "limit_type", default="min"))  # max: long side <= limit; min: short >= limit
+        if self.limit_type not in self._ocr.LIMIT_TYPES or self.limit_side_len <= 0 or self.limit_side_len % 32:
+            raise ModelLoadError(
+                f"model {m.name!r}: preprocess.limit_type must be one of {', '.join(self._ocr.LIMIT_TYPES)} "
+                f"(got {self.limit_type!r}) and limit_side_len a positive multiple of 32 (got {self.limit_side_len})"
+            )
         self.mean, self.std = number(m, "mean"), number(m, "std")
         self.rec_height, self.rec_width = int(number(m, "rec_height")), int(number(m, "rec_width"))
         self.rec_batch = int(number(m, "rec_batch"))  # crops per recognition run
@@ -146,16 +153,17 @@ class PpocrPipeline(TwoStagePipeline):
         self.max_candidates = int(number(m, "max_candidates", post=True))
 
     def preprocess(self, image: np.ndarray) -> dict[str, Any]:
-        """Detection input: ``image`` [H, W, 3] uint8 RGB with its short side scaled to ``limit_side_len``."""
+        """Detection input from ``image`` [H, W, 3] uint8 RGB, sized by ``limit_side_len`` / ``limit_type``."""
         check_image(image)
         h, w = image.shape[:2]
-        scale = max(self.limit_side_len / min(h, w), 1.0)
-        if h * w * scale * scale > MAX_INPUT_PIXELS:
+        size = self._ocr.det_input_size(h, w, self.limit_side_len, self.limit_type)
+        if size[0] * size[1] > MAX_INPUT_PIXELS:
             raise BadInputError(
-                f"image {w}x{h} is too elongated for {self.manifest.name}: scaled to a short side of "
-                f"{self.limit_side_len} px it would exceed {MAX_INPUT_PIXELS} pixels"
+                f"image {w}x{h} is too elongated for {self.manifest.name}: its detection input "
+                f"({self.limit_type} side {self.limit_side_len} px) would be {size[1]}x{size[0]}, "
+                f"over {MAX_INPUT_PIXELS} pixels"
             )
-        x, ratio = self._ocr.det_preprocess(image, self.limit_side_len, self.mean, self.std)
+        x, ratio = self._ocr.det_preprocess(image, size, self.mean, self.std)
         return {"x": x, "ratio": ratio, "image": image}
 
     def run_stage1(self, inputs: dict[str, Any]) -> Stage1Result:

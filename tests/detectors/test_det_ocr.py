@@ -43,9 +43,14 @@ def test_stage_split_and_cap(ocr) -> None:
 
 def test_elongated_image_is_bad_input(ocr) -> None:
     from lotus.core.errors import BadInputError
+    from lotus.runtime.models.two_stage import create_pipeline
 
+    strip = np.zeros((1, 60_000, 3), np.uint8)
+    assert ocr.preprocess(strip)["x"].shape == (1, 3, 32, 960)  # limit_type max: long side down to 960 px
+    m = ocr.manifest
+    upscaling = create_pipeline(m.model_copy(update={"preprocess": {**m.preprocess, "limit_type": "min"}}), threads=1)
     with pytest.raises(BadInputError, match="too elongated"):
-        ocr.preprocess(np.zeros((1, 60_000, 3), np.uint8))  # its short side scaled to 736 px: 44e9 pixels
+        upscaling.preprocess(strip)  # limit_type min: its short side scaled to 960 px: 5.5e10 pixels
     assert ocr.warmup_image().shape == (320, 320, 3)
 
 
