@@ -102,6 +102,7 @@ def evaluate(
         "policy JSON paths, python:PATH_OR_MODULE:CLASS (default: the suite's, else the classic six plus mpc)",
     ),
     suite: str = typer.Option(None, help="run a named suite instead of one scenario: smoke | standard"),
+    scenarios: str = typer.Option(None, help="with --suite: only these comma-separated scenarios of it"),
     out: Path = typer.Option(Path("runs/eval"), help="directory for results, tables and plots"),
     json_out: bool = typer.Option(False, "--json", help="print the per-policy, per-seed records as JSON"),
 ) -> None:
@@ -115,12 +116,14 @@ def evaluate(
 
     names = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
     if suite is not None:
-        scenarios, dur, n_seeds, default = suite_spec(suite)
+        all_scenarios, dur, n_seeds, default = suite_spec(suite)
+        only = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None
+        count = len(only) if only else len(all_scenarios)
         dur, n_seeds, names = duration or dur, seeds or n_seeds, names or list(default)
-        runs = len(scenarios) * n_seeds * sum(8 if n == "foresight" else 1 for n in names)
+        runs = count * n_seeds * len(names)  # the foresight search reports its share of one run
         bar = progress_bar(dur * runs, f"suite {suite}")
         try:
-            doc = run_suite(suite, out, names, n_seeds, dur, progress=bar.update)
+            doc = run_suite(suite, out, names, n_seeds, dur, progress=bar.update, only=only)
         finally:
             bar.close()
         if json_out:
@@ -138,7 +141,7 @@ def evaluate(
     scenario = _scenario(board=board, power_mode=power_mode, ambient_c=ambient, trace=trace, workload=workload,
                          fps=fps, deadline_ms=deadline, fan=fan, trip_c=trip, r_scale=enclosure,
                          init_temp_c=init_temp)  # fmt: skip
-    runs = sum(8 if n == "foresight" else 1 for n in names) * n_seeds
+    runs = len(names) * n_seeds
     bar = progress_bar(dur * runs, "eval")
     try:
         result = run_eval(scenario, names, range(n_seeds), dur, progress=bar.update)

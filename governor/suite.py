@@ -90,8 +90,11 @@ def run_suite(
     seeds: int | None = None,
     duration_s: float | None = None,
     progress: Callable[[float], None] | None = None,
+    only: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every scenario of suite ``name``; write per-scenario tables, JSON and plots, and a ranking.
+
+    ``only`` restricts the run to the named scenarios (e.g. to split a suite over machines).
 
     :return: ``{"suite", "scenarios": {name: {"table", "held_out", ...}}, "ranking": [...]}``.
     """
@@ -101,6 +104,12 @@ def run_suite(
     from lotus.governor.report import format_suite_table
 
     scenarios, dur, n_seeds, default = suite(name)
+    if only:
+        known = {sc.name for sc in scenarios}
+        unknown = [n for n in only if n not in known]
+        if unknown:
+            raise ConfigError(f"suite {name!r} has no scenario {', '.join(unknown)}; it has {', '.join(sorted(known))}")
+        scenarios = [sc for sc in scenarios if sc.name in only]
     dur = duration_s or dur
     names = list(policies or default)
     seed_list = list(range(seeds or n_seeds))
