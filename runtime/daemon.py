@@ -194,7 +194,12 @@ class Daemon:
     def _policy_info(self) -> None:
         if self.governor is not None:
             self.metrics.policy.info(
-                {"policy": self.governor.policy_spec, "version": self.governor.version, "mode": self.governor.mode}
+                {
+                    "policy": self.governor.policy_spec,
+                    "deciding": self.governor.deciding,
+                    "version": self.governor.version,
+                    "mode": self.governor.mode,
+                }  # fmt: skip
             )
 
     def _take_control(self) -> None:

@@ -157,6 +157,16 @@ class GovernorController:
         return self.policy.diagnostics()
 
     @property
+    def deciding(self) -> str:
+        """The policy actually choosing the clocks: the configured one, or the shield's fallback
+        when the configured one could not be loaded (e.g. no trained policy for this board's clock table)."""
+        diag = self.diagnostics()
+        if diag.load_error:
+            fallback = getattr(self.policy, "fallback", None)
+            return str(getattr(fallback, "name", "fallback"))
+        return self.policy_spec
+
+    @property
     def deadline_stretch(self) -> float:
         """The deadline factor the shield shows the policy now (1.0 without a stretch)."""
         return self.diagnostics().deadline_stretch
@@ -168,6 +178,7 @@ class GovernorController:
         return {
             "mode": self.mode,
             "policy": self.policy_spec,
+            "deciding": self.deciding,
             "policy_name": diag.policy_name,
             "version": self.version,
             "load_error": diag.load_error,

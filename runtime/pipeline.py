@@ -446,7 +446,7 @@ class FramePipeline:
             throttled=throttled,
             governor={
                 "mode": gov.mode,
-                "policy": gov.policy_spec,
+                "policy": gov.deciding,
                 "action_stage2": d1.action,
                 "action_next": d2.action,
                 "deadline_ms": model.deadline_ms,
@@ -545,7 +545,7 @@ class FramePipeline:
             throttled=throttled,
             governor={
                 "mode": gov.mode,
-                "policy": gov.policy_spec,
+                "policy": gov.deciding,
                 "action_stage2": None,
                 "action_next": d.action,
                 "deadline_ms": model.deadline_ms,

@@ -126,7 +126,11 @@ class Ready(BaseModel):
         "own file) and file",
     )
     governor_mode: str | None
-    policy: str | None
+    policy: str | None = Field(description="the configured policy")
+    deciding: str | None = Field(
+        default=None, description="the policy actually deciding: the configured one, or the fallback that replaced it"
+    )
+    policy_error: str | None = Field(default=None, description="why the configured policy is not deciding")
     debug: dict[str, Any]
 
 

@@ -450,3 +450,25 @@ def test_serves_a_copy_of_the_shipped_model_from_a_repository(tmp_path: Path) ->
     best = [d for d in r.json()["detections"] if d["score"] > 0.5]
     assert best and {d["label"] for d in best} <= set(doc["class_names"])
     assert digests(MODELS_ROOT) == shipped_before
+
+
+def test_board_without_a_trained_policy_reports_the_fallback_that_decides(repo: Path, tmp_path: Path) -> None:
+    """drl is trained for the Orin Nano 15W clock table: on a simulated Orin NX the shield's stock
+    fallback decides, and /readyz, /v1/governor, the frame results and /metrics all say so."""
+    settings = _settings(repo, tmp_path, board={"sim_board": "orin-nx"}, models={"load": [{"name": "quadrants"}]})
+    with ServerThread(create_app(settings)) as url:
+        ready = httpx.get(url + "/readyz").json()
+        assert ready["policy"] == "drl" and ready["deciding"] == "stock"
+        assert ready["policy_error"]  # why drl is not deciding
+        gov = httpx.get(url + "/v1/governor").json()
+        assert gov["deciding"] == "stock" and gov["load_error"]
+        r = httpx.post(url + "/v1/detect", content=bright_square_png(0), headers={"Content-Type": "image/png"})
+        assert r.status_code == 200 and r.json()["governor"]["policy"] == "stock"
+        metrics = httpx.get(url + "/metrics").text
+        assert 'deciding="stock"' in metrics
+        assert 'lotus_governor_decisions_total{mode="active",policy="stock"' in metrics
+
+
+def test_on_the_board_drl_was_trained_for_drl_decides(client: httpx.Client) -> None:
+    ready = client.get("/readyz").json()
+    assert ready["policy"] == ready["deciding"] == "drl" and ready["policy_error"] is None

@@ -28,6 +28,8 @@ async def readyz(daemon: DaemonDep) -> JSONResponse:
         stages={name: model.pipeline.stage_info() for name, model in daemon.models.items()},
         governor_mode=gov.mode if gov else None,
         policy=gov.policy_spec if gov else None,
+        deciding=gov.deciding if gov else None,
+        policy_error=gov.diagnostics().load_error if gov else None,
         debug=daemon.debug_info(),
     )
     return JSONResponse(
