@@ -103,6 +103,7 @@ def evaluate(
     ),
     suite: str = typer.Option(None, help="run a named suite instead of one scenario: smoke | standard"),
     scenarios: str = typer.Option(None, help="with --suite: only these comma-separated scenarios of it"),
+    merge: str = typer.Option(None, help="combine comma-separated suite output folders into --out (no runs)"),
     out: Path = typer.Option(Path("runs/eval"), help="directory for results, tables and plots"),
     json_out: bool = typer.Option(False, "--json", help="print the per-policy, per-seed records as JSON"),
 ) -> None:
@@ -115,6 +116,12 @@ def evaluate(
         from lotus.governor.suite import suite as suite_spec
 
     names = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
+    if merge is not None:
+        from lotus.governor.suite import merge_suites
+
+        doc = merge_suites([Path(p.strip()) for p in merge.split(",") if p.strip()], out)
+        _print_suite(doc, out, json_out)
+        return
     if suite is not None:
         all_scenarios, dur, n_seeds, default = suite_spec(suite)
         only = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None
@@ -126,16 +133,7 @@ def evaluate(
             doc = run_suite(suite, out, names, n_seeds, dur, progress=bar.update, only=only)
         finally:
             bar.close()
-        if json_out:
-            print_json(doc["ranking"])
-            return
-        for name, entry in doc["scenarios"].items():
-            print(f"\n### {name}{' (held out)' if entry['held_out'] else ''}\n")
-            print(format_suite_table(entry["table"]))
-        print("\nranking (mean rank of the objective over scenarios; foresight excluded):")
-        for row in doc["ranking"]:
-            print(f"  {row['policy']:<22} mean rank {row['mean_rank']:.2f}  wins {row['wins']}")
-        print(f"wrote {out / 'suite.json'} and one folder per scenario")
+        _print_suite(doc, out, json_out)
         return
     dur, n_seeds, names = duration or 1200.0, seeds or 3, names or list(DEFAULT_POLICIES)
     scenario = _scenario(board=board, power_mode=power_mode, ambient_c=ambient, trace=trace, workload=workload,
@@ -158,6 +156,21 @@ def evaluate(
         return
     print(format_suite_table(result.table))
     print(f"wrote {out / 'results.json'} and {', '.join(str(p) for p in plots)}")
+
+
+def _print_suite(doc: dict, out: Path, json_out: bool) -> None:
+    from lotus.governor.report import format_suite_table
+
+    if json_out:
+        print_json(doc["ranking"])
+        return
+    for name, entry in doc["scenarios"].items():
+        print(f"\n### {name}{' (held out)' if entry['held_out'] else ''}\n")
+        print(format_suite_table(entry["table"]))
+    print("\nranking (mean rank of the objective over scenarios; foresight excluded):")
+    for row in doc["ranking"]:
+        print(f"  {row['policy']:<22} mean rank {row['mean_rank']:.2f}  wins {row['wins']}")
+    print(f"wrote {out / 'suite.json'} and one folder per scenario")
 
 
 def sim(

@@ -142,3 +142,46 @@ def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
             wins[ordered[0]["policy"]] = wins.get(ordered[0]["policy"], 0) + 1
     out = [{"policy": p, "mean_rank": sum(r) / len(r), "wins": wins.get(p, 0)} for p, r in ranks.items()]
     return sorted(out, key=lambda r: r["mean_rank"])
+
+
+def merge_suites(parts: Sequence[Path], out: Path) -> dict[str, Any]:
+    """Combine suite runs made in pieces (other scenarios, or other policies on the same seeds).
+
+    Records of the same scenario are pooled; each record's ``objective_vs_foresight`` and
+    ``beats_foresight`` are recomputed against the foresight run of its scenario and seed, the
+    tables and the ranking rebuilt. Writes ``out/suite.json`` and ``out/<scenario>/table.md``.
+    """
+    import json
+    import math
+
+    from lotus.governor.evaluate import aggregate
+    from lotus.governor.report import format_suite_table
+
+    doc: dict[str, Any] = {"suite": None, "parts": [str(p) for p in parts], "scenarios": {}}
+    for part in parts:
+        path = part / "suite.json"
+        if not path.is_file():
+            raise ConfigError(f"{part} holds no suite.json (a `lotus eval --suite` output folder)")
+        run = json.loads(path.read_text())
+        doc["suite"] = doc["suite"] or run.get("suite")
+        for key in ("duration_s", "seeds"):
+            if doc.setdefault(key, run.get(key)) != run.get(key):
+                raise ConfigError(f"{part} used {key}={run.get(key)}, the other parts {doc[key]}: not comparable")
+        for name, entry in run["scenarios"].items():
+            merged = doc["scenarios"].setdefault(name, {**entry, "records": []})
+            merged["records"] = merged["records"] + entry["records"]
+    for name, entry in doc["scenarios"].items():
+        ref = {r["seed"]: float(r["objective"]) for r in entry["records"] if r["policy"] == "foresight"}
+        for r in entry["records"]:
+            base = ref.get(r["seed"], math.nan)
+            obj = float(r["objective"])
+            r["objective_vs_foresight"] = obj / base if math.isfinite(base) and base > 0 else math.nan
+            r["beats_foresight"] = r["policy"] != "foresight" and math.isfinite(base) and obj < base
+        names = list(dict.fromkeys(r["policy"] for r in entry["records"]))
+        entry["table"] = [aggregate(p, [r for r in entry["records"] if r["policy"] == p]) for p in names]
+        where = out / name
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "table.md").write_text(format_suite_table(entry["table"]) + "\n")
+    doc["ranking"] = ranking(doc)
+    (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
+    return doc

@@ -41,3 +41,30 @@ def test_unknown_suite_is_one_error_line() -> None:
     res = CliRunner().invoke(app, ["eval", "--suite", "nope"])
     assert res.exit_code != 0
     assert "unknown suite 'nope'" in str(res.exception)
+
+
+def test_a_suite_run_in_pieces_merges_into_one(tmp_path: Path) -> None:
+    """Scenarios and policies split over runs: merged, the tables and ratios equal one whole run's."""
+    base = ["eval", "--suite", "smoke", "--duration", "6", "--seeds", "2", "--out"]
+    whole, a, b, merged = (tmp_path / n for n in ("whole", "a", "b", "merged"))
+    for out, extra in ((whole, ["--policies", "stock,foresight"]), (a, ["--policies", "foresight"]),
+                       (b, ["--policies", "stock", "--scenarios", "nano15-25c-video"])):  # fmt: skip
+        res = CliRunner().invoke(app, [*base, str(out), *extra])
+        assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["eval", "--merge", f"{a},{b}", "--out", str(merged)])
+    assert res.exit_code == 0, res.output
+    got = json.loads((merged / "suite.json").read_text())["scenarios"]["nano15-25c-video"]["table"]
+    want = json.loads((whole / "suite.json").read_text())["scenarios"]["nano15-25c-video"]["table"]
+    assert [r["policy"] for r in got] == ["foresight", "stock"]
+    by_name = {r["policy"]: r for r in want}
+    for row in got:
+        for key in ("objective", "objective_vs_foresight", "on_time_pct", "beats_foresight"):
+            assert row[key] == by_name[row["policy"]][key], (row["policy"], key)
+    assert (merged / "nano15-25c-video" / "table.md").is_file()
+
+
+def test_unknown_scenario_and_bad_merge_folder_are_one_error_line(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["eval", "--suite", "smoke", "--scenarios", "nope", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "has no scenario nope" in str(res.exception)
+    res = CliRunner().invoke(app, ["eval", "--merge", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "holds no suite.json" in str(res.exception)
