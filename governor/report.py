@@ -142,3 +142,36 @@ def format_suite_table(rows: Sequence[dict]) -> str:
         cells += [f"{row.get('shutdowns', 0)}/{row.get('seeds', 0)}", str(row.get("beats_foresight", 0))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def format_suite_matrix(doc: dict, key: str = "objective", digits: int = 1) -> str:
+    """One Markdown table of a suite: a row per policy, a column per scenario, ``mean ± ci`` of ``key``.
+
+    The best non-reference value of each column is bold; a run with shutdowns is marked ``(n off)``.
+    """
+    scenarios = list(doc["scenarios"])
+    policies = list(dict.fromkeys(r["policy"] for e in doc["scenarios"].values() for r in e["table"]))
+    cell: dict[tuple[str, str], dict] = {
+        (name, row["policy"]): row for name, entry in doc["scenarios"].items() for row in entry["table"]
+    }
+    best: dict[str, float] = {}
+    for name in scenarios:
+        values = [cell[(name, p)][key] for p in policies if (name, p) in cell and p != "foresight"]
+        best[name] = min(values) if values else float("nan")
+    head = ["policy", *(f"{n}{' (held out)' if doc['scenarios'][n].get('held_out') else ''}" for n in scenarios)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in policies:
+        cells = [p]
+        for name in scenarios:
+            row = cell.get((name, p))
+            if row is None:
+                cells.append("")
+                continue
+            text = f"{row[key]:.{digits}f} ± {row.get(f'{key}_ci95', float('nan')):.{digits}f}"
+            if p != "foresight" and row[key] == best[name]:
+                text = f"**{text}**"
+            if row.get("shutdowns"):
+                text += f" ({row['shutdowns']} off)"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

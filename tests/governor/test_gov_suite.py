@@ -68,3 +68,20 @@ def test_unknown_scenario_and_bad_merge_folder_are_one_error_line(tmp_path: Path
     assert res.exit_code != 0 and "has no scenario nope" in str(res.exception)
     res = CliRunner().invoke(app, ["eval", "--merge", str(tmp_path / "missing"), "--out", str(tmp_path)])
     assert res.exit_code != 0 and "holds no suite.json" in str(res.exception)
+
+
+def test_suite_matrix_has_a_row_per_policy_and_bolds_the_best() -> None:
+    from lotus.governor.report import format_suite_matrix
+
+    row = {"objective_ci95": 0.5, "shutdowns": 0}
+    doc = {"scenarios": {
+        "a": {"held_out": False, "table": [{"policy": "stock", "objective": 30.0, **row},
+                                           {"policy": "mpc", "objective": 25.0, **row},
+                                           {"policy": "foresight", "objective": 20.0, **row}]},
+        "b": {"held_out": True, "table": [{"policy": "stock", "objective": 40.0, **row, "shutdowns": 2}]},
+    }}  # fmt: skip
+    text = format_suite_matrix(doc)
+    lines = text.splitlines()
+    assert lines[0] == "| policy | a | b (held out) |" and len(lines) == 5
+    assert "**25.0 ± 0.5**" in lines[3] and "**" not in lines[4]  # the reference is never bold
+    assert "(2 off)" in lines[2]
