@@ -45,6 +45,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "sim": frozenset({"gymnasium", "matplotlib"}),
     "ocr": frozenset({"rapidocr_onnxruntime"}),
     "video": frozenset({"cv2"}),
+    "cluster": frozenset({"ray"}),
 }
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from lotus.core.cli import requires_extra
 from lotus.core.console import print_json, progress_bar
+
+if TYPE_CHECKING:
+    from lotus.governor.train import TrainConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -34,6 +38,7 @@ def _scenario(**fields: object):  # noqa: ANN202
     return scenario
 
 
+RAY_HELP = "run as Ray tasks: auto | local | HOST:PORT | ray://HOST:PORT (the cluster extra)"
 DEFAULT_STEPS = 8_000_000  # the shipped policies' budget, every family alike
 
 
@@ -51,11 +56,21 @@ def train(
     seed: int = typer.Option(0, help="random seed"),
     resume: bool = typer.Option(False, help="continue from the latest checkpoint in OUT"),
     threads: int = typer.Option(1, min=1, help="torch threads (1 is fastest for these small networks)"),
-    json_out: bool = typer.Option(False, "--json", help="print the metadata JSON"),
+    seeds: int = typer.Option(
+        None, min=1, help="train N seeds (SEED, SEED+1, ...) into OUT/seed-K/, score them, name the median (seeds.json)"
+    ),
+    ray_address: str = typer.Option(None, "--ray", help=RAY_HELP + " (with --seeds)"),
+    workers: int = typer.Option(1, min=1, help="with --seeds and no --ray: seeds trained at once in local processes"),
+    json_out: bool = typer.Option(False, "--json", help="print the metadata JSON (seeds.json with --seeds)"),
 ) -> None:
     """Train a governor with stable-baselines3 and export it to ONNX + metadata JSON."""
     from lotus.core.errors import ConfigError
     from lotus.governor.features import FEATURE_SPECS
+
+    if seeds is None and (ray_address is not None or workers > 1):
+        raise ConfigError("--ray and --workers spread several seeds: add --seeds N")
+    if seeds is not None and resume:
+        raise ConfigError("--resume continues one run: it does not combine with --seeds")
 
     with requires_extra("train", "lotus train"):
         from lotus.governor.train import PUBLISHED_STEPS, TrainConfig, artifact_name, default_algo, set_threads
@@ -70,6 +85,9 @@ def train(
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
                       steps=steps, n_envs=envs, seed=seed, recipe=recipe)  # fmt: skip
     _scenario(board=board, power_mode=power_mode)
+    if seeds is not None:
+        _train_seeds(cfg, out, seeds, ray_address, workers, threads, json_out)
+        return
     meta = run_train(cfg, out, resume=resume, progress=not json_out)
     if json_out:
         print_json(meta)
@@ -80,6 +98,24 @@ def train(
     )
     name = artifact_name(cfg)
     print(f"wrote {out / (name + '.onnx')} and {out / (name + '.json')}")
+
+
+def _train_seeds(cfg: TrainConfig, out: Path, seeds: int, ray_address: str | None, workers: int, threads: int,
+                 json_out: bool) -> None:  # fmt: skip
+    from lotus.governor.sweep import train_seeds
+
+    bar = progress_bar(seeds, f"train {seeds} seeds", unit="seed")
+    try:
+        doc = train_seeds(cfg, out, seeds, ray_address, workers, threads, progress=lambda _k: bar.update(1))
+    finally:
+        bar.close()
+    if json_out:
+        print_json(doc)
+        return
+    for row in doc["seeds"]:
+        print(f"  seed {row['seed']:<4} objective {row['objective']:8.2f} ms  on time {row['on_time_pct']:5.1f} %  "
+              f"export agreement {100 * row['export_agreement']:.1f} %  {row['train_seconds']:.0f} s")  # fmt: skip
+    print(f"median seed: {doc['median_seed']} ({out / doc['median_dir']}); wrote {out / 'seeds.json'}")
 
 
 def evaluate(
@@ -104,6 +140,8 @@ def evaluate(
     suite: str = typer.Option(None, help="run a named suite instead of one scenario: smoke | standard"),
     scenarios: str = typer.Option(None, help="with --suite: only these comma-separated scenarios of it"),
     merge: str = typer.Option(None, help="combine comma-separated suite output folders into --out (no runs)"),
+    ray_address: str = typer.Option(None, "--ray", help=RAY_HELP + " (with --suite)"),
+    workers: int = typer.Option(1, min=1, help="with --suite and no --ray: (scenario, seed) runs at once in processes"),
     out: Path = typer.Option(Path("runs/eval"), help="directory for results, tables and plots"),
     json_out: bool = typer.Option(False, "--json", help="print the per-policy, per-seed records as JSON"),
 ) -> None:
@@ -116,6 +154,10 @@ def evaluate(
         from lotus.governor.suite import suite as suite_spec
 
     names = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
+    if (ray_address is not None or workers > 1) and (suite is None or merge is not None):
+        from lotus.core.errors import ConfigError
+
+        raise ConfigError("--ray and --workers spread a suite's runs: use them with --suite")
     if merge is not None:
         from lotus.governor.suite import merge_suites
 
@@ -130,7 +172,8 @@ def evaluate(
         runs = count * n_seeds * len(names)  # the foresight search reports its share of one run
         bar = progress_bar(dur * runs, f"suite {suite}")
         try:
-            doc = run_suite(suite, out, names, n_seeds, dur, progress=bar.update, only=only)
+            doc = run_suite(suite, out, names, n_seeds, dur, progress=bar.update, only=only, ray_address=ray_address,
+                            workers=workers)  # fmt: skip
         finally:
             bar.close()
         _print_suite(doc, out, json_out)

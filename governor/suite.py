@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lotus.core.errors import ConfigError
 from lotus.envs.scenario import Randomization, Scenario
+
+if TYPE_CHECKING:
+    from lotus.governor.evaluate import EvalResult
 
 STANDARD_POLICIES = (
     "stock", "stock+shield", "performance", "mpc", "mpc+shield", "ztt", "ztt+shield", "lotus-dac24",
@@ -91,13 +94,18 @@ def run_suite(
     duration_s: float | None = None,
     progress: Callable[[float], None] | None = None,
     only: Sequence[str] | None = None,
+    ray_address: str | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Evaluate every scenario of suite ``name``; write per-scenario tables, JSON and plots, and a ranking.
 
     ``only`` restricts the run to the named scenarios (e.g. to split a suite over machines).
+    ``ray_address`` or ``workers`` > 1 hand the run to :func:`run_suite_parallel` (same documents).
 
     :return: ``{"suite", "scenarios": {name: {"table", "held_out", ...}}, "ranking": [...]}``.
     """
+    if ray_address is not None or workers > 1:
+        return run_suite_parallel(name, out, policies, seeds, duration_s, progress, only, ray_address, workers)
     import json
 
     from lotus.governor.evaluate import evaluate, plot_eval
@@ -116,6 +124,89 @@ def run_suite(
     doc: dict[str, Any] = {"suite": name, "duration_s": dur, "seeds": seed_list, "policies": names, "scenarios": {}}
     for sc in scenarios:
         result = evaluate(sc.scenario, names, seed_list, dur, progress=progress)
+        where = out / sc.name
+        where.mkdir(parents=True, exist_ok=True)
+        entry = {"scenario": sc.scenario.model_dump(mode="json"), "held_out": sc.held_out, "table": result.table,
+                 "records": result.records}  # fmt: skip
+        (where / "results.json").write_text(json.dumps(entry, indent=2, default=str))
+        (where / "table.md").write_text(format_suite_table(result.table) + "\n")
+        plot_eval(result, where, f"{sc.name} ({len(seed_list)} seeds; plots show seed {seed_list[0]})")
+        doc["scenarios"][sc.name] = entry
+    doc["ranking"] = ranking(doc)
+    (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
+    return doc
+
+
+@dataclass(frozen=True)
+class EvalUnit:
+    """One task of :func:`run_suite_parallel`: every policy on one scenario and one seed."""
+
+    scenario: Scenario
+    policies: tuple[str, ...]
+    seed: int
+    duration_s: float
+    recordings: bool  # ship the recordings back (the first seed's: the plots)
+
+
+def evaluate_unit(unit: EvalUnit) -> EvalResult:
+    """:func:`lotus.governor.evaluate.evaluate` on one seed (foresight ratios included); a Ray or process task."""
+    from lotus.governor.evaluate import evaluate
+
+    result = evaluate(unit.scenario, unit.policies, [unit.seed], unit.duration_s)
+    if not unit.recordings:
+        result.recordings = {}
+    return result
+
+
+def run_suite_parallel(
+    name: str,
+    out: Path,
+    policies: Sequence[str] | None = None,
+    seeds: int | None = None,
+    duration_s: float | None = None,
+    progress: Callable[[float], None] | None = None,
+    only: Sequence[str] | None = None,
+    ray_address: str | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """:func:`run_suite` with its (scenario, seed) units fanned out by :func:`lotus.governor.parallel.run_tasks`.
+
+    Each task runs every policy on one scenario and one seed; this process puts the records in
+    :func:`run_suite`'s order and writes the same documents, so the numbers equal a serial run's.
+    Only the first seed's tasks send their recordings back, for the plots. ``progress`` gets the
+    simulated seconds of each finished task.
+    """
+    import json
+
+    from lotus.governor.evaluate import REFERENCE, EvalResult, aggregate, plot_eval
+    from lotus.governor.parallel import run_tasks
+    from lotus.governor.report import format_suite_table
+
+    scenarios, dur, n_seeds, default = suite(name)
+    if only:
+        known = {sc.name for sc in scenarios}
+        unknown = [n for n in only if n not in known]
+        if unknown:
+            raise ConfigError(f"suite {name!r} has no scenario {', '.join(unknown)}; it has {', '.join(sorted(known))}")
+        scenarios = [sc for sc in scenarios if sc.name in only]
+    dur = duration_s or dur
+    names = list(policies or default)
+    seed_list = list(range(seeds or n_seeds))
+    units = [EvalUnit(sc.scenario, tuple(names), seed, dur, recordings=seed == seed_list[0])
+             for sc in scenarios for seed in seed_list]  # fmt: skip
+
+    def report(_k: int) -> None:
+        if progress is not None:
+            progress(dur * len(names))
+
+    results = run_tasks(evaluate_unit, units, ray_address=ray_address, workers=workers, progress=report)
+    ordered = sorted(names, key=lambda p: p != REFERENCE)  # evaluate's record order: the reference first
+    doc: dict[str, Any] = {"suite": name, "duration_s": dur, "seeds": seed_list, "policies": names, "scenarios": {}}
+    for k, sc in enumerate(scenarios):
+        parts = results[k * len(seed_list) : (k + 1) * len(seed_list)]
+        records = [r for p in dict.fromkeys(ordered) for part in parts for r in part.records if r["policy"] == p]
+        table = [aggregate(p, [r for r in records if r["policy"] == p]) for p in names]
+        result = EvalResult(records, table, parts[0].recordings)
         where = out / sc.name
         where.mkdir(parents=True, exist_ok=True)
         entry = {"scenario": sc.scenario.model_dump(mode="json"), "held_out": sc.held_out, "table": result.table,
