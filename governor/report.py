@@ -144,10 +144,11 @@ def format_suite_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_suite_matrix(doc: dict, key: str = "objective", digits: int = 1) -> str:
+def format_suite_matrix(doc: dict, key: str = "objective", digits: int = 1, higher_is_better: bool = False) -> str:
     """One Markdown table of a suite: a row per policy, a column per scenario, ``mean ± ci`` of ``key``.
 
-    The best non-reference value of each column is bold; a run with shutdowns is marked ``(n off)``.
+    The best non-reference value of each column (lowest, or highest with ``higher_is_better``) is
+    bold; a run with shutdowns is marked ``(n off)``.
     """
     scenarios = list(doc["scenarios"])
     policies = list(dict.fromkeys(r["policy"] for e in doc["scenarios"].values() for r in e["table"]))
@@ -157,7 +158,7 @@ def format_suite_matrix(doc: dict, key: str = "objective", digits: int = 1) -> s
     best: dict[str, float] = {}
     for name in scenarios:
         values = [cell[(name, p)][key] for p in policies if (name, p) in cell and p != "foresight"]
-        best[name] = min(values) if values else float("nan")
+        best[name] = (max(values) if higher_is_better else min(values)) if values else float("nan")
     head = ["policy", *(f"{n}{' (held out)' if doc['scenarios'][n].get('held_out') else ''}" for n in scenarios)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in policies:
