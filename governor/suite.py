@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from lotus.governor.evaluate import EvalResult
 
 STANDARD_POLICIES = (
-    "stock", "stock+shield", "performance", "mpc", "mpc+shield", "ztt", "ztt+shield", "lotus-dac24",
-    "lotus-dac24+shield", "drl", "foresight",
+    "stock", "stock+shield", "performance", "mpc", "mpc+shield", "ztt", "ztt+shield", "ztt-pub", "lotus-dac24",
+    "lotus-dac24+shield", "lotus-dac24-pub", "drl", "foresight",
 )  # fmt: skip
 
 
