@@ -147,7 +147,7 @@ def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
     first = next(iter(result.recordings.values()))
     ax.axhline(first.deadline_ms, color="red", ls="--", lw=1, label="deadline")
     ax.set(xlabel="time (s)", ylabel="frame latency, 1 s mean (ms)", title=f"Latency over time: {title}")
-    ax.legend(ncol=4, fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     paths.append(_save(fig, out / "latency.png"))
 
     fig, ax = plt.subplots(figsize=(11, 5))
@@ -157,7 +157,7 @@ def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
     trip = first.scenario.trip_c or 99.0
     ax.axhline(trip, color="red", ls="--", lw=1, label=f"trip {trip:.0f} C")
     ax.set(xlabel="time (s)", ylabel="hotter die (C)", title=f"Temperature over time: {title}")
-    ax.legend(ncol=4, fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     paths.append(_save(fig, out / "temperature.png"))
 
     fig, ax = plt.subplots(figsize=(11, 5))
@@ -175,5 +175,40 @@ def _save(fig, path: Path) -> Path:  # noqa: ANN001
 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_suite_scatter(doc: dict[str, Any], out: Path) -> Path:
+    """on_time_vs_energy.png: each policy's on-time % against energy per camera frame, one panel per
+    scenario, seed means with 95 % CI bars (the seeds of ``doc``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(doc["scenarios"])
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 2.4, 3.4 * rows), squeeze=False)
+    policies = list(dict.fromkeys(r["policy"] for e in doc["scenarios"].values() for r in e["table"]))
+    colors = {p: plt.get_cmap("tab20")(i % 20) for i, p in enumerate(policies)}
+    for ax, name in zip(axes.flat, names):
+        for row in doc["scenarios"][name]["table"]:
+            x, y = row["energy_per_camera_frame_j"], row["on_time_pct"]
+            ax.errorbar(x, y, xerr=row["energy_per_camera_frame_j_ci95"], yerr=row["on_time_pct_ci95"], fmt="o", ms=4,
+                        color=colors[row["policy"]], label=row["policy"])  # fmt: skip
+        ax.set(title=name, xlabel="energy per camera frame (J)", ylabel="on time (%)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[p], label=p) for p in policies]
+    seeds = doc.get("seeds")
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               title=f"seeds {seeds}" if seeds else None)  # fmt: skip
+    fig.suptitle("On time vs energy per camera frame (seed means, 95 % CI)")
+    fig.tight_layout()
+    path = out / "on_time_vs_energy.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path

@@ -134,6 +134,9 @@ def run_suite(
         doc["scenarios"][sc.name] = entry
     doc["ranking"] = ranking(doc)
     (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
+    from lotus.governor.evaluate import plot_suite_scatter
+
+    plot_suite_scatter(doc, out)
     return doc
 
 
@@ -178,7 +181,7 @@ def run_suite_parallel(
     """
     import json
 
-    from lotus.governor.evaluate import REFERENCE, EvalResult, aggregate, plot_eval
+    from lotus.governor.evaluate import REFERENCE, EvalResult, aggregate, plot_eval, plot_suite_scatter
     from lotus.governor.parallel import run_tasks
     from lotus.governor.report import format_suite_table
 
@@ -217,6 +220,7 @@ def run_suite_parallel(
         doc["scenarios"][sc.name] = entry
     doc["ranking"] = ranking(doc)
     (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
+    plot_suite_scatter(doc, out)
     return doc
 
 
@@ -275,4 +279,7 @@ def merge_suites(parts: Sequence[Path], out: Path) -> dict[str, Any]:
         (where / "table.md").write_text(format_suite_table(entry["table"]) + "\n")
     doc["ranking"] = ranking(doc)
     (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
+    from lotus.governor.evaluate import plot_suite_scatter
+
+    plot_suite_scatter(doc, out)
     return doc

@@ -35,6 +35,8 @@ def test_smoke_suite_writes_tables_json_plots_and_a_ranking(tmp_path: Path) -> N
         assert all(r["seeds"] == 2 and "on_time_pct_ci95" in r for r in entry["table"])
     assert [r["policy"] for r in doc["ranking"]] and "foresight" not in {r["policy"] for r in doc["ranking"]}
     assert "ranking" in res.output
+    scatter = tmp_path / "on_time_vs_energy.png"
+    assert scatter.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and scatter.stat().st_size > 10_000
 
 
 def test_unknown_suite_is_one_error_line() -> None:
