@@ -43,13 +43,7 @@ def workload_from_ms(
     """
 
     def cost(ms: float) -> StageCost:
-        mem = ms * mem_share
-        compute = ms - mem
-        return StageCost(
-            cpu_mcycles=round(compute * (1 - gpu_share) * cpu_ghz, 4),
-            gpu_mcycles=round(compute * gpu_share * 1.0, 4),
-            mem_ms=round(mem, 4),
-        )
+        return StageCost.from_measured_ms(ms, cpu_ghz, gpu_share, mem_share)
 
     return WorkloadProfile(
         name=name,

@@ -34,6 +34,18 @@ class StageCost(BaseModel):
     gpu_mcycles: float = Field(ge=0, description="GPU-bound work, millions of cycles")
     mem_ms: float = Field(ge=0, description="memory-bound time, independent of CPU/GPU clocks, ms")
 
+    @classmethod
+    def from_measured_ms(cls, ms: float, cpu_ghz: float, gpu_share: float, mem_share: float) -> StageCost:
+        """A time measured on a CPU (``ms`` at ``cpu_ghz``) split into memory-bound ms, then ``gpu_share``
+        of the rest as GPU work (mcycles at 1 GHz) and the remainder as CPU mcycles."""
+        mem = ms * mem_share
+        compute = ms - mem
+        return cls(
+            cpu_mcycles=round(compute * (1 - gpu_share) * cpu_ghz, 4),
+            gpu_mcycles=round(compute * gpu_share * 1.0, 4),
+            mem_ms=round(mem, 4),
+        )
+
 
 class WorkloadProfile(BaseModel):
     """Per-frame cost model of a two-stage pipeline (stage 1 -> proposals -> stage 2)."""

@@ -108,8 +108,7 @@ def run_suite(
         return run_suite_parallel(name, out, policies, seeds, duration_s, progress, only, ray_address, workers)
     import json
 
-    from lotus.governor.evaluate import evaluate, plot_eval
-    from lotus.governor.report import format_suite_table
+    from lotus.governor.evaluate import evaluate
 
     scenarios, dur, n_seeds, default = suite(name)
     if only:
@@ -124,14 +123,7 @@ def run_suite(
     doc: dict[str, Any] = {"suite": name, "duration_s": dur, "seeds": seed_list, "policies": names, "scenarios": {}}
     for sc in scenarios:
         result = evaluate(sc.scenario, names, seed_list, dur, progress=progress)
-        where = out / sc.name
-        where.mkdir(parents=True, exist_ok=True)
-        entry = {"scenario": sc.scenario.model_dump(mode="json"), "held_out": sc.held_out, "table": result.table,
-                 "records": result.records}  # fmt: skip
-        (where / "results.json").write_text(json.dumps(entry, indent=2, default=str))
-        (where / "table.md").write_text(format_suite_table(result.table) + "\n")
-        plot_eval(result, where, f"{sc.name} ({len(seed_list)} seeds; plots show seed {seed_list[0]})")
-        doc["scenarios"][sc.name] = entry
+        doc["scenarios"][sc.name] = write_scenario(out, sc, result, seed_list)
     doc["ranking"] = ranking(doc)
     (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
     from lotus.governor.evaluate import plot_suite_scatter
@@ -181,9 +173,8 @@ def run_suite_parallel(
     """
     import json
 
-    from lotus.governor.evaluate import REFERENCE, EvalResult, aggregate, plot_eval, plot_suite_scatter
+    from lotus.governor.evaluate import REFERENCE, EvalResult, aggregate, plot_suite_scatter
     from lotus.governor.parallel import run_tasks
-    from lotus.governor.report import format_suite_table
 
     scenarios, dur, n_seeds, default = suite(name)
     if only:
@@ -210,18 +201,28 @@ def run_suite_parallel(
         records = [r for p in dict.fromkeys(ordered) for part in parts for r in part.records if r["policy"] == p]
         table = [aggregate(p, [r for r in records if r["policy"] == p]) for p in names]
         result = EvalResult(records, table, parts[0].recordings)
-        where = out / sc.name
-        where.mkdir(parents=True, exist_ok=True)
-        entry = {"scenario": sc.scenario.model_dump(mode="json"), "held_out": sc.held_out, "table": result.table,
-                 "records": result.records}  # fmt: skip
-        (where / "results.json").write_text(json.dumps(entry, indent=2, default=str))
-        (where / "table.md").write_text(format_suite_table(result.table) + "\n")
-        plot_eval(result, where, f"{sc.name} ({len(seed_list)} seeds; plots show seed {seed_list[0]})")
-        doc["scenarios"][sc.name] = entry
+        doc["scenarios"][sc.name] = write_scenario(out, sc, result, seed_list)
     doc["ranking"] = ranking(doc)
     (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
     plot_suite_scatter(doc, out)
     return doc
+
+
+def write_scenario(out: Path, sc: SuiteScenario, result: EvalResult, seed_list: Sequence[int]) -> dict[str, Any]:
+    """``out/<scenario>/``: results.json, table.md and the plots (first seed) of one scenario's evaluation."""
+    import json
+
+    from lotus.governor.evaluate import plot_eval
+    from lotus.governor.report import format_suite_table
+
+    where = out / sc.name
+    where.mkdir(parents=True, exist_ok=True)
+    entry = {"scenario": sc.scenario.model_dump(mode="json"), "held_out": sc.held_out, "table": result.table,
+             "records": result.records}  # fmt: skip
+    (where / "results.json").write_text(json.dumps(entry, indent=2, default=str))
+    (where / "table.md").write_text(format_suite_table(result.table) + "\n")
+    plot_eval(result, where, f"{sc.name} ({len(seed_list)} seeds; plots show seed {seed_list[0]})")
+    return entry
 
 
 def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:

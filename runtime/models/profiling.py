@@ -98,13 +98,7 @@ def stage_cost(
     ms: float, cpu_ghz: float = CPU_GHZ, gpu_share: float = GPU_SHARE, mem_share: float = MEM_SHARE
 ) -> StageCost:
     """A CPU-measured time (ms at ``cpu_ghz``) split into memory-bound ms, GPU mcycles (1 GHz) and CPU mcycles."""
-    mem = ms * mem_share
-    compute = ms - mem
-    return StageCost(
-        cpu_mcycles=round(compute * (1 - gpu_share) * cpu_ghz, 4),
-        gpu_mcycles=round(compute * gpu_share * 1.0, 4),
-        mem_ms=round(mem, 4),
-    )
+    return StageCost.from_measured_ms(ms, cpu_ghz, gpu_share, mem_share)
 
 
 def fit_workload(
