@@ -126,11 +126,13 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
     sc, rz = res.scenario, res.scenario.randomize
     amb, trip, r_scale, wl_scale, d_scale = sc.ambient_c, sc.trip_c or res.board.throttling.trip_c, sc.r_scale, 1.0, 1.0
     fan_mode = {"off": FAN_OFF, "on": FAN_ON, "auto": FAN_AUTO}[sc.fan]
+    c_scale = sc.c_scale
     heat, trace_name = 0.0, sc.trace
     if rz is not None:
         amb = float(rng.uniform(*rz.ambient_c)) if rz.ambient_c else amb
         trip = float(rng.uniform(*rz.trip_c)) if rz.trip_c else trip
         r_scale = float(rng.uniform(*rz.r_scale)) if rz.r_scale else r_scale
+        c_scale = float(rng.uniform(*rz.c_scale)) if rz.c_scale else c_scale
         wl_scale = float(rng.uniform(*rz.workload_scale)) if rz.workload_scale else wl_scale
         if rz.fan_auto_prob > 0 and rng.random() < rz.fan_auto_prob:
             fan_mode = FAN_AUTO
@@ -155,7 +157,7 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
         "lat_hist0": 0.0, "lat_hist1": 0.0, "lat_hist2": 0.0,
         "s1_hist0": 0.0, "s1_hist1": 0.0, "s1_hist2": 0.0, "done": False,
         "amb": amb, "trip": trip, "wl_scale": wl_scale, "fan_mode": fan_mode, "r_scale": r_scale, "d_scale": d_scale,
-        "_trace": trace, "_coef_table": coefficient_table(res.board, r_scale),
+        "_trace": trace, "_coef_table": coefficient_table(res.board, r_scale, c_scale),
     }  # fmt: skip
 
 
@@ -404,7 +406,7 @@ class SimCore:
         phase1 = self.phase == 0
         frame_done = self.phase == 1
         self.req_c, self.req_g = cpu_idx, gpu_idx
-        t_start, e_start = self.t, self.energy
+        t_start, e_start, dropped_before = self.t, self.energy, self.dropped
         fc_idx = o.minimum(cpu_idx, self.cap_c)
         fg_idx = o.minimum(gpu_idx, self.cap_g)
         # 1) wait for the camera frame (only before stage 1)
@@ -478,6 +480,7 @@ class SimCore:
             "applied_gpu_idx": fg_idx,
             "throttled": throttled,
             "shutdown": tmax > self.shutdown,
+            "dropped": self.dropped - dropped_before,
         }
 
     def _advance_frame(self, frame_done: Value) -> None:
@@ -556,7 +559,7 @@ class SimCore:
 def _merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     """Combine the two stages of a ``frame``-mode step into one step result."""
     out = dict(second)
-    for key in ("energy_j", "dt_s", "idle_ms"):
+    for key in ("energy_j", "dt_s", "idle_ms", "dropped"):
         out[key] = first[key] + second[key]
     dt = np.maximum(out["dt_s"], 1e-9) if isinstance(out["dt_s"], np.ndarray) else max(out["dt_s"], 1e-9)
     out["power_w"] = out["energy_j"] / dt

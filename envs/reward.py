@@ -1,4 +1,5 @@
-"""Rewards: ``stable`` (ours), ``lotus`` (the Lotus paper's, as its code computes it), ``ztt``.
+"""Rewards: ``objective`` (ours), ``stable`` (our earlier one), ``lotus`` (the Lotus paper's, as
+its code computes it), ``ztt``.
 
 Both are written against :mod:`envs.ops`, so they serve one board (floats) or many (arrays).
 
@@ -10,6 +11,13 @@ with ``l`` the frame latency, ``L = TARGET_FRACTION * D`` the latency target, ``
 and ``E`` the frame's energy. It prices, in this order: throttling (the board takes control
 away), latency off its target (either way: faster than needed spends the thermal budget that a
 later burst of proposals will need), deadline misses, mean latency, energy.
+
+``objective``: the reported metric (:mod:`lotus.governor.metrics`) spread over decisions, in
+deadline units: when a frame completes ``-(l + ALPHA (l - m)^2 + D [l > D]) / D`` with ``m`` the
+latency EMA before the frame, and ``-1`` for every camera frame dropped during the decision (a
+drop is a miss, as the metric counts it); plus the same throttle and heat terms as ``stable``
+(temperature limits are constraints, so they are priced to be avoided, not traded). It targets
+nothing below the deadline: what the benchmark reports is what the policy is paid for.
 """
 
 from __future__ import annotations
@@ -49,6 +57,25 @@ def stable_reward(step: dict[str, Any], trip_c: Any, deadline_ms: float, budget_
         + W_ENERGY * step["frame_energy_j"] / (budget_w * deadline_ms * 1e-3)
     )
     r = r - ops.where(step["frame_done"], frame_cost, 0.0)
+    return r - SHUTDOWN_PENALTY * ops.where(step["shutdown"], 1.0, 0.0)
+
+
+OBJECTIVE_ALPHA_PER_MS = 0.1  # lotus.governor.metrics.ALPHA_PER_MS (envs cannot import governor)
+OBJECTIVE_WEIGHTS = {
+    "alpha_per_ms": OBJECTIVE_ALPHA_PER_MS, "miss": 1.0, "drop": 1.0, "throttle": W_THROTTLE, "heat": W_HEAT,
+    "heat_margin_c": HEAT_MARGIN_C, "shutdown": SHUTDOWN_PENALTY,
+}  # fmt: skip
+
+
+def objective_reward(step: dict[str, Any], trip_c: Any, deadline_ms: float, ops: Any) -> Any:
+    """The reported objective per decision, in deadline units (see module docstring)."""
+    heat = ops.maximum(step["max_temp_c"] - (trip_c - HEAT_MARGIN_C), 0.0) / HEAT_MARGIN_C
+    r = -W_THROTTLE * ops.where(step["throttled"], 1.0, 0.0) - W_HEAT * heat
+    lat = step["latency_ms"]
+    ema = step["lat_ema_prev_ms"]
+    spread = ops.where(ema > 0, lat - ema, 0.0)
+    frame_cost = (lat + OBJECTIVE_ALPHA_PER_MS * spread**2) / deadline_ms + ops.where(lat > deadline_ms, 1.0, 0.0)
+    r = r - ops.where(step["frame_done"], frame_cost, 0.0) - step["dropped"]
     return r - SHUTDOWN_PENALTY * ops.where(step["shutdown"], 1.0, 0.0)
 
 
@@ -107,6 +134,8 @@ def ztt_reward(step: dict[str, Any], core: Any, deadline_ms: float, ops: Any) ->
 
 def compute_reward(kind: str, step: dict[str, Any], core: Any, deadline_ms: float, budget_w: float, ops: Any) -> Any:
     """The reward named ``kind`` for one decision (floats or arrays ``[N]``)."""
+    if kind == "objective":
+        return objective_reward(step, core.trip, deadline_ms, ops)
     if kind == "stable":
         return stable_reward(step, core.trip, deadline_ms, budget_w, ops)
     if kind == "lotus":

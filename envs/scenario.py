@@ -19,6 +19,7 @@ class Randomization(BaseModel):
 
     ambient_c: Range | None = Field(default=None, description="ambient temperature, C")
     r_scale: Range | None = Field(default=None, description="factor on heatsink-to-ambient thermal resistance")
+    c_scale: Range | None = Field(default=None, description="factor on the heatsink's heat capacity")
     workload_scale: Range | None = Field(default=None, description="factor on every stage cost")
     fan_auto_prob: float = Field(default=0.0, ge=0, le=1, description="chance the fan follows its curve")
     trip_c: Range | None = Field(default=None, description="passive trip point, C (Lotus emulates tight limits)")
@@ -32,7 +33,7 @@ class Randomization(BaseModel):
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Randomization:
-        for name in ("ambient_c", "r_scale", "workload_scale", "trip_c", "init_heat", "deadline_scale"):
+        for name in ("ambient_c", "r_scale", "c_scale", "workload_scale", "trip_c", "init_heat", "deadline_scale"):
             rng = getattr(self, name)
             if rng is not None and rng[1] < rng[0]:
                 raise ValueError(f"randomize.{name}: low {rng[0]} is above high {rng[1]}")
@@ -57,6 +58,8 @@ class Scenario(BaseModel):
     :param init_temp_c: temperature every node starts at; None starts at ambient.
     :param r_scale: factor on the heatsink-to-ambient resistance: above 1 is an enclosure (1.3: a
         sealed box), below 1 a bigger heatsink; ``randomize.r_scale`` replaces it when set.
+    :param c_scale: factor on the heatsink's heat capacity (below 1: a lighter heatsink, faster
+        heating); ``randomize.c_scale`` replaces it when set.
     :param randomize: domain-randomisation ranges, or None for a fixed scenario.
     """
 
@@ -71,9 +74,10 @@ class Scenario(BaseModel):
     deadline_ms: float | None = Field(default=None, gt=0)
     decision: Literal["stage", "frame"] = "stage"
     episode_frames: int = Field(default=1800, ge=1)
-    reward: Literal["stable", "lotus", "ztt"] = "stable"
+    reward: Literal["stable", "objective", "lotus", "ztt"] = "stable"
     trip_c: float | None = Field(default=None, gt=0, le=150)
     fan: Literal["off", "on", "auto"] = "off"
     init_temp_c: float | None = Field(default=None, ge=-40, le=150)
     r_scale: float = Field(default=1.0, gt=0, le=10)
+    c_scale: float = Field(default=1.0, gt=0, le=10)
     randomize: Randomization | None = None

@@ -35,11 +35,14 @@ def conductance(board: BoardProfile, r_scale: float, fan_pwm: float) -> np.ndarr
     )
 
 
-def coefficients(board: BoardProfile, r_scale: float, fan_pwm: float) -> tuple[float, ...]:
-    """The 30 numbers :func:`advance` needs: ``G^-1``, ``L``, ``R`` row-major and eigenvalues."""
+def coefficients(board: BoardProfile, r_scale: float, fan_pwm: float, c_scale: float = 1.0) -> tuple[float, ...]:
+    """The 30 numbers :func:`advance` needs: ``G^-1``, ``L``, ``R`` row-major and eigenvalues.
+
+    :param c_scale: factor on the heatsink's heat capacity.
+    """
     th = board.thermal
     g = conductance(board, r_scale, fan_pwm)
-    c = np.array([th.c_cpu_j_per_k, th.c_gpu_j_per_k, th.c_sink_j_per_k])
+    c = np.array([th.c_cpu_j_per_k, th.c_gpu_j_per_k, th.c_sink_j_per_k * c_scale])
     c_isqrt = 1.0 / np.sqrt(c)
     sym = g * c_isqrt[:, None] * c_isqrt[None, :]
     lam, q = np.linalg.eigh(sym)
@@ -49,9 +52,9 @@ def coefficients(board: BoardProfile, r_scale: float, fan_pwm: float) -> tuple[f
     return tuple(float(x) for x in np.concatenate([ginv.ravel(), left.ravel(), right.ravel(), lam]))
 
 
-def coefficient_table(board: BoardProfile, r_scale: float) -> tuple[tuple[float, ...], ...]:
+def coefficient_table(board: BoardProfile, r_scale: float, c_scale: float = 1.0) -> tuple[tuple[float, ...], ...]:
     """Coefficients for each quantised fan level."""
-    return tuple(coefficients(board, r_scale, lvl / (FAN_LEVELS - 1)) for lvl in range(FAN_LEVELS))
+    return tuple(coefficients(board, r_scale, lvl / (FAN_LEVELS - 1), c_scale) for lvl in range(FAN_LEVELS))
 
 
 def advance(k, th_c, th_g, th_s, p_c, p_g, p_s, dt, exp):  # noqa: ANN001, ANN201 - scalar or [N]

@@ -1,7 +1,8 @@
 """Proposal-count traces: how many regions stage 1 hands to stage 2, frame after frame.
 
-Generators (``steady``, ``bursty``, ``video``) draw from a numpy ``Generator``; a trace file is
-a CSV with one non-negative integer per line (an optional header line is skipped).
+Generators (``steady``, ``bursty``, ``video``, ``regimes``; ``crowd`` is held out of training)
+draw from a numpy ``Generator``; a trace file is a CSV with one non-negative integer per line
+(an optional header line is skipped).
 """
 
 from __future__ import annotations
@@ -51,6 +52,26 @@ def video(rng: np.random.Generator, n_frames: int, mean: float, max_count: int) 
     return np.clip(np.rint(counts), 1, max_count).astype(np.int32)
 
 
+REGIME_LEVELS = (0.5, 1.0, 2.0, 3.0)  # proposal regimes of :func:`regimes`, x the workload's mean
+
+
+def regimes(rng: np.random.Generator, n_frames: int, mean: float, max_count: int) -> np.ndarray:
+    """Regime switching: stretches of 3-30 s (at 30 fps) at 0.5, 1, 2 or 3x ``mean``, with scene drift.
+
+    The widest training trace: its heaviest regime is 3x the mean of :func:`video`.
+    """
+    counts = np.empty(n_frames)
+    i = 0
+    while i < n_frames:
+        length = int(rng.integers(90, 900))
+        level = mean * REGIME_LEVELS[int(rng.integers(len(REGIME_LEVELS)))]
+        drift = np.cumsum(rng.normal(0.0, 0.015, size=length))
+        seg = level * np.exp(drift - drift.mean()) * rng.lognormal(0.0, 0.15, size=length)
+        counts[i : i + length] = seg[: n_frames - i]
+        i += length
+    return np.clip(np.rint(counts), 1, max_count).astype(np.int32)
+
+
 CROWD_FACTOR = 2.5  # a crowded scene: this many times the workload's mean proposal count
 
 
@@ -59,7 +80,9 @@ def crowd(rng: np.random.Generator, n_frames: int, mean: float, max_count: int) 
     return video(rng, n_frames, min(CROWD_FACTOR * mean, 0.5 * max_count), max_count)
 
 
-GENERATORS: dict[str, TraceGenerator] = {"steady": steady, "bursty": bursty, "video": video, "crowd": crowd}
+GENERATORS: dict[str, TraceGenerator] = {
+    "steady": steady, "bursty": bursty, "video": video, "regimes": regimes, "crowd": crowd,
+}  # fmt: skip
 
 
 def load_trace_csv(path: str | Path) -> np.ndarray:

@@ -54,13 +54,50 @@ def resolve_artifact(name_or_path: str | Path) -> Path:
     return shipped
 
 
+def shipped_variants(name: str) -> list[Path]:
+    """Metadata JSONs of a shipped family, one per board profile: ``NAME.json`` (Orin Nano 15W)
+    first, then ``NAME.<board>-<mode>.json`` in name order."""
+    main = SHIPPED_DIR / f"{name}.json"
+    return ([main] if main.is_file() else []) + sorted(SHIPPED_DIR.glob(f"{name}.*.json"))
+
+
+def _is_shipped_name(name_or_path: str | Path) -> bool:
+    text = str(name_or_path)
+    return Path(text).suffix not in (".json", ".onnx") and "/" not in text and bool(shipped_variants(text))
+
+
+def _table_of(json_path: Path) -> ActionTable | None:
+    try:
+        return ActionTable.from_dict(json.loads(json_path.read_text())["action_table"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _variant_for(name: str, actions: ActionTable) -> Path:
+    """The shipped variant of ``name`` trained for the clock table ``actions``."""
+    variants = shipped_variants(name)
+    for path in variants:
+        if _table_of(path) == actions:
+            return path
+    have = ", ".join(p.name for p in variants)
+    raise PolicyError(
+        f"no shipped {name} policy for this board's clock table {actions.n_cpu}x{actions.n_gpu} (shipped: {have})"
+    )
+
+
 def load_artifact(name_or_path: str | Path, expect_actions: ActionTable | None = None) -> PolicyArtifact:
     """Read and check a policy's metadata JSON and ONNX file.
+
+    A shipped name with ``expect_actions`` picks the variant trained for that clock table (see
+    :func:`shipped_variants`); a board without one gets a :class:`PolicyError` saying so.
 
     :raises PolicyError: missing or unreadable files, bad JSON, wrong schema version, hash
         mismatch (a corrupt or swapped ONNX file), or an action table that differs from the board's.
     """
-    json_path = resolve_artifact(name_or_path)
+    if expect_actions is not None and _is_shipped_name(name_or_path):
+        json_path = _variant_for(str(name_or_path), expect_actions)
+    else:
+        json_path = resolve_artifact(name_or_path)
     try:
         meta = json.loads(json_path.read_text())
     except FileNotFoundError:

@@ -23,7 +23,7 @@ import numpy as np
 from lotus.core.schema import HEADROOM_SCALE_C, IDX, N_FEATURES, ActionTable
 from lotus.governor.protocol import DecisionKind
 
-RewardKind: TypeAlias = Literal["stable", "lotus", "ztt"]
+RewardKind: TypeAlias = Literal["objective", "stable", "lotus", "ztt"]
 
 
 def _identity(obs: np.ndarray, actions: ActionTable) -> np.ndarray:
@@ -97,7 +97,7 @@ class FeatureSpec:
 
 
 FEATURE_SPECS: dict[str, FeatureSpec] = {
-    "drl": FeatureSpec("drl", N_FEATURES, _identity, None, "stage", "stable"),
+    "drl": FeatureSpec("drl", N_FEATURES, _identity, None, "stage", "objective"),
     "lotus-dac24": FeatureSpec("lotus-dac24", 7, _lotus_state, None, "stage", "lotus"),
     "ztt": FeatureSpec("ztt", 6, _ztt_state, ztt_actions, "frame", "ztt"),
 }

@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-ALPHA_PER_MS = 0.1  # weight of the latency variance, 1/ms (the Lotus formulation)
+from lotus.envs.reward import OBJECTIVE_ALPHA_PER_MS
+
+ALPHA_PER_MS = OBJECTIVE_ALPHA_PER_MS  # weight of the latency variance, 1/ms (the Lotus formulation)
 
 METRIC_KEYS = (
     "on_time_pct", "drop_pct", "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p99_ms",

@@ -9,7 +9,7 @@ from lotus.core.errors import ConfigError, TraceError
 from lotus.envs import TwoStageDetectorEnv
 from lotus.envs.traces import GENERATORS, load_trace_csv, make_trace
 
-GEN_NAMES = ["steady", "bursty", "video", "crowd"]
+GEN_NAMES = ["steady", "bursty", "video", "regimes", "crowd"]
 N, MEAN, MAX = 3000, 80.0, 300
 
 
@@ -45,6 +45,16 @@ def test_generator_counts_within_one_and_max(name: str, max_count: int) -> None:
     assert np.issubdtype(counts.dtype, np.integer)
     assert counts.min() >= 1
     assert counts.max() <= max_count
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_regimes_reach_three_times_the_video_mean(seed: int) -> None:
+    counts = GENERATORS["regimes"](np.random.default_rng(seed), 30_000, MEAN, 10 * int(MEAN))
+    video = _gen("video", seed)
+    blocks = np.array([np.median(counts[i : i + 30]) for i in range(0, len(counts) - 29, 30)])
+    assert blocks.max() > 2.5 * video.mean()  # the heaviest regime, 3x
+    assert blocks.min() < 0.7 * MEAN  # and the lightest, 0.5x
+    assert _block_median_jump(counts) > np.log(1.8)  # it switches between them
 
 
 def test_steady_stays_near_mean() -> None:

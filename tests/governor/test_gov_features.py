@@ -15,7 +15,7 @@ def test_specs_cover_the_three_families() -> None:
     assert FEATURE_SPECS["drl"].n_inputs == N_FEATURES
     assert (FEATURE_SPECS["drl"].decision, FEATURE_SPECS["lotus-dac24"].decision) == ("stage", "stage")
     assert FEATURE_SPECS["ztt"].decision == "frame"
-    assert {s.reward for s in FEATURE_SPECS.values()} == {"stable", "lotus", "ztt"}
+    assert {s.reward for s in FEATURE_SPECS.values()} == {"objective", "lotus", "ztt"}
 
 
 @pytest.mark.parametrize("family", sorted(FEATURE_SPECS))
