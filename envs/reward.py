@@ -15,8 +15,9 @@ later burst of proposals will need), deadline misses, mean latency, energy.
 ``objective``: the reported metric (:mod:`lotus.governor.metrics`) spread over decisions, in
 deadline units: when a frame completes ``-(l + ALPHA (l - m)^2 + D [l > D]) / D`` with ``m`` the
 latency EMA before the frame, and ``-1`` for every camera frame dropped during the decision (a
-drop is a miss, as the metric counts it); plus the same throttle and heat terms as ``stable``
-(temperature limits are constraints, so they are priced to be avoided, not traded). It targets
+drop is a miss, as the metric counts it); plus ``stable``'s throttle term and its heat term from
+``OBJECTIVE_HEAT_MARGIN_C`` under the trip (temperature limits are constraints, priced to be
+avoided, not traded). It targets
 nothing below the deadline: what the benchmark reports is what the policy is paid for.
 """
 
@@ -61,15 +62,18 @@ def stable_reward(step: dict[str, Any], trip_c: Any, deadline_ms: float, budget_
 
 
 OBJECTIVE_ALPHA_PER_MS = 0.1  # lotus.governor.metrics.ALPHA_PER_MS (envs cannot import governor)
+# The heat term starts 3 C under the trip, 1 C under the shield's cap limit (trip - 2 C): the
+# objective does not price temperature, so the headroom below that is the policy's to spend.
+OBJECTIVE_HEAT_MARGIN_C = 3.0
 OBJECTIVE_WEIGHTS = {
     "alpha_per_ms": OBJECTIVE_ALPHA_PER_MS, "miss": 1.0, "drop": 1.0, "throttle": W_THROTTLE, "heat": W_HEAT,
-    "heat_margin_c": HEAT_MARGIN_C, "shutdown": SHUTDOWN_PENALTY,
+    "heat_margin_c": OBJECTIVE_HEAT_MARGIN_C, "shutdown": SHUTDOWN_PENALTY,
 }  # fmt: skip
 
 
 def objective_reward(step: dict[str, Any], trip_c: Any, deadline_ms: float, ops: Any) -> Any:
     """The reported objective per decision, in deadline units (see module docstring)."""
-    heat = ops.maximum(step["max_temp_c"] - (trip_c - HEAT_MARGIN_C), 0.0) / HEAT_MARGIN_C
+    heat = ops.maximum(step["max_temp_c"] - (trip_c - OBJECTIVE_HEAT_MARGIN_C), 0.0) / OBJECTIVE_HEAT_MARGIN_C
     r = -W_THROTTLE * ops.where(step["throttled"], 1.0, 0.0) - W_HEAT * heat
     lat = step["latency_ms"]
     ema = step["lat_ema_prev_ms"]

@@ -54,11 +54,12 @@ def resolve_artifact(name_or_path: str | Path) -> Path:
     return shipped
 
 
-def shipped_variants(name: str) -> list[Path]:
+def shipped_variants(name: str, where: Path | None = None) -> list[Path]:
     """Metadata JSONs of a shipped family, one per board profile: ``NAME.json`` (Orin Nano 15W)
-    first, then ``NAME.<board>-<mode>.json`` in name order."""
-    main = SHIPPED_DIR / f"{name}.json"
-    return ([main] if main.is_file() else []) + sorted(SHIPPED_DIR.glob(f"{name}.*.json"))
+    first, then ``NAME.<board>-<mode>.json`` in name order (in ``where``, default :data:`SHIPPED_DIR`)."""
+    where = SHIPPED_DIR if where is None else where
+    main = where / f"{name}.json"
+    return ([main] if main.is_file() else []) + sorted(where.glob(f"{name}.*.json"))
 
 
 def _is_shipped_name(name_or_path: str | Path) -> bool:

@@ -61,14 +61,25 @@ def train(
     ),
     ray_address: str = typer.Option(None, "--ray", help=RAY_HELP + " (with --seeds)"),
     workers: int = typer.Option(1, min=1, help="with --seeds and no --ray: seeds trained at once in local processes"),
+    profiles: str = typer.Option(
+        None,
+        help="train each BOARD:MODE of a comma-separated list ('all': the shipped profiles) into OUT/BOARD-MODE/",
+    ),
+    ship: bool = typer.Option(
+        False, help="with --seeds: copy each profile's median seed into the source tree's governor/policies/"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the metadata JSON (seeds.json with --seeds)"),
 ) -> None:
     """Train a governor with stable-baselines3 and export it to ONNX + metadata JSON."""
     from lotus.core.errors import ConfigError
     from lotus.governor.features import FEATURE_SPECS
 
+    if profiles is not None and seeds is None:
+        seeds = 1
     if seeds is None and (ray_address is not None or workers > 1):
         raise ConfigError("--ray and --workers spread several seeds: add --seeds N")
+    if ship and seeds is None:
+        raise ConfigError("--ship copies the median of several seeds: add --seeds N")
     if seeds is not None and resume:
         raise ConfigError("--resume continues one run: it does not combine with --seeds")
 
@@ -85,8 +96,11 @@ def train(
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
                       steps=steps, n_envs=envs, seed=seed, recipe=recipe)  # fmt: skip
     _scenario(board=board, power_mode=power_mode)
+    if profiles is not None:
+        _train_profiles(cfg, profiles, out, seeds or 1, ray_address, workers, threads, json_out, ship)
+        return
     if seeds is not None:
-        _train_seeds(cfg, out, seeds, ray_address, workers, threads, json_out)
+        _train_seeds(cfg, out, seeds, ray_address, workers, threads, json_out, ship)
         return
     meta = run_train(cfg, out, resume=resume, progress=not json_out)
     if json_out:
@@ -100,22 +114,68 @@ def train(
     print(f"wrote {out / (name + '.onnx')} and {out / (name + '.json')}")
 
 
-def _train_seeds(cfg: TrainConfig, out: Path, seeds: int, ray_address: str | None, workers: int, threads: int,
-                 json_out: bool) -> None:  # fmt: skip
-    from lotus.governor.sweep import train_seeds
+def _policies_dir() -> Path:
+    """governor/policies of the source checkout (``--ship``'s target); refuses an installed package."""
+    from lotus.core.errors import ConfigError
+    from lotus.governor.artifacts import SHIPPED_DIR
 
+    if not (SHIPPED_DIR.parent.parent / "pyproject.toml").is_file():
+        raise ConfigError(
+            f"--ship writes into the source tree's governor/policies/, but lotus runs from an installed package "
+            f"({SHIPPED_DIR}); leave out --ship and load the policy by its JSON path"
+        )
+    return SHIPPED_DIR
+
+
+def _print_seeds(doc: dict, where: Path) -> None:
+    for row in doc["seeds"]:
+        print(f"  seed {row['seed']:<4} objective {row['objective']:8.2f} ms  on time {row['on_time_pct']:5.1f} %  "
+              f"export agreement {100 * row['export_agreement']:.1f} %  {row['train_seconds']:.0f} s")  # fmt: skip
+    print(f"median seed: {doc['median_seed']} ({where / doc['median_dir']}); wrote {where / 'seeds.json'}")
+
+
+def _train_seeds(cfg: TrainConfig, out: Path, seeds: int, ray_address: str | None, workers: int, threads: int,
+                 json_out: bool, ship: bool = False) -> None:  # fmt: skip
+    from lotus.governor.sweep import ship_median, train_seeds
+
+    dest = _policies_dir() if ship else None
     bar = progress_bar(seeds, f"train {seeds} seeds", unit="seed")
     try:
         doc = train_seeds(cfg, out, seeds, ray_address, workers, threads, progress=lambda _k: bar.update(1))
     finally:
         bar.close()
+    shipped = ship_median(doc, out, dest) if dest is not None else None
     if json_out:
         print_json(doc)
         return
-    for row in doc["seeds"]:
-        print(f"  seed {row['seed']:<4} objective {row['objective']:8.2f} ms  on time {row['on_time_pct']:5.1f} %  "
-              f"export agreement {100 * row['export_agreement']:.1f} %  {row['train_seconds']:.0f} s")  # fmt: skip
-    print(f"median seed: {doc['median_seed']} ({out / doc['median_dir']}); wrote {out / 'seeds.json'}")
+    _print_seeds(doc, out)
+    if shipped is not None:
+        print(f"shipped {shipped}")
+
+
+def _train_profiles(cfg: TrainConfig, profiles: str, out: Path, seeds: int, ray_address: str | None, workers: int,
+                    threads: int, json_out: bool, ship: bool) -> None:  # fmt: skip
+    from lotus.governor.sweep import parse_profiles, ship_median, train_profiles
+
+    pairs = parse_profiles(profiles)
+    for board, mode in pairs:
+        _scenario(board=board, power_mode=mode)  # an unknown board or mode is one error line, before training
+    dest = _policies_dir() if ship else None
+    n = len(pairs) * seeds
+    bar = progress_bar(n, f"train {len(pairs)} profiles x {seeds} seeds", unit="run")
+    try:
+        doc = train_profiles(cfg, pairs, out, seeds, ray_address, workers, threads, progress=lambda _k: bar.update(1))
+    finally:
+        bar.close()
+    shipped = [ship_median(d, out / label, dest) for label, d in doc["profiles"].items()] if dest is not None else []
+    if json_out:
+        print_json(doc)
+        return
+    for label, d in doc["profiles"].items():
+        print(f"{label}:")
+        _print_seeds(d, out / label)
+    for path in shipped:
+        print(f"shipped {path}")
 
 
 def evaluate(

@@ -18,7 +18,8 @@ class OnnxPolicy(PolicyBase):
     """Argmax of an exported network over its action subset, mapped back to joint indices.
 
     ``decision`` is the cadence the network was trained at and ``deadline_scale_max`` the largest
-    deadline factor it saw (from its metadata); ``diagnostics().version`` is the artifact's version.
+    deadline factor it saw (from its metadata); ``diagnostics().version`` names the artifact file
+    and its training time stamp (``drl.orin-nx-15W@20261201-153000``).
     """
 
     def __init__(self, artifact: PolicyArtifact, threads: int = 1) -> None:
@@ -26,7 +27,9 @@ class OnnxPolicy(PolicyBase):
 
         self.artifact = artifact
         self.name = artifact.family
-        self.version = str(artifact.meta.get("version", artifact.meta["onnx_sha256"][:12]))
+        # which file decides, and when it was trained: drl.orin-nx-15W@20261201-153000
+        stamp = str(artifact.meta.get("version", artifact.meta["onnx_sha256"][:12]))
+        self.version = f"{artifact.json_path.stem}@{stamp}"
         spec = FEATURE_SPECS.get(artifact.family)
         if spec is None:
             raise PolicyError(f"policy {artifact.json_path} has unknown family {artifact.family!r}")

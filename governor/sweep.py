@@ -1,4 +1,5 @@
-"""``lotus train --seeds N``: train one recipe on several seeds, score each, and name the median seed.
+"""``lotus train --seeds N [--profiles ...]``: train one recipe on several seeds (and board profiles),
+score each, and name the median seed of every profile.
 
 Issue 11 asks to ship the median seed, not the best: a lucky seed overstates what the recipe
 gives. Each seed is one task of :func:`lotus.governor.parallel.run_tasks` (this process, local
@@ -86,6 +87,13 @@ def train_seeds(
 
     jobs = [SeedJob(replace(cfg, seed=cfg.seed + k), threads, score_s) for k in range(n_seeds)]
     results = run_tasks(train_seed, jobs, ray_address=ray_address, workers=workers, progress=progress)
+    return _write_seeds(cfg, out, results, score_s)
+
+
+def _write_seeds(
+    cfg: TrainConfig, out: Path, results: list[tuple[dict[str, Any], dict[str, bytes]]], score_s: float
+) -> dict[str, Any]:
+    """Write each seed's files to ``out/seed-K/`` and ``out/seeds.json``; return the latter's document."""
     rows = []
     for summary, files in results:
         where = out / f"seed-{summary['seed']}"
@@ -108,3 +116,90 @@ def train_seeds(
     out.mkdir(parents=True, exist_ok=True)
     (out / "seeds.json").write_text(json.dumps(doc, indent=2, default=str))
     return doc
+
+
+# Every shipped board profile a drl policy is trained for (issue 11): (board, power mode).
+TRAINED_PROFILES: tuple[tuple[str, str], ...] = (
+    ("orin-nano", "15W"), ("orin-nano", "7W"), ("orin-nano", "MAXN_SUPER"), ("orin-nx", "15W"), ("tx2", "MAXN"),
+)  # fmt: skip
+PRIMARY_PROFILE = ("orin-nano", "15W")  # shipped as NAME.json; the others as NAME.<board>-<mode>.json
+
+
+def parse_profiles(text: str) -> list[tuple[str, str]]:
+    """``all`` or comma-separated ``board:mode`` items (``orin-nx:15W``) as (board, mode) pairs.
+
+    :raises ConfigError: an item without ``:``.
+    """
+    from lotus.core.errors import ConfigError
+
+    if text.strip() == "all":
+        return list(TRAINED_PROFILES)
+    out = []
+    for item in (t.strip() for t in text.split(",")):
+        board, sep, mode = item.partition(":")
+        if not item or not sep or not board or not mode:
+            raise ConfigError(f"--profiles takes 'all' or BOARD:MODE items (orin-nx:15W), got {item!r}")
+        out.append((board, mode))
+    return out
+
+
+def profile_label(board: str, mode: str) -> str:
+    """Folder and file label of a profile: ``orin-nx-15W``."""
+    return f"{board}-{mode}"
+
+
+def train_profiles(
+    cfg: TrainConfig,
+    profiles: list[tuple[str, str]],
+    out: Path,
+    n_seeds: int,
+    ray_address: str | None = None,
+    workers: int = 1,
+    threads: int = 1,
+    score_s: float = SCORE_S,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`train_seeds` for several board profiles at once: every (profile, seed) is one task,
+    so Ray or local processes fan both out. Writes ``out/<board>-<mode>/seed-K/``, a
+    ``seeds.json`` per profile and ``out/profiles.json``; returns the latter."""
+    from lotus.governor.parallel import run_tasks
+
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be at least 1, got {n_seeds}")
+    jobs = [
+        SeedJob(replace(cfg, board=board, power_mode=mode, seed=cfg.seed + k), threads, score_s)
+        for board, mode in profiles
+        for k in range(n_seeds)
+    ]
+    results = run_tasks(train_seed, jobs, ray_address=ray_address, workers=workers, progress=progress)
+    docs = {}
+    for p, (board, mode) in enumerate(profiles):
+        pcfg = replace(cfg, board=board, power_mode=mode)
+        label = profile_label(board, mode)
+        docs[label] = _write_seeds(pcfg, out / label, results[p * n_seeds : (p + 1) * n_seeds], score_s)
+    doc = {"policy": cfg.policy, "profiles": docs}
+    (out / "profiles.json").write_text(json.dumps(doc, indent=2, default=str))
+    return doc
+
+
+def ship_median(seeds_doc: dict[str, Any], where: Path, dest: Path) -> Path:
+    """Copy the median seed's export from ``where`` (a profile's folder) into ``dest`` as the
+    shipped ``NAME.json`` (primary profile) or ``NAME.<board>-<mode>.json``, with every seed's score
+    in its metadata. Returns the metadata path written."""
+    from lotus.governor.artifacts import write_metadata
+
+    training = seeds_doc["training"]
+    board, mode = training["board"], training["power_mode"]
+    name = seeds_doc["artifact"]
+    src = where / seeds_doc["median_dir"]
+    meta = json.loads((src / f"{name}.json").read_text())
+    meta_mode = meta.get("power_mode") or mode
+    stem = name if (board, meta_mode) == PRIMARY_PROFILE else f"{name}.{profile_label(board, meta_mode)}"
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / f"{stem}.onnx").write_bytes((src / f"{name}.onnx").read_bytes())
+    meta.pop("format", None)
+    meta.pop("schema_version", None)
+    meta["onnx_file"] = f"{stem}.onnx"
+    meta["seeds"] = {"median_seed": seeds_doc["median_seed"], "score": seeds_doc["score"], "runs": seeds_doc["seeds"]}
+    write_metadata(dest / f"{stem}.json", meta)
+    return dest / f"{stem}.json"

@@ -1,0 +1,88 @@
+"""Per-profile policies: ``lotus train --profiles`` trains each board profile, ``--ship``-style copies
+of the median seed are found by clock table, and a board without one gets a clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lotus.core.cli import build_app
+from lotus.core.errors import ConfigError, PolicyError
+from lotus.envs.core import Resolved
+from lotus.envs.scenario import Scenario
+from lotus.governor import artifacts
+from lotus.governor.artifacts import load_artifact, shipped_variants
+from lotus.governor.sweep import TRAINED_PROFILES, parse_profiles, ship_median
+
+app = build_app()
+
+
+def _table(board: str, mode: str):  # noqa: ANN202
+    return Resolved.from_scenario(Scenario(board=board, power_mode=mode)).actions
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("profiles")
+    res = CliRunner().invoke(app, ["train", "--policy", "drl", "--steps", "1024", "--envs", "4", "--seeds", "1",
+                                   "--profiles", "orin-nano:7W,orin-nx:15W", "--out", str(out), "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return out, json.loads(res.stdout)
+
+
+def test_each_profile_trains_on_its_own_clock_table(trained: tuple[Path, dict]) -> None:
+    out, doc = trained
+    assert set(doc["profiles"]) == {"orin-nano-7W", "orin-nx-15W"}
+    assert json.loads((out / "profiles.json").read_text()) == doc
+    for label, board, mode in (("orin-nano-7W", "orin-nano", "7W"), ("orin-nx-15W", "orin-nx", "15W")):
+        seeds = doc["profiles"][label]
+        assert (out / label / "seeds.json").is_file()
+        art = load_artifact(out / label / seeds["median_dir"] / "drl.json", _table(board, mode))
+        assert (art.meta["board"], art.meta["power_mode"]) == (board, mode)
+
+
+def test_shipped_name_resolves_to_the_board_variant(trained: tuple[Path, dict], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    out, doc = trained
+    monkeypatch.setattr(artifacts, "SHIPPED_DIR", tmp_path)
+    for label, seeds in doc["profiles"].items():
+        written = ship_median(seeds, out / label, tmp_path)
+        assert written.name == f"drl.{label}.json"
+        meta = json.loads(written.read_text())
+        assert meta["seeds"]["median_seed"] == seeds["median_seed"] and meta["onnx_file"] == f"drl.{label}.onnx"
+    assert [p.name for p in shipped_variants("drl")] == ["drl.orin-nano-7W.json", "drl.orin-nx-15W.json"]
+    nx = load_artifact("drl", _table("orin-nx", "15W"))
+    assert nx.json_path == tmp_path / "drl.orin-nx-15W.json" and nx.meta["board"] == "orin-nx"
+    assert load_artifact("drl", _table("orin-nano", "7W")).meta["power_mode"] == "7W"
+    with pytest.raises(PolicyError, match=r"no shipped drl policy for this board's clock table .*drl.orin-nx-15W"):
+        load_artifact("drl", _table("tx2", "MAXQ"))
+
+
+def test_the_primary_profile_ships_as_the_plain_name(trained: tuple[Path, dict], tmp_path: Path) -> None:
+    out, doc = trained
+    seeds = json.loads(json.dumps(doc["profiles"]["orin-nano-7W"]))
+    src = out / "orin-nano-7W" / seeds["median_dir"] / "drl.json"
+    meta = json.loads(src.read_text())
+    meta["power_mode"] = "15W"  # pretend: the primary profile keeps the name drl.json
+    fake = tmp_path / "src" / seeds["median_dir"]
+    fake.mkdir(parents=True)
+    (fake / "drl.json").write_text(json.dumps(meta))
+    (fake / "drl.onnx").write_bytes(src.with_suffix(".onnx").read_bytes())
+    seeds["training"]["board"] = "orin-nano"
+    assert ship_median(seeds, tmp_path / "src", tmp_path / "dest").name == "drl.json"
+
+
+def test_parse_profiles() -> None:
+    assert parse_profiles("all") == list(TRAINED_PROFILES)
+    assert parse_profiles("orin-nx:15W, tx2:MAXQ") == [("orin-nx", "15W"), ("tx2", "MAXQ")]
+    with pytest.raises(ConfigError, match="BOARD:MODE"):
+        parse_profiles("orin-nx")
+
+
+def test_unknown_mode_is_one_line_before_training(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["train", "--profiles", "orin-nx:99W", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "99W" in str(res.exception)
+    assert not any(tmp_path.iterdir())
