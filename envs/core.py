@@ -483,6 +483,76 @@ class SimCore:
             "dropped": self.dropped - dropped_before,
         }
 
+    def skip(self, mask: Value = True) -> dict[str, Value]:
+        """Skip the camera frame the next stage-1 decision would run (admission control).
+
+        Boards in ``mask`` whose next decision is before stage 1 idle at their requested clocks
+        (capped by the firmware; idle activity) until the camera frame after the skipped one
+        arrives; the skipped frame counts in ``dropped`` like one the camera produced while the
+        detector was busy. Back-to-back (fps 0) boards idle for their last frame's latency (at
+        least 1 ms) instead. Other boards do not change.
+
+        :param mask: boards to skip (a bool for one board, ``bool [n]`` for a batch).
+        :return: a step result with the keys of :meth:`step` (no frame done) plus ``skipped``.
+        """
+        o, res, b = self.ops, self.res, self.res.board
+        sel = (self.phase == 0) & mask
+        t_start, e_start, dropped_before = self.t, self.energy, self.dropped
+        fc_idx = o.minimum(self.req_c, self.cap_c)
+        fg_idx = o.minimum(self.req_g, self.cap_g)
+        period = res.period_s
+        if period > 0:
+            wait_s = o.maximum(self.arrival + period - self.t, 0.0)
+        else:
+            wait_s = o.maximum(self.last_latency * S_PER_MS, 1e-3)
+        idle_s = o.where(sel, wait_s, 0.0)
+        if self.batched:
+            theta = self._theta.copy()
+            slope, tmax_prev = self.filters.slope.copy(), self.filters.tmax_prev.copy()
+        if sel.any() if self.batched else sel:
+            self.segment(idle_s, fc_idx, fg_idx, b.cpu.idle_activity, b.gpu.idle_activity, 0.0)
+            if self.batched:  # a zero-length segment may round: keep the other boards to the bit
+                self._theta[:, ~sel] = theta[:, ~sel]
+            self._sample_sensors(t_start)
+            self.filters.update_slope(o.maximum(self.sen_c, self.sen_g), self.t - t_start)
+            if self.batched:
+                self.filters.slope = np.where(sel, self.filters.slope, slope)
+                self.filters.tmax_prev = np.where(sel, self.filters.tmax_prev, tmax_prev)
+        self.dropped = o.where(sel, self.dropped + 1, self.dropped)
+        if period > 0:
+            self.arrival = o.where(sel, self.arrival + period, self.arrival)
+        self.app_c, self.app_g = o.where(sel, fc_idx, self.app_c), o.where(sel, fg_idx, self.app_g)
+        dt = self.t - t_start
+        dt_safe = o.maximum(dt, 1e-9)
+        self._last_power = o.where(sel, (self.energy - e_start) / dt_safe, self._last_power)
+        self._last_cpu_util = o.where(sel, 0.0, self._last_cpu_util)
+        self._last_gpu_util = o.where(sel, 0.0, self._last_gpu_util)
+        tmax = o.maximum(self.th_c, self.th_g) + self.amb
+        zero = 0.0 * self.t
+        return {
+            "frame_done": sel & False,
+            "lat_ema_prev_ms": self.filters.lat_ema,
+            "max_temp_c": tmax,
+            "stage_ms": zero,
+            "latency_ms": zero,
+            "stage1_ms": self.stage1_ms,
+            "stage2_ms": zero,
+            "idle_ms": s_to_ms(idle_s),
+            "proposals": self.proposals,
+            "frame_energy_j": self.frame_energy,
+            "energy_j": self.energy - e_start,
+            "power_w": self._last_power,
+            "dt_s": dt,
+            "cpu_util": self._last_cpu_util,
+            "gpu_util": self._last_gpu_util,
+            "applied_cpu_idx": fc_idx,
+            "applied_gpu_idx": fg_idx,
+            "throttled": is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu),
+            "shutdown": tmax > self.shutdown,
+            "dropped": self.dropped - dropped_before,
+            "skipped": sel,
+        }
+
     def _advance_frame(self, frame_done: Value) -> None:
         """After stage 2: next frame index, its proposals and its camera arrival time."""
         o = self.ops

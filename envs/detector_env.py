@@ -44,6 +44,10 @@ class TwoStageDetectorEnv(gym.Env):
     ## Rewards
     ``stable`` (ours) or ``lotus`` (paper): see :mod:`envs.reward`.
 
+    ## Skipping frames
+    :meth:`skip_frame` (before stage 1) drops the pending camera frame and idles until the next
+    one: the admission action of :mod:`lotus.governor.admission`.
+
     ## Episode End
     Terminates at thermal shutdown; truncates after ``episode_frames`` frames.
 
@@ -102,6 +106,29 @@ class TwoStageDetectorEnv(gym.Env):
         info = step_info(out, core, res, c, g)
         return encode_observation(core.raw_readings()), float(reward), terminated, truncated, info
 
+    def skip_frame(self) -> tuple[np.ndarray, float, bool, bool, dict]:
+        """Skip the camera frame the next stage-1 decision would run (see :meth:`SimCore.skip`).
+
+        The board idles at its requested clocks until the next camera frame arrives; the skipped
+        frame counts as dropped (``info["dropped"]`` 1, ``info["dropped_frames"]`` one more).
+        Returns what :meth:`step` does; ``info["skipped"]`` is True.
+
+        :raises ValueError: the next decision is before stage 2 (a frame already started).
+        """
+        if not self._ready:
+            raise gym.error.ResetNeeded("call reset() before skip_frame()")
+        core, res = self.core, self.res
+        if core.phase != 0:
+            raise ValueError("a frame can only be skipped before its stage 1")
+        out = core.skip()
+        reward = compute_reward(self.scenario.reward, out, core, res.deadline_ms * core.d_scale, res.budget_w, SCALAR)
+        terminated = bool(out["shutdown"])
+        if terminated:
+            self._ready = False
+        info = step_info(out, core, res, core.req_c, core.req_g)
+        info["skipped"] = True
+        return encode_observation(core.raw_readings()), float(reward), terminated, False, info
+
 
 def step_info(out: dict[str, Any], core: SimCore, res: Resolved, req_c: int, req_g: int) -> dict[str, Any]:
     """The per-step ``info`` dict of one board (physical units)."""
@@ -128,7 +155,9 @@ def step_info(out: dict[str, Any], core: SimCore, res: Resolved, req_c: int, req
         "applied_cpu_khz": a.cpu_khz[int(out["applied_cpu_idx"])],
         "applied_gpu_hz": a.gpu_hz[int(out["applied_gpu_idx"])],
         "throttled": bool(out["throttled"]),
+        "dropped": int(out["dropped"]),
         "dropped_frames": int(core.dropped),
+        "skipped": False,
     }
 
 

@@ -60,6 +60,24 @@ class BatchedDetectorEnv:
         """Current observations ``[n, N_FEATURES]``."""
         return encode_observation(self.core.raw_readings())
 
+    def skip_frames(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Skip the pending camera frame of the boards in ``mask`` ``bool [n]`` (see :meth:`SimCore.skip`).
+
+        Boards whose next decision is before stage 2 and boards outside ``mask`` do not change.
+        Returns what :meth:`step` does (``skipped [n]`` in the dict marks the boards that skipped);
+        a board that reaches shutdown while idle is reset, its last observation in ``final_obs``.
+        """
+        core, res = self.core, self.res
+        out = core.skip(np.asarray(mask, dtype=bool))
+        reward = compute_reward(self.scenario.reward, out, core, res.deadline_ms * core.d_scale, res.budget_w, ARRAY)
+        out["cpu_temp_c"] = core.th_c + core.amb
+        out["gpu_temp_c"] = core.th_g + core.amb
+        out["time_s"] = core.t.copy()
+        out["requested_cpu_idx"], out["requested_gpu_idx"] = core.req_c.copy(), core.req_g.copy()
+        terminated = np.asarray(out["shutdown"], dtype=bool) & out["skipped"]
+        truncated = np.zeros(self.n, dtype=bool)
+        return self._finish(out, reward, terminated, truncated)
+
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every board; finished boards are reset (their last observation in ``final_obs``).
 
@@ -83,6 +101,13 @@ class BatchedDetectorEnv:
         out["requested_cpu_idx"], out["requested_gpu_idx"] = c, g
         terminated = np.asarray(out["shutdown"], dtype=bool)
         truncated = np.asarray(out["frame_done"], dtype=bool) & (core.frame >= self.scenario.episode_frames)
+        return self._finish(out, reward, terminated, truncated)
+
+    def _finish(
+        self, out: dict[str, Any], reward: Any, terminated: np.ndarray, truncated: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Observe, reset the finished boards (their last observation in ``final_obs``), return."""
+        core = self.core
         obs = self.observe()
         done = terminated | truncated
         if done.any():

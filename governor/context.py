@@ -38,12 +38,12 @@ class PolicyContext:
     workload: str = "frcnn-lite"
 
 
-def build_mpc(actions: ActionTable, context: PolicyContext) -> Policy:
-    """The model-based controller of :mod:`lotus.governor.mpc` for ``context``."""
+def build_mpc(actions: ActionTable, context: PolicyContext, goal: str = "latency") -> Policy:
+    """The model-based controller of :mod:`lotus.governor.mpc` for ``context`` (``goal``: see there)."""
     from lotus.governor.mpc import MpcPolicy
 
     return MpcPolicy(actions, board=context.board, workload=context.workload, deadline_ms=context.deadline_ms,
-                     fps=context.fps, power_mode=context.power_mode)  # fmt: skip
+                     fps=context.fps, power_mode=context.power_mode, goal=goal)  # fmt: skip
 
 
 def load_python_policy(target: str, actions: ActionTable, context: PolicyContext) -> Policy:

@@ -2,7 +2,8 @@
 
 The camera produces ``floor(duration_s * fps)`` frames whatever the detector does. A frame is on
 time when it was processed and its latency (camera arrival to end of stage 2) is within the
-deadline. Dropped frames (the camera moved on while the detector was busy) and frames after a
+deadline. Dropped frames (the camera moved on while the detector was busy, or the shield's
+admission rule skipped the frame to keep the board from shutting down) and frames after a
 thermal shutdown (the board is off) are misses. Latency statistics are over the processed frames.
 
 The Lotus objective (lower is better, ms) is ``mean + ALPHA * variance + deadline * miss fraction``
@@ -25,7 +26,7 @@ ALPHA_PER_MS = OBJECTIVE_ALPHA_PER_MS  # weight of the latency variance, 1/ms (t
 METRIC_KEYS = (
     "on_time_pct", "drop_pct", "latency_mean_ms", "latency_std_ms", "latency_p50_ms", "latency_p99_ms",
     "throttled_pct", "max_temp_c", "energy_per_frame_j", "energy_per_camera_frame_j", "objective", "shutdown",
-    "shutdown_time_s", "camera_frames", "processed_frames", "dropped_frames",
+    "shutdown_time_s", "camera_frames", "processed_frames", "dropped_frames", "skipped_frames",
 )  # fmt: skip
 
 
@@ -48,16 +49,19 @@ def run_metrics(
     step_max_temp_c: np.ndarray,
     shutdown: bool,
     shutdown_time_s: float | None = None,
+    skipped: int = 0,
 ) -> dict[str, Any]:
     """The per-run metrics of :data:`METRIC_KEYS`.
 
     :param latency_ms: ``[F]`` latencies of the processed frames.
     :param frame_energy_j: ``[F]`` energy of each processed frame, J.
-    :param dropped: frames the camera produced that were skipped while the detector was busy.
+    :param dropped: frames the camera produced that were not processed: dropped while the detector
+        was busy, or skipped by admission (these are also counted in ``skipped``).
     :param duration_s: the scenario's length, s (a shutdown run still owes every frame of it).
     :param step_dt_s: ``[S]`` simulated time of each decision step, s.
     :param step_throttled: ``[S]`` 1 where firmware throttling capped a clock during the step.
     :param step_max_temp_c: ``[S]`` hotter die after each step, C.
+    :param skipped: frames the admission rule skipped (part of ``dropped``; reported on their own).
     """
     lat = np.asarray(latency_ms, dtype=float)
     n_proc = int(lat.size)
@@ -87,6 +91,7 @@ def run_metrics(
         "camera_frames": n_cam,
         "processed_frames": n_proc,
         "dropped_frames": int(dropped),
+        "skipped_frames": int(skipped),
     }
 
 
@@ -104,6 +109,7 @@ def recording_metrics(rec: Any, duration_s: float, fps: float) -> dict[str, Any]
     return run_metrics(
         frames["latency_ms"], frames["frame_energy_j"], rec.dropped_frames, rec.deadline_ms, duration_s, fps,
         steps["dt_s"], steps["throttled"], hottest, rec.shutdown, float(t[-1]) if rec.shutdown and t.size else None,
+        int(getattr(rec, "skipped_frames", 0)),
     )  # fmt: skip
 
 

@@ -16,11 +16,22 @@ held-out board variants those are the *nominal* ones, as on a real board). At ev
    over the heatsink, plus the heatsink's drift; the drift is the observed slope averaged over
    ``DRIFT_TAU_S``).
    A candidate is admissible when that stays ``thermal_margin_c`` below the trip point.
-4. **Choice.** The lowest-power admissible candidate that meets the latency target. When none
-   does, the heatsink cannot sustain that target: it takes the cheapest candidate that meets
-   it and relaxes the target by ``STRETCH_UP_PER_S`` per second (tightening again at
-   ``STRETCH_DOWN_PER_S`` once the prediction is ``STRETCH_BAND_C`` cooler), so latency settles
-   at a level the board can hold instead of swinging between top and bottom clocks.
+4. **Choice**, by ``goal``:
+
+   - ``latency`` (``mpc``, the default: what the suite's objective pays for): the candidate with
+     the shortest predicted stage among those whose average power fits a **power budget**, the
+     lower power of equals. The budget is a slow PI loop on the hotter die: it grows while the die
+     (plus its slope over ``BUDGET_LOOKAHEAD_S``) is under ``trip - thermal_margin_c`` and shrinks
+     above it (``BUDGET_KP_PER_C``, ``BUDGET_KI_PER_C_S``, as a share of the candidates' power range),
+     starting at the top clocks.
+     Drops and misses cost a full deadline each in the objective and energy costs nothing, so in a
+     cool room this is the top clocks; in a hot one it levels latency at the power the heatsink
+     holds, instead of swinging between top and bottom clocks (the variance costs too).
+   - ``energy`` (``mpc-energy``): the lowest-power admissible candidate that meets the latency
+     target. When none does, the heatsink cannot sustain that target: it takes the cheapest
+     candidate that meets it and relaxes the target by ``STRETCH_UP_PER_S`` per second
+     (tightening again at ``STRETCH_DOWN_PER_S`` once the prediction is ``STRETCH_BAND_C``
+     cooler), so latency settles at a level the board can hold.
 
 It is re-planned at every decision (receding horizon) with one vectorised pass over the action
 table; its state is the correction ``k``, the smoothed drift and the target stretch.
@@ -48,6 +59,9 @@ STRETCH_DOWN_PER_S = 0.01  # and tightens by 1 %/s once the prediction is STRETC
 STRETCH_BAND_C = 2.0
 STRETCH_MAX = 2.0
 DRIFT_TAU_S = 10.0  # the heatsink drift is the observed slope averaged over this long, s
+BUDGET_KP_PER_C = 0.1  # latency goal: budget (share of the candidates' power range) per C of headroom
+BUDGET_KI_PER_C_S = 0.002  # and its integral gain, 1/(C s) (tried 0.005-0.01 and 3 s: worse in the enclosure)
+BUDGET_LOOKAHEAD_S = 10.0  # the die's slope is projected this far ahead, s
 
 
 class MpcPolicy(PolicyBase):
@@ -59,6 +73,7 @@ class MpcPolicy(PolicyBase):
     :param deadline_ms: the scenario's latency deadline, ms.
     :param fps: camera rate (0: back-to-back frames).
     :param power_mode: the nvpmodel mode (the profile's default when None).
+    :param goal: ``latency`` (fastest admissible candidate) or ``energy`` (cheapest that meets the target).
     """
 
     name = "mpc"
@@ -74,7 +89,12 @@ class MpcPolicy(PolicyBase):
         horizon_s: float = HORIZON_S,
         thermal_margin_c: float = THERMAL_MARGIN_C,
         latency_margin: float = LATENCY_MARGIN,
+        goal: str = "latency",
     ) -> None:
+        if goal not in ("latency", "energy"):
+            raise ValueError(f"mpc goal must be 'latency' or 'energy', got {goal!r}")
+        self.goal = goal
+        self.name = "mpc" if goal == "latency" else "mpc-energy"
         self.actions = actions
         self.board = board if isinstance(board, BoardProfile) else load_board(board)
         self.workload = workload if isinstance(workload, WorkloadProfile) else load_workload(workload)
@@ -104,6 +124,7 @@ class MpcPolicy(PolicyBase):
         self.drift = np.zeros(n)  # smoothed dT/dt of the hotter die, C/s
         self.stretch = np.ones(n)  # factor on the latency target while the thermal limit binds
         self._dt = np.full(n, NOMINAL_DECISION_S)
+        self.budget_i = np.full(n, np.inf)  # integral part of the latency goal's power budget, W (inf: not started)
 
     def _stage_parts(self, stage2: bool, proposals: float) -> tuple[np.ndarray, np.ndarray, float]:
         """``(cpu_ms, gpu_ms, mem_ms)`` of one stage at every joint action (model, no correction)."""
@@ -173,6 +194,8 @@ class MpcPolicy(PolicyBase):
         dp = p_avg - p_now
         t_pred = hot_now + self.r_die * dp + (slope + dp / self.c_sink) * self.horizon_s
         limit = trip_proxy - self.margin_c
+        if self.goal == "latency":
+            return self._fastest_in_budget(i, pred, p_avg, limit - hot_now - slope * BUDGET_LOOKAHEAD_S)
         meets = pred <= self.target_ms * self.stretch[i] - (elapsed if stage2 else 0.0)
         good = meets & (t_pred <= limit)
         if good.any():
@@ -187,3 +210,19 @@ class MpcPolicy(PolicyBase):
         elif t_pred[choice] < limit - STRETCH_BAND_C:
             self.stretch[i] = max(self.stretch[i] * (1.0 - STRETCH_DOWN_PER_S * dt), 1.0)
         return choice
+
+    def _fastest_in_budget(self, i: int, pred: np.ndarray, p_avg: np.ndarray, headroom_c: float) -> int:
+        """Latency goal: the shortest predicted stage whose power fits the PI budget (lower power of equals)."""
+        if not math.isfinite(self.budget_i[i]):
+            self.budget_i[i] = 1.0
+        dt = float(self._dt[i])
+        # integral with anti-windup, as a share of the candidates' power range [0, 1]
+        self.budget_i[i] = min(max(self.budget_i[i] + BUDGET_KI_PER_C_S * headroom_c * dt, 0.0), 1.0)
+        share = self.budget_i[i] + BUDGET_KP_PER_C * min(headroom_c, 0.0)
+        p_min, p_max = float(p_avg.min()), float(p_avg.max())
+        fits = p_avg <= p_min + share * (p_max - p_min) + 1e-9
+        if not fits.any():
+            return int(np.argmin(p_avg))
+        idx = np.flatnonzero(fits)
+        order = np.lexsort((p_avg[idx], np.round(pred[idx], 3)))
+        return int(idx[order[0]])

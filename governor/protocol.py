@@ -49,6 +49,8 @@ class PolicyDiagnostics:
     :param fallbacks: decisions answered by the fallback policy, summed over boards.
     :param interventions: decisions whose clocks the shield's thermal guard lowered.
     :param deadline_stretch: deadline factor board 0's policy is shown now (1.0: the real one).
+    :param skipped_frames: camera frames the shield's admission rule skipped, summed over boards.
+    :param served_fps_cap: board 0's served-rate cap now, frames/s (None: every frame is served).
     """
 
     policy_name: str
@@ -58,6 +60,8 @@ class PolicyDiagnostics:
     fallbacks: int = 0
     interventions: int = 0
     deadline_stretch: float = 1.0
+    skipped_frames: int = 0
+    served_fps_cap: float | None = None
 
 
 @runtime_checkable
@@ -110,6 +114,24 @@ class PolicyBase(ABC):
 
     def diagnostics(self) -> PolicyDiagnostics:
         return PolicyDiagnostics(policy_name=self.name)
+
+
+@runtime_checkable
+class Admitting(Protocol):
+    """A policy that can refuse a frame (the shield's admission rule, :mod:`lotus.governor.admission`).
+
+    Asked once per camera frame, before the stage-1 decision; a refused frame is not run (it
+    counts as a dropped frame, a miss). Policies without ``admit`` serve every frame.
+    """
+
+    def admit(self, obs: np.ndarray, dt_s: float | None = None, shutdown_gap_c: float | None = None) -> bool:
+        """Whether board 0 runs the frame about to start.
+
+        :param obs: its observation ``float32 [1, N_FEATURES]`` (or ``[N_FEATURES]``).
+        :param dt_s: seconds since the previous ``admit`` call (None: one nominal frame).
+        :param shutdown_gap_c: shutdown minus passive trip, C (None: the rule's default).
+        """
+        ...
 
 
 @runtime_checkable

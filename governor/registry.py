@@ -41,10 +41,13 @@ def build_policy(
     """
     if spec.endswith("+shield"):
         return build_policy(spec.removesuffix("+shield"), actions, shield=True, context=context)
-    if spec == "mpc" or spec.startswith("python:"):
+    if spec in ("mpc", "mpc-energy") or spec.startswith("python:"):
         if context is None:
             raise PolicyError(f"policy {spec!r} needs the scenario (deadline, camera rate, profiles)")
-        policy = build_mpc(actions, context) if spec == "mpc" else load_python_policy(spec[7:], actions, context)
+        if spec.startswith("python:"):
+            policy = load_python_policy(spec[7:], actions, context)
+        else:
+            policy = build_mpc(actions, context, "latency" if spec == "mpc" else "energy")
         return Shield(policy, actions, make_policy("stock", actions)) if shield else policy
     is_file = spec.endswith((".json", ".onnx"))
     if spec in LEARNED or is_file:

@@ -12,6 +12,11 @@ import numpy as np
 from lotus.envs.detector_env import TwoStageDetectorEnv
 from lotus.envs.scenario import Scenario
 from lotus.governor.policies import Policy
+from lotus.governor.protocol import Admitting
+
+Admit = Callable[[np.ndarray, float, float], bool]
+"""``admit(obs [F], dt_s, shutdown_gap_c) -> bool``: run (True) or skip the frame about to start;
+``dt_s``: simulated seconds since the previous call, ``shutdown_gap_c``: shutdown minus trip, C."""
 
 STEP_KEYS = (
     "time_s", "cpu_temp_c", "gpu_temp_c", "applied_cpu_khz", "applied_gpu_hz", "requested_cpu_khz",
@@ -30,7 +35,8 @@ class Recording:
     deadline_ms: float
     steps: dict[str, Any] = field(default_factory=lambda: {k: [] for k in (*STEP_KEYS, "dt_s")})  # lists, then arrays
     frames: dict[str, Any] = field(default_factory=lambda: {k: [] for k in FRAME_KEYS})
-    dropped_frames: int = 0
+    dropped_frames: int = 0  # camera frames not processed, skipped ones included
+    skipped_frames: int = 0  # frames the admission rule skipped
     shutdown: bool = False
     aborted: bool = False
     total_reward: float = 0.0
@@ -57,6 +63,9 @@ def rollout(
 
     A learned policy decides as often as it was trained to (its ``decision``: ``frame`` for zTT),
     whatever the scenario says. Each decision gets the simulated seconds since the previous one.
+    A policy with ``admit`` (:class:`~lotus.governor.protocol.Admitting`: the shielded ones) is
+    asked before each frame's first decision whether to run it; a refused frame is skipped
+    (:meth:`TwoStageDetectorEnv.skip_frame`) and counts as dropped.
 
     :param progress: called with the simulated time advanced since the previous call.
     """
@@ -72,7 +81,14 @@ def rollout(
     def decide(obs: np.ndarray, dt_s: float) -> int:
         return int(policy.act(obs[None, :], dt_s)[0])
 
-    return run_env(env, decide, policy.name, seed, duration_s, progress)
+    admit: Admit | None = None
+    if isinstance(policy, Admitting):
+        gate = policy
+
+        def admit(obs: np.ndarray, dt_s: float, shutdown_gap_c: float) -> bool:
+            return gate.admit(obs[None, :], dt_s, shutdown_gap_c)
+
+    return run_env(env, decide, policy.name, seed, duration_s, progress, admit=admit)
 
 
 def run_env(
@@ -83,16 +99,30 @@ def run_env(
     duration_s: float,
     progress: Callable[[float], None] | None = None,
     stop_above_c: float | None = None,
+    admit: Admit | None = None,
 ) -> Recording:
     """Step ``env`` with ``decide(obs [F], dt_s) -> action`` until ``duration_s`` (or shutdown, or a
     die above ``stop_above_c``, which marks the recording ``aborted``). ``dt_s`` is the simulated
-    time since the previous decision, s (0 at the first one)."""
+    time since the previous decision, s (0 at the first one). ``admit`` (see :data:`Admit`) is
+    asked before each frame's first decision; a refused frame is skipped (a step of its own)."""
     rec = Recording(name, seed, env.scenario, env.res.deadline_ms)
     obs, _ = env.reset(seed=seed)
-    last_t, reported, dt_s = 0.0, 0.0, 0.0
+    core = env.core
+    gap_c = float(core.shutdown - core.trip)
+    last_t, reported, dt_s, admit_t = 0.0, 0.0, 0.0, 0.0
     steps, frames = rec.steps, rec.frames
     while True:
-        obs, reward, terminated, truncated, info = env.step(decide(obs, dt_s))
+        if admit is not None and core.phase == 0:
+            t_now = core.t
+            skip = not admit(obs, t_now - admit_t, gap_c)
+            admit_t = t_now
+        else:
+            skip = False
+        if skip:
+            rec.skipped_frames += 1
+            obs, reward, terminated, truncated, info = env.skip_frame()
+        else:
+            obs, reward, terminated, truncated, info = env.step(decide(obs, dt_s))
         rec.total_reward += reward
         for k in STEP_KEYS:
             steps[k].append(info[k])

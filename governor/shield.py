@@ -19,6 +19,13 @@ gets a third, gentler loop instead, the **deadline stretch**: while the predicti
 largest factor it was trained on, and lowers it again once cool. The policy then levels latency
 at a pace the heatsink can hold, and the caps rarely need to act.
 
+A fourth rule comes last, for rooms no clock can hold: **admission**
+(:mod:`lotus.governor.admission`). Asked once per camera frame through :meth:`Shield.admit`, it
+skips frames (lowers the served rate, on time, with hysteresis) while the hotter die is within a
+few C of the *shutdown* temperature, well past the trip where the caps have done all they can, so
+an infeasible room degrades to a lower frame rate instead of a shutdown. Below the trip point it
+never skips. Its state is per board and apart from :meth:`act`, whose fast path it leaves alone.
+
 **Time.** Both loops run on time, not on decisions, so they react as fast at 10 fps as at 60:
 every :meth:`Shield.act` (and :meth:`Shield.clip`) gets ``dt_s``, the seconds since that board's
 previous decision; the daemon measures it, the simulator passes its own clock. Each board keeps
@@ -43,6 +50,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lotus.core.schema import HEADROOM_SCALE_C, IDX, ActionTable
+from lotus.governor.admission import NOMINAL_SHUTDOWN_GAP_C, Admission
 from lotus.governor.protocol import (
     NOMINAL_DECISION_S,
     BarePolicy,
@@ -85,6 +93,8 @@ class Shield(PolicyBase):
         the caps' limit (``trip - margin_c``) and shrinks once ``band_c`` further below it.
     :param stretch_rate_per_s: relative change of the stretch per second.
     :param max_dt_s: a longer time between two decisions counts as this long, s.
+    :param admission: skip frames near shutdown (:meth:`admit`); False: :meth:`admit` always admits.
+    :param shutdown_gap_c: shutdown minus passive trip, C, when :meth:`admit` is not told.
     """
 
     # per-board state, arrays [n]: clock-index caps, deadline factor, clock since reset (ns)
@@ -107,6 +117,8 @@ class Shield(PolicyBase):
         stretch_at_c: float = 0.5,
         stretch_rate_per_s: float = STRETCH_RATE_PER_S,
         max_dt_s: float = MAX_DT_S,
+        admission: bool = True,
+        shutdown_gap_c: float = NOMINAL_SHUTDOWN_GAP_C,
     ) -> None:
         if not (down_every_s > 0 and up_every_s > 0 and max_dt_s > 0):
             raise ValueError("down_every_s, up_every_s and max_dt_s must be positive")
@@ -115,6 +127,8 @@ class Shield(PolicyBase):
         self.down_every_s, self.up_every_s, self.max_dt_s = down_every_s, up_every_s, max_dt_s
         self._down_ns, self._up_ns = max(round(down_every_s * 1e9), 1), max(round(up_every_s * 1e9), 1)
         self.stretch_at_c, self.stretch_rate_per_s = stretch_at_c, stretch_rate_per_s
+        self.admission, self.shutdown_gap_c = admission, shutdown_gap_c
+        self._admissions: list[Admission] = []
         self.scalar_path = True  # False: one board takes the numpy path too (the tests compare both)
         self.fallbacks = 0  # decisions answered by the fallback policy
         self.interventions = 0  # decisions whose clocks the thermal guard lowered or held
@@ -170,7 +184,37 @@ class Shield(PolicyBase):
         return PolicyDiagnostics(
             policy_name=self.name, version=version, load_error=self.load_error, shielded=True,
             fallbacks=self.fallbacks, interventions=self.interventions, deadline_stretch=float(self._stretch[0]),
+            skipped_frames=sum(a.skipped for a in self._admissions), served_fps_cap=self._admissions[0].served_fps_cap,
         )  # fmt: skip
+
+    # --- admission ------------------------------------------------------------------------------
+    def admit(self, obs: np.ndarray, dt_s: float | None = None, shutdown_gap_c: float | None = None) -> bool:
+        """Whether board 0 runs the frame about to start (see :mod:`lotus.governor.admission`).
+
+        :param obs: its observation before stage 1, ``float32 [1, F]`` or ``[F]``.
+        :param dt_s: seconds since the previous ``admit`` call (None: one nominal frame, 1/30 s).
+        :param shutdown_gap_c: shutdown minus passive trip, C (None: ``self.shutdown_gap_c``).
+        """
+        row = obs.reshape(-1, obs.shape[-1])[0]
+        return self._admit_row(0, row, dt_s, shutdown_gap_c)
+
+    def admit_many(self, obs: np.ndarray, dt_s: TimeStep = None, shutdown_gap_c: float | None = None) -> np.ndarray:
+        """:meth:`admit` for every board: ``bool [n]`` for observations ``[n, F]``, ``dt_s`` a float or ``[n]``."""
+        n = obs.shape[0]
+        if len(self._admissions) != n:
+            self._new_state(n)
+        dts = np.broadcast_to(np.asarray(2.0 * NOMINAL_DECISION_S if dt_s is None else dt_s, dtype=np.float64), (n,))
+        return np.array([self._admit_row(i, obs[i], float(dts[i]), shutdown_gap_c) for i in range(n)], dtype=bool)
+
+    def _admit_row(self, i: int, row: np.ndarray, dt_s: float | None, shutdown_gap_c: float | None) -> bool:
+        if not self.admission:
+            return True
+        cpu, gpu, slope = float(row[_I_CPU_HEADROOM]), float(row[_I_GPU_HEADROOM]), float(row[_I_SLOPE])
+        headroom = (cpu if cpu < gpu or cpu != cpu else gpu) * HEADROOM_SCALE_C
+        gap = self.shutdown_gap_c if shutdown_gap_c is None else shutdown_gap_c
+        dt = 2.0 * NOMINAL_DECISION_S if dt_s is None else float(dt_s)
+        # temperatures relative to the trip point: the observation holds the headroom, not the trip
+        return self._admissions[i].update(-headroom, slope, 0.0, gap, dt)
 
     # --- the thermal guard and the stretch -------------------------------------------------------
     def clip(self, obs: np.ndarray, a: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
@@ -199,6 +243,8 @@ class Shield(PolicyBase):
         self._cap_g[mask] = self.actions.n_gpu - 1
         self._stretch[mask] = 1.0
         self._clock_ns[mask] = 0
+        for i in np.arange(len(self._admissions))[mask]:
+            self._admissions[int(i)].reset()
 
     # --- one board, plain Python -----------------------------------------------------------------
     def _dt_one(self, dt_s: TimeStep) -> float:
@@ -332,3 +378,4 @@ class Shield(PolicyBase):
         self._cap_g = np.full(n, self.actions.n_gpu - 1, dtype=np.int64)
         self._stretch = np.ones(n)
         self._clock_ns = np.zeros(n, dtype=np.int64)
+        self._admissions = [Admission() for _ in range(n)]

@@ -1,9 +1,11 @@
 """Named scenario suites for ``lotus eval --suite``: the benchmark every governor is compared on.
 
 ``standard`` covers the README's two rooms, a steady and a heavy-proposal trace, a hot enclosure,
-a fan-on case, the 7 W mode, Orin NX, and held-out board variants whose heatsink resistance and
-workload cost lie outside the ranges ``drl`` was trained on (r_scale 0.85-1.2, workload 0.85-1.15,
-traces steady/bursty/video). ``smoke`` is a short version that runs in CI.
+a fan-on case, the 7 W mode, Orin NX, and a held-out board variant whose heatsink resistance,
+heat capacity and workload cost lie outside the ranges ``drl`` was trained on
+(:data:`lotus.governor.train.DRL_RANDOMIZATION`: resistance and capacity x0.6-1.4, workload
+x0.6-1.4). The crowd trace is held out too (training sees steady, bursty, video and regimes).
+``smoke`` is a short version that runs in CI.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ if TYPE_CHECKING:
     from lotus.governor.evaluate import EvalResult
 
 STANDARD_POLICIES = (
-    "stock", "stock+shield", "performance", "mpc", "mpc+shield", "ztt", "ztt+shield", "ztt-pub", "lotus-dac24",
-    "lotus-dac24+shield", "lotus-dac24-pub", "drl", "foresight",
+    "stock", "stock+shield", "performance", "mpc", "mpc+shield", "mpc-energy", "mpc-energy+shield", "ztt",
+    "ztt+shield", "ztt-pub", "lotus-dac24", "lotus-dac24+shield", "lotus-dac24-pub", "drl", "foresight",
 )  # fmt: skip
 
 
@@ -35,24 +37,27 @@ class SuiteScenario:
 
 
 def _nano(**fields: Any) -> Scenario:
-    return Scenario(board="orin-nano", fps=30.0, **fields)
+    return Scenario.model_validate({"board": "orin-nano", "fps": 30.0, **fields})
 
 
 def _standard() -> list[SuiteScenario]:
-    # outside drl's training ranges (r_scale 0.85-1.2, workload 0.85-1.15): a hotter, slower board
-    variant = Randomization(r_scale=(1.3, 1.3), workload_scale=(1.25, 1.25))
+    # outside drl's training ranges (x0.6-1.4 each): a lighter model on a board with a poorer,
+    # lighter heatsink that has been running (70 C); at top clocks it reaches the shutdown
+    variant = Randomization(r_scale=(1.6, 1.6), c_scale=(0.5, 0.5), workload_scale=(0.55, 0.55))
     return [
         SuiteScenario("nano15-25c-video", _nano(ambient_c=25.0, trace="video")),
         SuiteScenario("nano15-35c-bursty", _nano(ambient_c=35.0, trace="bursty")),
         SuiteScenario("nano15-30c-steady", _nano(ambient_c=30.0, trace="steady")),
         SuiteScenario("nano15-30c-crowd", _nano(ambient_c=30.0, trace="crowd"), held_out=True),
-        # a sealed box (heatsink-to-ambient resistance x1.3) that has been running: the board starts at 80 C.
-        # An idle board settles near 91 C in it, the detector at top clocks would pass the trip.
-        SuiteScenario(
-            "nano15-30c-enclosure", _nano(ambient_c=30.0, trace="video", r_scale=1.3, init_temp_c=80.0), held_out=True
-        ),  # fmt: skip
+        # a sealed box (heatsink-to-ambient resistance x1.3) in a 35 C room that has been running: the
+        # board starts at 85 C; at top clocks the heatsink heads for ~108 C, so the trip binds within minutes
+        SuiteScenario("nano15-35c-enclosure", _nano(ambient_c=35.0, trace="video", r_scale=1.3, init_temp_c=85.0)),
         SuiteScenario("nano15-35c-fan", _nano(ambient_c=35.0, trace="bursty", fan="on")),
-        SuiteScenario("nano7w-25c-video", _nano(power_mode="7W", ambient_c=25.0, trace="video")),
+        # the 7 W mode cannot hold 30 fps with this detector at any clock (~56 ms at the top): it serves
+        # 15 fps, with the deadline scaled as the frame period (40 ms at 30 fps -> 80 ms)
+        SuiteScenario(
+            "nano7w-25c-video", _nano(power_mode="7W", ambient_c=25.0, trace="video", fps=15.0, deadline_ms=80.0)
+        ),
         SuiteScenario("nx-30c-video", Scenario(board="orin-nx", fps=30.0, ambient_c=30.0, trace="video")),
         SuiteScenario(
             "nano15-30c-variant",
@@ -73,7 +78,7 @@ def _smoke() -> list[SuiteScenario]:
 
 SUITES: dict[str, tuple[Callable[[], list[SuiteScenario]], float, int, tuple[str, ...]]] = {
     # name: (scenarios, seconds per run, seeds, default policies)
-    "standard": (_standard, 1200.0, 5, STANDARD_POLICIES),
+    "standard": (_standard, 600.0, 5, STANDARD_POLICIES),
     "smoke": (_smoke, 20.0, 2, ("stock", "mpc", "drl", "foresight")),
 }
 

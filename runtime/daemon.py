@@ -24,7 +24,7 @@ from typing import Any
 
 from lotus.core.errors import ConfigError, DeviceError, NotReadyError, OverloadedError
 from lotus.runtime.config import BoardConfig, Settings
-from lotus.runtime.events import EventBus, frame_event
+from lotus.runtime.events import EventBus, frame_event, skip_event
 from lotus.runtime.governor_loop import GovernorController
 from lotus.runtime.hw.base import Board
 from lotus.runtime.metrics import Metrics
@@ -289,6 +289,11 @@ class Daemon:
             decode_ms = origin.decode_ms if decode_ms is None else decode_ms
         if decode_ms is not None:
             result.timings_ms["decode"] = decode_ms
+        if result.skipped is not None:  # the admission rule skipped it: a notice, not a telemetry sample
+            self.telemetry.notify(skip_event(result), result.source)
+            if self.notifier.watchdog_due():
+                self.notifier.ping()
+            return
         sample = sample_of(result)
         self.telemetry.publish(sample, lambda: frame_event(result, sample))
         if self.notifier.watchdog_due():

@@ -33,12 +33,24 @@ count) plus::
                   wall-clock capture time (Unix) for a camera or network stream (null: not a source frame)
     source_clock  "media" or "wall": what source_ts measures (null: not a source frame)
     received_t    wall-clock time the frame was read from the source (Unix), s (null: not a source frame)
+
+A ``--source`` frame the governor's admission rule skipped (the board near its shutdown
+temperature, :mod:`lotus.governor.admission`) is not run and sends :func:`skip_event` instead::
+
+    type          "skipped"
+    reason        "thermal"
+    t, model, source, frame (the daemon's frame counter, not advanced), temps_c, power_w, cpu_khz,
+    gpu_hz, mode, policy; source_frame, source_ts, source_clock, received_t as above
+
+It does not enter the ``/v1/telemetry`` samples (they describe frames that ran); the
+``lotus_frames_skipped_total`` counter counts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
@@ -68,6 +80,29 @@ def frame_event(result: FrameResult, sample: Event) -> Event:
         "clocks_before": dict(result.clocks_before),
         "clocks_stage2": dict(result.clocks_stage2),
         "clocks_after": dict(result.clocks_after),
+        "source_frame": origin.index if origin else None,
+        "source_ts": round(origin.ts_s, 6) if origin else None,
+        "source_clock": origin.clock if origin else None,
+        "received_t": round(origin.received_s, 6) if origin else None,
+    }
+
+
+def skip_event(result: FrameResult) -> Event:
+    """The event of a frame the admission rule skipped (see the module doc)."""
+    origin = result.origin
+    return {
+        "type": "skipped",
+        "reason": result.skipped or "thermal",
+        "t": round(time.time(), 4),
+        "model": result.model,
+        "source": result.source,
+        "frame": result.frame,
+        "temps_c": {k: round(v, 2) for k, v in result.temps_c.items()},
+        "power_w": round(result.power_w, 3),
+        "cpu_khz": result.clocks_after.get("cpu_khz"),
+        "gpu_hz": result.clocks_after.get("gpu_hz"),
+        "mode": result.governor["mode"],
+        "policy": result.governor["policy"],
         "source_frame": origin.index if origin else None,
         "source_ts": round(origin.ts_s, 6) if origin else None,
         "source_clock": origin.clock if origin else None,
@@ -142,6 +177,16 @@ class EventBus:
         for sub in subs:
             try:
                 sub.loop.call_soon_threadsafe(sub.put, full)
+            except RuntimeError:  # its loop is closed
+                self.unsubscribe(sub)
+
+    def notify(self, event: Event, source: str) -> None:
+        """Send ``event`` to the live subscribers of ``source`` only (not kept in the samples); thread-safe."""
+        with self._lock:
+            subs = [s for s in self._subs if s.wants(source)]
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub.put, event)
             except RuntimeError:  # its loop is closed
                 self.unsubscribe(sub)
 

@@ -6,6 +6,9 @@ the chosen clocks to the board (timed: ``clock_set_s``; skipped when the clocks 
 shield's caps and deadline stretch run on it. ``shadow`` decides and records what it would have
 set; ``off`` neither decides nor writes. The policy and the mode can be switched at run time; the
 lock keeps a switch from landing mid-decision.
+
+``admit`` asks a shielded policy's admission rule (:mod:`lotus.governor.admission`) whether a
+stream frame runs at all; only ``active`` mode skips frames (shadow and off serve every frame).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from lotus.core.errors import DeviceError, PolicyError
 from lotus.core.schema import GOVERNOR_MODES, ActionTable, GovernorMode
-from lotus.governor.protocol import Policy, PolicyDiagnostics
+from lotus.governor.protocol import Admitting, Policy, PolicyDiagnostics
 from lotus.runtime.hw.base import Board
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ class GovernorController:
         self._set: tuple[int | None, int | None] = (None, None)
         self.requested: tuple[int | None, int | None] = (None, None)
         self._last_decision_t: float | None = None  # time.perf_counter() of the previous decision, s
+        self._last_admit_t: float | None = None  # time.perf_counter() of the previous admit call, s
 
     # --- run-time changes ---------------------------------------------------------------------
     def set_policy(self, spec: str) -> None:
@@ -141,6 +145,26 @@ class GovernorController:
             self.last = Decision(action, cpu_khz, gpu_hz, applied, t1 - t0, t2 - t1)
             return self.last
 
+    @property
+    def admits(self) -> bool:
+        """Whether :meth:`admit` may refuse a frame now (``active`` mode, a policy with admission)."""
+        return self.mode == "active" and isinstance(self.policy, Admitting)
+
+    def admit(self, obs: np.ndarray, shutdown_gap_c: float | None = None) -> bool:
+        """Whether the stream frame about to start runs (True) or is skipped to cool the board.
+
+        :param obs: the observation before stage 1 ``[1, N_FEATURES]``.
+        :param shutdown_gap_c: shutdown minus the observation's trip point, C (None: the rule's default).
+        """
+        with self._lock:
+            policy = self.policy
+            if self.mode != "active" or not isinstance(policy, Admitting):
+                return True
+            t = time.perf_counter()
+            dt_s = 0.0 if self._last_admit_t is None else t - self._last_admit_t
+            self._last_admit_t = t
+            return bool(policy.admit(obs, dt_s, shutdown_gap_c))
+
     def throttled(self, cpu_khz: float, gpu_hz: float) -> bool:
         """Firmware throttling: the board's own flag, or, where it cannot tell, a clock below what
         the governor set (``cpu_khz`` kHz and ``gpu_hz`` Hz: the clocks read now)."""
@@ -185,6 +209,8 @@ class GovernorController:
             "fallbacks": diag.fallbacks,
             "interventions": diag.interventions,
             "deadline_stretch": diag.deadline_stretch,
+            "skipped_frames": diag.skipped_frames,
+            "served_fps_cap": diag.served_fps_cap,
             "decisions": self.decisions,
             "clock_write_errors": self.write_errors,
             "n_actions": self.actions.n,

@@ -43,6 +43,10 @@ class Metrics:
         )
         self.rejected = Counter("lotus_rejected_requests_total", "Requests refused", ["reason"], registry=r)
         self.dropped = Counter("lotus_frames_dropped_total", "Stream frames dropped (stale)", ["source"], registry=r)
+        self.skipped = Counter(
+            "lotus_frames_skipped_total", "Stream frames not run: the governor's admission rule skipped them",
+            ["model", "reason"], registry=r,
+        )  # fmt: skip
         self.queue_depth = Gauge("lotus_queue_depth", "Frames waiting for or in the inference worker", registry=r)
         self.decisions = Counter(
             "lotus_governor_decisions_total", "Governor decisions", ["policy", "mode", "stage"], registry=r
@@ -95,6 +99,13 @@ class Metrics:
             self.cpu_hz.set(float(cpu_khz) * 1e3)
         if gpu_hz is not None:
             self.gpu_hz.set(float(gpu_hz))
+        for zone, value in result.temps_c.items():
+            self.temp.labels(zone).set(value)
+        self.power.set(result.power_w)
+
+    def observe_skip(self, result: FrameResult) -> None:
+        """Record a frame the admission rule skipped (``result.skipped`` is the reason), and the sensors it read."""
+        self.skipped.labels(result.model, result.skipped or "thermal").inc()
         for zone, value in result.temps_c.items():
             self.temp.labels(zone).set(value)
         self.power.set(result.power_w)

@@ -8,6 +8,12 @@ mode ``next_frame_in_ms`` comes from the source's rate, so clocks can rise befor
 due). A single-stage model (``onnx-detector``) gets one decision per frame instead, taken after
 decoding and before its one graph runs. Energy per frame is the board's energy counter difference
 when it has one, else the trapezoid integral of the power read at the frame's sensor reads.
+
+**Admission.** A ``--source`` stream frame (``source="source"``) is first offered to the shield's
+admission rule (:meth:`GovernorController.admit`, active mode only): near the shutdown temperature
+it skips frames, which are not run; the result comes back with ``skipped="thermal"``, counted in
+``lotus_frames_skipped_total`` and published as a ``skipped`` event. Frames API clients send
+(``/v1/detect``, WebSocket, KServe) are always run.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ if TYPE_CHECKING:  # onnxruntime is imported when the models load, not with this
 log = logging.getLogger(__name__)
 MAX_PIXELS = 40_000_000  # decoded images above this are refused (decompression bombs)
 NO_DECISION = Decision(None, None, None, False, 0.0, 0.0)  # the in-frame decision a single-stage model skips
+SKIPPABLE_SOURCES = frozenset({"source"})  # frame sources the admission rule may skip (never a client's request)
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -282,6 +289,7 @@ class FrameResult:
     :param provider: the ORT execution provider the model ran on
     :param model_version: the version of the model that ran
     :param origin: the ``--source`` frame's index and timestamps (None: sent by an API client)
+    :param skipped: why the frame was not run (``"thermal"``: the admission rule), None: it ran
     """
 
     model: str
@@ -302,6 +310,7 @@ class FrameResult:
     provider: str = ""
     model_version: str = ""
     origin: FrameOrigin | None = None
+    skipped: str | None = None
 
     @property
     def extra(self) -> dict[str, str]:
@@ -311,6 +320,15 @@ class FrameResult:
 
 def _clocks(view: SensorView) -> dict[str, float | None]:
     return {"cpu_khz": view.cpu_khz, "gpu_hz": view.gpu_hz}
+
+
+def board_shutdown_c(board: Board) -> float | None:
+    """The lowest critical trip of the board's zones, C (None: none set or unreadable)."""
+    try:
+        temps = [t.temp_c for z in board.describe().zones for t in z.trips if t.type == "critical" and t.temp_c > 0]
+    except Exception:  # noqa: BLE001 - a backend that cannot describe itself: the rule's default gap
+        return None
+    return float(min(temps)) if temps else None
 
 
 class FramePipeline:
@@ -333,6 +351,10 @@ class FramePipeline:
         self._last_decision_t = time.perf_counter()
         self._throttled_prev = False
         self.last_progress = time.monotonic()  # for the systemd watchdog
+        shutdown_c = board_shutdown_c(board)
+        # shutdown minus the observation's trip point, C: the admission rule sees headroom to the trip
+        self.shutdown_gap_c = None if shutdown_c is None else shutdown_c - builder.trip_c
+        self.skipped = 0  # stream frames the admission rule skipped
 
     def _cpu_util(self, now: float) -> float:
         util = self._busy_s / max(now - self._last_decision_t, 1e-9)
@@ -365,6 +387,8 @@ class FramePipeline:
         t0 = time.perf_counter()
         snap0 = board.snapshot(util=False)
         view0 = sensor_view(snap0, acts)
+        if source in SKIPPABLE_SOURCES and gov.admits and not self._admit(model, view0, snap0, next_frame_at, t0):
+            return self._skip(image, model, view0, snap0, source, queued_s)
         board.note_activity(True)
         try:
             if isinstance(image, bytes):
@@ -460,6 +484,48 @@ class FramePipeline:
         self._finish(result, d1, d2)
         return result
 
+    def _admit(
+        self, model: LoadedModel, view: SensorView, snap: Snapshot, next_frame_at: float | None, now: float
+    ) -> bool:
+        """The admission rule's answer for the stream frame about to start (sensors ``view`` read at ``now``)."""
+        bld, gov = self.builder, self.governor
+        bld.update_slope(snap.t_mono_s, max(view.cpu_temp_c, view.gpu_temp_c))
+        raw = bld.raw(
+            view, stage2_next=False, proposals=0, max_proposals=model.max_proposals, deadline_ms=model.deadline_ms,
+            frame_elapsed_ms=0.0, next_frame_in_ms=self._next_in_ms(next_frame_at, now), cpu_util=0.0,
+            gpu_util=view.gpu_util, throttled=False,
+        )  # fmt: skip
+        return gov.admit(bld.encode(raw), self.shutdown_gap_c)
+
+    def _skip(
+        self, image: np.ndarray | bytes, model: LoadedModel, view: SensorView, snap: Snapshot, source: str,
+        queued_s: float,
+    ) -> FrameResult:  # fmt: skip
+        """The result of a frame the admission rule skipped: nothing ran, the clocks stay."""
+        gov = self.governor
+        self.skipped += 1
+        self.last_progress = time.monotonic()
+        clocks = _clocks(view)
+        timings = dict.fromkeys(
+            ("decode", "stage1", "decision_stage2", "clock_set_stage2", "stage2", "decision_next", "clock_set_next",
+             "frame", "total"), 0.0,
+        )  # fmt: skip
+        result = FrameResult(
+            model=model.name, frame=self.frames, detections=[], num_proposals=0,
+            timings_ms={"queue": queued_s * 1e3, **timings}, clocks_before=clocks, clocks_stage2=dict(clocks),
+            clocks_after=dict(clocks), temps_c=dict(snap.temps_c), power_w=view.power_w, energy_j=0.0,
+            throttled=gov.throttled(view.cpu_khz, view.gpu_hz),
+            governor={"mode": gov.mode, "policy": gov.deciding, "action_stage2": None, "action_next": None,
+                      "deadline_ms": model.deadline_ms, "slo_met": False},
+            image_size=(int(image.shape[1]), int(image.shape[0])) if isinstance(image, np.ndarray) else (0, 0),
+            source=source, provider=model.provider, model_version=model.version, skipped="thermal",
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.observe_skip(result)
+        if self.on_frame is not None:
+            self.on_frame(result)
+        return result
+
     def _finish(self, result: FrameResult, d1: Decision, d2: Decision) -> None:
         """Metrics and the frame callback for a finished frame."""
         if self.metrics is not None:
@@ -481,6 +547,8 @@ class FramePipeline:
         t0 = time.perf_counter()
         snap0 = board.snapshot(util=False)
         view0 = sensor_view(snap0, acts)
+        if source in SKIPPABLE_SOURCES and gov.admits and not self._admit(model, view0, snap0, next_frame_at, t0):
+            return self._skip(image, model, view0, snap0, source, queued_s)
         board.note_activity(True)
         try:
             if isinstance(image, bytes):

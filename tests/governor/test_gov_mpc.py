@@ -52,7 +52,8 @@ def test_measured_stage1_slower_than_the_model_raises_the_correction_and_the_clo
 
 
 def test_a_die_held_near_the_trip_relaxes_the_target_and_the_clocks() -> None:
-    pol, _ = _policy()
+    pol, _ = _policy(goal="energy")
+    assert pol.name == "mpc-energy"
     cool = int(pol.act(_obs(False, headroom=1.5))[0])
     pol.reset(1)
     for _ in range(600):  # 10 s of decisions 1.5 C below the trip point
@@ -62,9 +63,29 @@ def test_a_die_held_near_the_trip_relaxes_the_target_and_the_clocks() -> None:
     assert p_hot < p_cool
 
 
+def test_latency_goal_runs_top_clocks_when_cool_and_shrinks_its_power_budget_when_hot() -> None:
+    pol, res = _policy()
+    assert pol.name == "mpc" and pol.goal == "latency"
+    assert int(pol.act(_obs(False, headroom=1.5))[0]) == res.actions.n - 1  # energy is free: top clocks
+    chosen = []
+    for _ in range(1200):  # 20 s of decisions 0.9 C below the trip: 2.1 C over the 3 C margin
+        chosen.append(int(pol.act(_obs(False, headroom=0.03), dt_s=1 / 60)[0]))
+    power = pol.dyn_c[chosen] + pol.dyn_g[chosen]
+    assert pol.budget_i[0] < 0.95  # the integral came down: 20 s x 0.002/(C s) x 2.1 C = 0.084
+    assert power[-1] < power[0] <= pol.dyn_c[-1] + pol.dyn_g[-1]
+
+
+def test_unknown_goal_is_an_error() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="goal"):
+        _policy(goal="speed")
+
+
 def test_short_hot_rollout_holds_the_trip() -> None:
-    pol, _ = _policy()
-    sc = Scenario(ambient_c=35.0, trace="bursty", init_temp_c=90.0)
-    rec = rollout(pol, sc, 90.0, seed=1)
-    m = recording_metrics(rec, 90.0, 30.0)
-    assert not m["shutdown"] and m["throttled_pct"] == 0.0 and m["on_time_pct"] > 20.0
+    for goal in ("latency", "energy"):
+        pol, _ = _policy(goal=goal)
+        sc = Scenario(ambient_c=35.0, trace="bursty", init_temp_c=90.0)
+        rec = rollout(pol, sc, 90.0, seed=1)
+        m = recording_metrics(rec, 90.0, 30.0)
+        assert not m["shutdown"] and m["throttled_pct"] == 0.0 and m["on_time_pct"] > 20.0, goal
