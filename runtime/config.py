@@ -103,8 +103,11 @@ class BoardConfig(_Section):
         description="where the original governors/limits are saved at start (for lotus restore-clocks)",
     )
     allow_nvml_set: bool = Field(default=False, description="let the nvml backend lock GPU clocks (needs root)")
-    budget_w: float = Field(
-        default=15.0, gt=0, le=1000, description="power-mode budget the observation normalises by, W"
+    budget_w: float | None = Field(
+        default=None,
+        gt=0,
+        le=1000,
+        description="power-mode budget the observation normalises by, W; None: the sim board's mode budget, else 15",
     )
     trip_c: float | None = Field(
         default=None,
@@ -114,6 +117,9 @@ class BoardConfig(_Section):
     )
     sim_ambient_c: float = Field(default=25.0, ge=-40, le=80, description="ambient temperature of the sim board, C")
     sim_board: str = Field(default="orin-nano", description="board profile the sim backend emulates")
+    sim_power_mode: str | None = Field(
+        default=None, description="nvpmodel mode the sim board runs (7W, MAXN_SUPER, ...); None: the profile's default"
+    )
 
 
 class ModelConfig(_Section):

@@ -48,6 +48,29 @@ INLINE_DECODE_BYTES = 256 * 1024  # compressed images up to this size decode on 
 VERSION = "0.1.0"
 
 
+DEFAULT_BUDGET_W = 15.0  # Orin Nano's default nvpmodel mode
+
+
+def board_budget_w(board: Board, configured: float | None) -> float:
+    """The power budget the observation divides power by, W: the configured one, else the sim
+    board's power-mode budget (as training saw it), else a watt figure in the nvpmodel mode's name
+    (``7W``, ``15W``), else :data:`DEFAULT_BUDGET_W`."""
+    import re
+
+    from lotus.runtime.hw.sim import SimBoard
+
+    if configured is not None:
+        return configured
+    if isinstance(board, SimBoard):
+        return float(board.budget_w)
+    try:
+        mode = board.nvpmodel()
+    except (OSError, DeviceError):
+        mode = None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)W", (mode.name or "") if mode else "")
+    return float(match.group(1)) if match else DEFAULT_BUDGET_W
+
+
 def open_board(cfg: BoardConfig) -> Board:
     """The configured backend; ``auto`` falls back to the simulated board when nothing is found."""
     from lotus.runtime.hw.detect import detect_board
@@ -56,7 +79,7 @@ def open_board(cfg: BoardConfig) -> Board:
     ensure_registered()
 
     if cfg.backend == "sim":
-        return SimBoard(cfg.sim_board, ambient_c=cfg.sim_ambient_c, trip_c=cfg.trip_c)
+        return SimBoard(cfg.sim_board, power_mode=cfg.sim_power_mode, ambient_c=cfg.sim_ambient_c, trip_c=cfg.trip_c)
     if cfg.backend == "nvml":
         from lotus.runtime.hw.nvml import detect as nvml_detect
 
@@ -68,7 +91,9 @@ def open_board(cfg: BoardConfig) -> Board:
         board = detect_board(cfg.sysfs_root)
         if board is None:
             log.warning("no controllable board under %s: using the simulated board", cfg.sysfs_root)
-            return SimBoard(cfg.sim_board, ambient_c=cfg.sim_ambient_c, trip_c=cfg.trip_c)
+            return SimBoard(
+                cfg.sim_board, power_mode=cfg.sim_power_mode, ambient_c=cfg.sim_ambient_c, trip_c=cfg.trip_c
+            )
         return board
     board = detect_board(cfg.sysfs_root, prefer=cfg.backend)
     assert board is not None
@@ -130,7 +155,8 @@ class Daemon:
         board = self.board
         actions = action_table(board)
         has_gpu = any(d.kind == "gpu" for d in board.domains.values())
-        builder = ObservationBuilder(actions, board_trip_c(board, s.board.trip_c), s.board.budget_w)
+        budget_w = board_budget_w(board, s.board.budget_w)
+        builder = ObservationBuilder(actions, board_trip_c(board, s.board.trip_c), budget_w)
         if s.governor.mode == "active":
             self._take_control()
         self.governor = GovernorController(

@@ -62,5 +62,6 @@ def test_hot_board_skips_stream_frames_and_counts_them(tmp_path: Path) -> None:
             assert r.status_code == 200, r.text
         m = FRAMES.search(httpx.get(url + "/metrics").text)
         assert m and float(m.group(1)) == 3
-        samples = httpx.get(url + "/v1/telemetry?limit=200").json()["samples"]
-        assert all(s["latency_ms"] > 0 for s in samples)  # skipped frames are not telemetry samples
+        telemetry = httpx.get(url + "/v1/telemetry?limit=200").json()
+        assert all(s["latency_ms"] > 0 for s in telemetry["samples"])  # skipped frames are not telemetry samples
+        assert telemetry["source"]["thermal_skipped"] >= 3  # and the source counts them apart from processed
