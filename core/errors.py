@@ -33,6 +33,10 @@ class PolicyError(LotusError):
     """A governor policy is unknown, or its files are missing or corrupt."""
 
 
+class NoTrainedPolicyError(PolicyError):
+    """A shipped learned policy has no variant trained for this board's clock table."""
+
+
 class ModelLoadError(LotusError):
     """A model manifest or one of its files is missing, corrupt or inconsistent."""
 

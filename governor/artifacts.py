@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lotus.core.errors import PolicyError
+from lotus.core.errors import NoTrainedPolicyError, PolicyError
 from lotus.core.files import sha256_file
 from lotus.core.schema import SCHEMA_VERSION, ActionTable
 
@@ -81,7 +81,7 @@ def _variant_for(name: str, actions: ActionTable) -> Path:
         if _table_of(path) == actions:
             return path
     have = ", ".join(p.name for p in variants)
-    raise PolicyError(
+    raise NoTrainedPolicyError(
         f"no shipped {name} policy for this board's clock table {actions.n_cpu}x{actions.n_gpu} (shipped: {have})"
     )
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lotus.core.errors import NoTrainedPolicyError, PolicyError
 from lotus.envs.core import Resolved
 from lotus.envs.scenario import Scenario
 from lotus.governor.context import PolicyContext
@@ -25,6 +26,7 @@ from lotus.governor.metrics import failed_run_metrics, mean_ci95, recording_metr
 from lotus.governor.registry import build_policy
 from lotus.governor.report import summarize
 from lotus.governor.rollout import Recording, rollout
+from lotus.governor.shield import Shield
 
 REFERENCE = "foresight"  # the name of the foresight reference (lotus.governor.foresight)
 DEFAULT_POLICIES = ("stock", "performance", "mpc", "ztt", "lotus-dac24", "drl", "foresight")
@@ -35,6 +37,7 @@ class EvalResult:
     records: list[dict[str, Any]]  # one per (policy, seed)
     table: list[dict[str, Any]]  # one per policy, averaged over seeds
     recordings: dict[str, Recording]  # first seed of each policy, for plots
+    unavailable: dict[str, str] = field(default_factory=dict)  # policy -> why it has no variant for this board
 
 
 def policy_context(res: Resolved) -> PolicyContext:
@@ -73,9 +76,11 @@ def evaluate(
     recordings: dict[str, Recording] = {}
     ref_obj: dict[int, float] = {}
     ordered = sorted(policies, key=lambda p: p != REFERENCE)  # the reference first: the others divide by it
+    unavailable = {}
     for name in ordered:  # fail on a bad name now, not after hours of rollouts
-        if name != REFERENCE:
-            build_policy(name, res.actions, context=context)
+        if name != REFERENCE and (why := _untrained_for_board(name, res.actions, context)) is not None:
+            unavailable[name] = why
+    ordered = [name for name in ordered if name not in unavailable]
     for name in ordered:
         for seed in seeds:
             extra: dict[str, Any] = {}
@@ -104,8 +109,27 @@ def evaluate(
                             "beats_foresight": beats, **extra})  # fmt: skip
             if rec is not None:
                 recordings.setdefault(name, rec)
-    table = [aggregate(name, [r for r in records if r["policy"] == name]) for name in policies]
-    return EvalResult(records, table, recordings)
+    table = [
+        aggregate(name, [r for r in records if r["policy"] == name]) for name in policies if name not in unavailable
+    ]
+    return EvalResult(records, table, recordings, unavailable)
+
+
+def _untrained_for_board(name: str, actions: Any, context: Any) -> str | None:
+    """Why ``name`` cannot run on this board (no learned variant for its clock table), else None.
+
+    Any other bad name or file raises :class:`PolicyError` here. A shielded learned policy without
+    a variant would silently run the shield's fallback: it is reported as not trained instead.
+    """
+    try:
+        policy = build_policy(name, actions, context=context)
+    except NoTrainedPolicyError as exc:
+        return str(exc)
+    if isinstance(policy, Shield) and isinstance(policy.load_exception, NoTrainedPolicyError):
+        return str(policy.load_exception)
+    if isinstance(policy, Shield) and policy.load_exception is not None:
+        raise PolicyError(f"policy {name!r} cannot be loaded: {policy.load_error}")
+    return None
 
 
 TABLE_KEYS = (

@@ -133,6 +133,7 @@ class Shield(PolicyBase):
         self.fallbacks = 0  # decisions answered by the fallback policy
         self.interventions = 0  # decisions whose clocks the thermal guard lowered or held
         self.load_error: str | None = None
+        self.load_exception: Exception | None = None  # what load_error says, for callers that branch on its type
         self.inner: Policy | None = None
         if inner is None or isinstance(inner, BarePolicy):
             self.inner = None if inner is None else as_policy(inner)
@@ -140,7 +141,7 @@ class Shield(PolicyBase):
             try:
                 self.inner = as_policy(inner())
             except Exception as exc:  # noqa: BLE001 - any load failure falls back
-                self.load_error = str(exc)
+                self.load_error, self.load_exception = str(exc), exc
                 logger.warning("policy could not be loaded (%s); using %s instead", exc, self.fallback.name)
         if stretch_max is None:
             stretch_max = self.inner.deadline_scale_max if self.inner is not None else 1.0

@@ -204,8 +204,9 @@ def run_suite_parallel(
     for k, sc in enumerate(scenarios):
         parts = results[k * len(seed_list) : (k + 1) * len(seed_list)]
         records = [r for p in dict.fromkeys(ordered) for part in parts for r in part.records if r["policy"] == p]
-        table = [aggregate(p, [r for r in records if r["policy"] == p]) for p in names]
-        result = EvalResult(records, table, parts[0].recordings)
+        missing = parts[0].unavailable
+        table = [aggregate(p, [r for r in records if r["policy"] == p]) for p in names if p not in missing]
+        result = EvalResult(records, table, parts[0].recordings, missing)
         doc["scenarios"][sc.name] = write_scenario(out, sc, result, seed_list)
     doc["ranking"] = ranking(doc)
     (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
@@ -218,16 +219,27 @@ def write_scenario(out: Path, sc: SuiteScenario, result: EvalResult, seed_list: 
     import json
 
     from lotus.governor.evaluate import plot_eval
-    from lotus.governor.report import format_suite_table
 
     where = out / sc.name
     where.mkdir(parents=True, exist_ok=True)
     entry = {"scenario": sc.scenario.model_dump(mode="json"), "held_out": sc.held_out, "table": result.table,
-             "records": result.records}  # fmt: skip
+             "records": result.records, "not_trained": result.unavailable}  # fmt: skip
     (where / "results.json").write_text(json.dumps(entry, indent=2, default=str))
-    (where / "table.md").write_text(format_suite_table(result.table) + "\n")
+    (where / "table.md").write_text(scenario_table_md(result.table, result.unavailable))
     plot_eval(result, where, f"{sc.name} ({len(seed_list)} seeds; plots show seed {seed_list[0]})")
     return entry
+
+
+def scenario_table_md(table: list[dict[str, Any]], not_trained: dict[str, str]) -> str:
+    """A scenario's table.md: the suite table, then the policies with no variant for its board."""
+    from lotus.governor.report import format_suite_table
+
+    text = format_suite_table(table) + "\n"
+    if not_trained:
+        text += "\nNot run, no variant trained for this board:\n" + "".join(
+            f"- `{p}`: {why}\n" for p, why in not_trained.items()
+        )
+    return text
 
 
 def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -256,7 +268,6 @@ def merge_suites(parts: Sequence[Path], out: Path) -> dict[str, Any]:
     import math
 
     from lotus.governor.evaluate import aggregate
-    from lotus.governor.report import format_suite_table
 
     doc: dict[str, Any] = {"suite": None, "parts": [str(p) for p in parts], "scenarios": {}}
     for part in parts:
@@ -269,8 +280,9 @@ def merge_suites(parts: Sequence[Path], out: Path) -> dict[str, Any]:
             if doc.setdefault(key, run.get(key)) != run.get(key):
                 raise ConfigError(f"{part} used {key}={run.get(key)}, the other parts {doc[key]}: not comparable")
         for name, entry in run["scenarios"].items():
-            merged = doc["scenarios"].setdefault(name, {**entry, "records": []})
+            merged = doc["scenarios"].setdefault(name, {**entry, "records": [], "not_trained": {}})
             merged["records"] = merged["records"] + entry["records"]
+            merged["not_trained"].update(entry.get("not_trained", {}))
     for name, entry in doc["scenarios"].items():
         ref = {r["seed"]: float(r["objective"]) for r in entry["records"] if r["policy"] == "foresight"}
         for r in entry["records"]:
@@ -282,7 +294,7 @@ def merge_suites(parts: Sequence[Path], out: Path) -> dict[str, Any]:
         entry["table"] = [aggregate(p, [r for r in entry["records"] if r["policy"] == p]) for p in names]
         where = out / name
         where.mkdir(parents=True, exist_ok=True)
-        (where / "table.md").write_text(format_suite_table(entry["table"]) + "\n")
+        (where / "table.md").write_text(scenario_table_md(entry["table"], entry["not_trained"]))
     doc["ranking"] = ranking(doc)
     (out / "suite.json").write_text(json.dumps(doc, indent=2, default=str))
     from lotus.governor.evaluate import plot_suite_scatter

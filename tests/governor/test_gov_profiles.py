@@ -86,3 +86,16 @@ def test_unknown_mode_is_one_line_before_training(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["train", "--profiles", "orin-nx:99W", "--out", str(tmp_path)])
     assert res.exit_code != 0 and "99W" in str(res.exception)
     assert not any(tmp_path.iterdir())
+
+
+def test_eval_reports_a_learned_policy_without_a_variant_as_not_trained(tmp_path: Path) -> None:
+    from lotus.governor.evaluate import evaluate
+
+    res = evaluate(Scenario(board="tx2", power_mode="MAXQ", fps=30.0), ["stock", "ztt", "ztt+shield"], [0], 2.0)
+    assert [row["policy"] for row in res.table] == ["stock"]  # not the shield's stock fallback under ztt's name
+    assert set(res.unavailable) == {"ztt", "ztt+shield"}
+    assert all("no shipped ztt policy" in why for why in res.unavailable.values())
+    with pytest.raises(PolicyError):  # a broken file is still an error, not a missing variant
+        bad = tmp_path / "bad.json"
+        bad.write_text("{}")
+        evaluate(Scenario(fps=30.0), [str(bad)], [0], 2.0)
