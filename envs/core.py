@@ -21,6 +21,7 @@ while the hotter die is above the trip; a late camera frame is dropped in favour
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ from lotus.envs.physics import (
     is_capped,
     polls_crossed,
     segment_power,
+    sensor_noise,
+    sensor_reading,
     sensor_readings,
     stage_activity,
     switch_stall_s,
@@ -67,6 +70,39 @@ STATE_FIELDS = (
     "amb", "trip", "wl_scale", "fan_mode", "r_scale", "d_scale",
 )  # fmt: skip
 FILTER_FIELDS = ("slope", "tmax_prev", "lat_ema")  # state kept in SimCore.filters
+DRAW_BLOCK = 64  # counter-based draws a batch computes ahead per board (see AheadDraws)
+_STALE = np.uint64(1 << 63)  # AheadDraws.base of a board with no block: every counter falls outside it
+
+
+class AheadDraws:
+    """Counter-based draws ``f(key, counter)`` of ``n`` boards, computed ``DRAW_BLOCK`` counters ahead.
+
+    Counters mostly advance by one per stage, so one numpy pass over a block ``[boards, DRAW_BLOCK]``
+    replaces ``DRAW_BLOCK`` passes over ``[boards]``: the same elementwise numbers, far fewer calls.
+
+    :param draw: ``(keys [m, 1], counters [m, DRAW_BLOCK])`` -> draws ``[width, m, DRAW_BLOCK]``.
+    """
+
+    def __init__(self, n: int, width: int, draw: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        self.draw = draw
+        self.table = np.zeros((width, n, DRAW_BLOCK))
+        self.base = np.full(n, _STALE)  # first counter of each board's block
+        self._steps = np.arange(DRAW_BLOCK, dtype=np.uint64)
+
+    def forget(self, i: int) -> None:
+        """Drop board ``i``'s block (its key changed)."""
+        self.base[i] = _STALE
+
+    def get(self, rows: np.ndarray, keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
+        """Draws ``[width, m]`` of boards ``rows`` (``int [m]``) with ``keys`` and ``counters`` (``uint64 [m]``)."""
+        j = counters - self.base[rows]  # wraps to a huge number below the block
+        stale = np.flatnonzero(j >= DRAW_BLOCK)
+        if stale.size:
+            fresh = rows[stale]
+            self.base[fresh] = counters[stale]
+            self.table[:, fresh] = self.draw(keys[stale, None], counters[stale, None] + self._steps)
+            j = counters - self.base[rows]
+        return self.table[:, rows, j]
 
 
 @dataclass(frozen=True)
@@ -236,6 +272,9 @@ class SimCore:
         self.n_cpu, self.n_gpu = res.actions.n_cpu, res.actions.n_gpu  # clock table sizes
         o = self.ops
         self.filters = ObservationFilters(exp=o.exp, maximum=o.maximum, where=o.where)
+        # _alike(mask): a bool when every board agrees; _pick(cond, a, b): where() that takes such a bool whole
+        self._alike: Callable[[Value], Value] = self._alike_batch if self.batched else bool
+        self._pick: Callable[[Value, Value, Value], Value] = self._pick_batch if self.batched else SCALAR.where
         if self.batched:
             self.cpu_ghz = np.asarray(res.cpu_ghz)
             self.gpu_ghz = np.asarray(res.gpu_ghz)
@@ -258,9 +297,18 @@ class SimCore:
             self._theta = np.zeros((3, n))
             self._power = np.zeros((3, n))
             self.th_c, self.th_g, self.th_s = self._theta
+            self._sen = np.zeros((2, n))  # the readings sen_c, sen_g as rows
+            self.sen_c, self.sen_g = self._sen
+            sigma = res.workload.jitter_sigma
+            self._jitter = AheadDraws(n, 1, lambda k, c: np.exp(sigma * normal(k, c, ARRAY))[None])
+            self._noise = AheadDraws(n, 2, lambda k, c: np.stack(sensor_noise(k, c, ARRAY)))
         else:
             self.cpu_ghz, self.gpu_ghz, self.gpu_speed = res.cpu_ghz, res.gpu_ghz, res.gpu_speed_ghz
             self.dyn_c, self.dyn_g = res.dyn_cpu_w, res.dyn_gpu_w
+        # the clock tables in the readings' units (raw_readings)
+        cpu_khz, gpu_hz = tuple(f * KHZ_PER_GHZ for f in res.cpu_ghz), tuple(f * HZ_PER_GHZ for f in res.gpu_ghz)
+        self._cpu_khz: Value = np.asarray(cpu_khz) if self.batched else cpu_khz
+        self._gpu_hz: Value = np.asarray(gpu_hz) if self.batched else gpu_hz
 
     # -- filtered features (state of self.filters) ----------------------------------------------
     @property
@@ -290,6 +338,25 @@ class SimCore:
     def lat_ema(self, value: Value) -> None:
         self.filters.lat_ema = value
 
+    # -- masks that every board may share ----------------------------------------------------
+    def _alike_batch(self, mask: np.ndarray) -> Value:
+        """``mask`` as a Python bool when every board agrees, else the mask itself (``_alike`` of a batch).
+
+        Boards usually share their phase, so ``_pick`` can then take one branch whole.
+        """
+        k = int(np.count_nonzero(mask))
+        return mask if 0 < k < self.n else k > 0
+
+    def _full(self, value: Value) -> Value:
+        """``value`` as an array ``[n]`` for a batch (as it is for one board)."""
+        return np.full(self.n, value) if self.batched and not isinstance(value, np.ndarray) else value
+
+    def _pick_batch(self, cond: Value, a: Value, b: Value) -> Value:
+        """``where(cond, a, b)`` for a condition from ``_alike``: a bool picks a branch whole (no copy)."""
+        if isinstance(cond, np.ndarray):
+            return np.where(cond, a, b)
+        return self._full(a if cond else b)
+
     # -- reset -------------------------------------------------------------------------------
     def reset_board(self, i: int, rng: np.random.Generator) -> None:
         """Draw board ``i`` afresh from ``rng``."""
@@ -302,9 +369,20 @@ class SimCore:
             self.coef_table = table
             self.coef = table[self.fan_level]
             return
+        rows = {"th_c": (self._theta, 0), "th_g": (self._theta, 1), "th_s": (self._theta, 2)}
+        rows |= {"sen_c": (self._sen, 0), "sen_g": (self._sen, 1)}
         for name, value in init.items():
-            getattr(self, name)[i] = value
+            if name in rows:  # rows of self._theta or self._sen, updated in place
+                stacked, row = rows[name]
+                stacked[row, i] = value
+                continue
+            # a fresh array: a uniform batch shares arrays between fields (see _pick_batch), so none is written in place
+            column = getattr(self, name).copy()
+            column[i] = value
+            setattr(self, name, column)
         self.traces[i] = trace
+        self._jitter.forget(i)
+        self._noise.forget(i)
         self.coef_tables[i] = np.asarray(table)
         self.coef[:, i] = self.coef_tables[i, init["fan_level"]]
 
@@ -341,7 +419,7 @@ class SimCore:
         self.energy = self.energy + energy
         self.frame_energy = self.frame_energy + energy
         self._poll(polls_crossed(t0, self.t, self.poll_s, o))
-        self._fan(polls_crossed(t0, self.t, self.fan_poll_s, o))
+        self._fan(t0)
         return energy
 
     def _sample_sensors(self, t0: Value) -> None:
@@ -352,42 +430,60 @@ class SimCore:
         o = self.ops
         sample = o.floor(self.t / self.sensor_s)
         new = sample > o.floor(t0 / self.sensor_s)
-        if not (new.any() if self.batched else new):
+        if not self.batched:
+            if new:
+                self.sen_c, self.sen_g = sensor_readings(
+                    self.sensors, self.th_c + self.amb, self.th_g + self.amb, self.key, o.to_int(sample), o
+                )
             return
-        idx = o.to_int(sample)
-        if self.batched:
-            idx = idx.astype(np.uint64)
-        c, g = sensor_readings(self.sensors, self.th_c + self.amb, self.th_g + self.amb, self.key, idx, o)
-        self.sen_c, self.sen_g = o.where(new, c, self.sen_c), o.where(new, g, self.sen_g)
+        # only the boards that crossed a sample boundary, both dies as rows [2, m] (elementwise: the same numbers)
+        due = np.flatnonzero(new)
+        if not due.size:
+            return
+        idx = o.to_int(sample[due]).astype(np.uint64)
+        noise = self._noise.get(due, self.key[due], idx) if self.sensors.noise_c > 0 else 0.0
+        self._sen = self._sen.copy()  # a fresh array: readings handed out before keep their values
+        self._sen[:, due] = sensor_reading(self.sensors, self._theta[:2, due] + self.amb[due], noise, o)
+        self.sen_c, self.sen_g = self._sen
 
     def _poll(self, polls: Value) -> None:
         """Firmware throttle for ``polls`` polls crossed (:func:`physics.throttle_poll`)."""
-        if not (polls.any() if self.batched else polls):
+        if not (np.count_nonzero(polls) if self.batched else polls):
             return  # no poll boundary crossed: nothing changes
         o, res = self.ops, self.res
         hottest = o.maximum(self.th_c, self.th_g) + self.amb
-        self.cap_c, self.cap_g = throttle_poll(
-            res.board.throttling, self.cap_c, self.cap_g, hottest, self.poll_tmax, self.trip, polls,
-            self.n_cpu, self.n_gpu, o,
-        )  # fmt: skip
+        # uncapped boards at or below the trip keep their caps: skip the rule when every board is one
+        capped_or_hot = is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu) | (hottest > self.trip)
+        if np.count_nonzero(capped_or_hot) if self.batched else capped_or_hot:
+            self.cap_c, self.cap_g = throttle_poll(
+                res.board.throttling, self.cap_c, self.cap_g, hottest, self.poll_tmax, self.trip, polls,
+                self.n_cpu, self.n_gpu, o,
+            )  # fmt: skip
         self.poll_tmax = o.where(polls > 0, hottest, self.poll_tmax)
 
-    def _fan(self, polls: Value) -> None:
-        """The fan daemon's curve (:func:`physics.fan_auto_level`), for boards in auto mode, per fan poll."""
-        if not (polls.any() if self.batched else polls):
+    def _fan(self, t0: Value) -> None:
+        """The fan curve (:func:`physics.fan_auto_level`) per fan poll since ``t0``, for boards in auto mode."""
+        o, fan = self.ops, self.res.board.fan
+        if not self.batched:
+            if self.fan_mode == FAN_AUTO and polls_crossed(t0, self.t, self.fan_poll_s, o):
+                level = fan_auto_level(fan, o.maximum(self.th_c, self.th_g) + self.amb, o)
+                if level != self.fan_level:
+                    self.fan_level = level
+                    self.coef = self.coef_table[level]
             return
-        o = self.ops
-        hottest = o.maximum(self.th_c, self.th_g) + self.amb
-        auto_level = fan_auto_level(self.res.board.fan, hottest, o)
-        level = o.where(self.fan_mode == FAN_AUTO, o.where(polls > 0, auto_level, self.fan_level), self.fan_level)
-        if self.batched:
-            changed = np.nonzero(level != self.fan_level)[0]
-            if changed.size:
-                self.fan_level = level
-                self.coef[:, changed] = self.coef_tables[changed, level[changed]].T
-        elif level != self.fan_level:
-            self.fan_level = level
-            self.coef = self.coef_table[level]
+        auto = self.fan_mode == FAN_AUTO
+        if not np.count_nonzero(auto):
+            return  # no board follows the curve (fan off or on): nothing to poll
+        due = np.flatnonzero(auto & (polls_crossed(t0, self.t, self.fan_poll_s, o) > 0))
+        if not due.size:
+            return
+        level = fan_auto_level(fan, np.maximum(self.th_c[due], self.th_g[due]) + self.amb[due], o)
+        moved = level != self.fan_level[due]
+        if moved.any():
+            changed = due[moved]
+            self.fan_level = self.fan_level.copy()
+            self.fan_level[changed] = level[moved]
+            self.coef[:, changed] = self.coef_tables[changed, level[moved]].T
 
     # -- one decision --------------------------------------------------------------------------
     def step(self, cpu_idx: Value, gpu_idx: Value) -> dict[str, Value]:
@@ -403,18 +499,22 @@ class SimCore:
 
     def _stage(self, cpu_idx: Value, gpu_idx: Value) -> dict[str, Value]:
         o, res, wl = self.ops, self.res, self.res.workload
-        phase1 = self.phase == 0
-        frame_done = self.phase == 1
+        pick = self._pick
+        # a bool when every board is at the same decision (the usual case): the other phase's work is skipped
+        phase1 = self._alike(self.phase == 0)
+        frame_done = ~phase1 if isinstance(phase1, np.ndarray) else not phase1
         self.req_c, self.req_g = cpu_idx, gpu_idx
         t_start, e_start, dropped_before = self.t, self.energy, self.dropped
-        fc_idx = o.minimum(cpu_idx, self.cap_c)
-        fg_idx = o.minimum(gpu_idx, self.cap_g)
-        # 1) wait for the camera frame (only before stage 1)
-        idle_s = o.where(phase1, o.maximum(self.arrival - self.t, 0.0), 0.0)
         b = res.board
-        if phase1.any() if self.batched else phase1:  # a zero-length segment changes nothing
+        # 1) wait for the camera frame (only before stage 1)
+        if phase1 is False:
+            idle_s = self._full(0.0)
+        else:
+            idle_s = pick(phase1, o.maximum(self.arrival - self.t, 0.0), 0.0)
+            fc_idx = o.minimum(cpu_idx, self.cap_c)
+            fg_idx = o.minimum(gpu_idx, self.cap_g)
             self.segment(idle_s, fc_idx, fg_idx, b.cpu.idle_activity, b.gpu.idle_activity, 0.0)
-        self.frame_start = o.where(phase1, self.t, self.frame_start)
+            self.frame_start = pick(phase1, self.t, self.frame_start)
         fc_idx = o.minimum(cpu_idx, self.cap_c)
         fg_idx = o.minimum(gpu_idx, self.cap_g)
         # a clock change stalls the pipeline (physics.switch_stall_s); a camera wait absorbs it
@@ -423,12 +523,22 @@ class SimCore:
         self.app_c, self.app_g = fc_idx, fg_idx
         # 2) run the stage
         f_c, f_g = o.take(self.cpu_ghz, fc_idx), o.take(self.gpu_speed, fg_idx)
-        s1, fx, pp = wl.stage1, wl.stage2_fixed, wl.stage2_per_proposal
         n_prop = self.proposals
-        cpu_ms = o.where(phase1, s1.cpu_mcycles, fx.cpu_mcycles + pp.cpu_mcycles * n_prop) / f_c
-        gpu_ms = o.where(phase1, s1.gpu_mcycles, fx.gpu_mcycles + pp.gpu_mcycles * n_prop) / f_g
-        mem_ms = o.where(phase1, s1.mem_ms, fx.mem_ms + pp.mem_ms * n_prop)
-        jitter = o.exp(wl.jitter_sigma * normal(self.key, self.counter, o)) * self.wl_scale
+
+        def cost(stage1: float, fixed: float, per_proposal: float) -> Value:  # this stage's cost of each board
+            if phase1 is True:
+                return stage1
+            stage2 = fixed + per_proposal * n_prop
+            return stage2 if phase1 is False else np.where(phase1, stage1, stage2)
+
+        s1, fx, pp = wl.stage1, wl.stage2_fixed, wl.stage2_per_proposal
+        cpu_ms = cost(s1.cpu_mcycles, fx.cpu_mcycles, pp.cpu_mcycles) / f_c
+        gpu_ms = cost(s1.gpu_mcycles, fx.gpu_mcycles, pp.gpu_mcycles) / f_g
+        mem_ms = cost(s1.mem_ms, fx.mem_ms, pp.mem_ms)
+        if self.batched:
+            jitter = self._jitter.get(self._rows, self.key, self.counter)[0] * self.wl_scale
+        else:
+            jitter = o.exp(wl.jitter_sigma * normal(self.key, self.counter, o)) * self.wl_scale
         self.counter = self.counter + 1
         cpu_ms, gpu_ms, mem_ms = cpu_ms * jitter, gpu_ms * jitter, mem_ms * jitter
         stage_ms = cpu_ms + gpu_ms + mem_ms + stall_ms
@@ -443,17 +553,19 @@ class SimCore:
         latency_ms = s_to_ms(self.t - self.frame_start)
         frame_energy = self.frame_energy
         lat_ema_prev = filters.lat_ema
-        self.stage1_ms = o.where(phase1, stage_ms, self.stage1_ms)
-        self.s1_hist0, self.s1_hist1, self.s1_hist2 = (
-            o.where(phase1, self.s1_hist1, self.s1_hist0),
-            o.where(phase1, self.s1_hist2, self.s1_hist1),
-            o.where(phase1, stage_ms, self.s1_hist2),
-        )
-        filters.update_latency(latency_ms, self.frame == 0, frame_done)
-        self.last_latency = o.where(frame_done, latency_ms, self.last_latency)
-        self.frame_energy = o.where(frame_done, 0.0, self.frame_energy)
-        self._advance_frame(frame_done)
-        self.phase = o.where(phase1, 1, 0)
+        if phase1 is not False:
+            self.stage1_ms = pick(phase1, stage_ms, self.stage1_ms)
+            self.s1_hist0, self.s1_hist1, self.s1_hist2 = (
+                pick(phase1, self.s1_hist1, self.s1_hist0),
+                pick(phase1, self.s1_hist2, self.s1_hist1),
+                pick(phase1, stage_ms, self.s1_hist2),
+            )
+        if frame_done is not False:
+            filters.update_latency(latency_ms, self.frame == 0, frame_done)
+            self.last_latency = pick(frame_done, latency_ms, self.last_latency)
+            self.frame_energy = pick(frame_done, 0.0, self.frame_energy)
+            self._advance_frame(frame_done)
+        self.phase = 1 - self.phase  # 0 <-> 1
         throttled = is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu)
         dt_safe = o.maximum(dt, 1e-9)
         self._last_power = (self.energy - e_start) / dt_safe
@@ -461,13 +573,13 @@ class SimCore:
         self._last_cpu_util = stage_ms * S_PER_MS / dt_safe
         self._last_gpu_util = gpu_ms * S_PER_MS / dt_safe
         return {
-            "frame_done": frame_done,
+            "frame_done": self._full(frame_done),
             "lat_ema_prev_ms": lat_ema_prev,
             "max_temp_c": tmax,
             "stage_ms": stage_ms,
             "latency_ms": latency_ms,
             "stage1_ms": self.stage1_ms,
-            "stage2_ms": o.where(frame_done, stage_ms, 0.0),
+            "stage2_ms": pick(frame_done, stage_ms, 0.0),
             "idle_ms": s_to_ms(idle_s),
             "proposals": n_prop,
             "frame_energy_j": frame_energy,
@@ -554,59 +666,61 @@ class SimCore:
         }
 
     def _advance_frame(self, frame_done: Value) -> None:
-        """After stage 2: next frame index, its proposals and its camera arrival time."""
-        o = self.ops
-        nxt = self.frame + 1
-        self.frame = o.where(frame_done, nxt, self.frame)
+        """After stage 2: next frame index, its proposals and its camera arrival time.
+
+        :param frame_done: the boards whose frame finished, from ``_alike`` (a bool when all or none).
+        """
+        o, pick = self.ops, self._pick
+        self.frame = pick(frame_done, self.frame + 1, self.frame)
         if self.batched:
             upcoming = self.traces[self._rows, self.frame % self.traces.shape[1]]
         else:
             upcoming = int(self.trace[self.frame % len(self.trace)])
-        self.last_proposals = o.where(frame_done, self.proposals, self.last_proposals)
-        self.proposals = o.where(frame_done, upcoming, self.proposals)
+        self.last_proposals = pick(frame_done, self.proposals, self.last_proposals)
+        self.proposals = pick(frame_done, upcoming, self.proposals)
         # shift the Lotus stability histories
         self.lat_hist0, self.lat_hist1, self.lat_hist2 = (
-            o.where(frame_done, self.lat_hist1, self.lat_hist0),
-            o.where(frame_done, self.lat_hist2, self.lat_hist1),
-            o.where(frame_done, self.last_latency, self.lat_hist2),
+            pick(frame_done, self.lat_hist1, self.lat_hist0),
+            pick(frame_done, self.lat_hist2, self.lat_hist1),
+            pick(frame_done, self.last_latency, self.lat_hist2),
         )
         period = self.res.period_s
         if period <= 0:
-            self.arrival = o.where(frame_done, self.t, self.arrival)
+            self.arrival = pick(frame_done, self.t, self.arrival)
             return
         newest_tick = o.floor(self.t / period) * period
         late = newest_tick > self.arrival + 0.5 * period
         missed = o.maximum(o.rint((newest_tick - self.arrival) / period) - 1, 0)
         nxt_arrival = o.where(late, newest_tick, self.arrival + period)
         self.dropped = o.where(frame_done & late, self.dropped + missed, self.dropped)
-        self.arrival = o.where(frame_done, nxt_arrival, self.arrival)
+        self.arrival = pick(frame_done, nxt_arrival, self.arrival)
 
     # -- readings ------------------------------------------------------------------------------
     def raw_readings(self) -> dict[str, Value]:
         """Physical readings for :func:`lotus.core.schema.encode_observation` (what a board would show)."""
-        o, res = self.ops, self.res
-        stage2_next = self.phase == 1
+        o, res, pick = self.ops, self.res, self._pick
+        stage2_next = self._alike(self.phase == 1)
         cap_c, cap_g = o.minimum(self.req_c, self.cap_c), o.minimum(self.req_g, self.cap_g)
         period = res.period_s
         if period > 0:
-            due = o.where(stage2_next, self.arrival + period, self.arrival)
+            due = self.arrival if stage2_next is False else pick(stage2_next, self.arrival + period, self.arrival)
             next_in = s_to_ms(o.maximum(due - self.t, 0.0))
         else:
             next_in = 0.0 * self.t
         return {
-            "stage2_next": o.where(stage2_next, 1.0, 0.0),
-            "cpu_khz": o.take(self.cpu_ghz, cap_c) * KHZ_PER_GHZ,
-            "gpu_hz": o.take(self.gpu_ghz, cap_g) * HZ_PER_GHZ,
+            "stage2_next": pick(stage2_next, 1.0, 0.0),
+            "cpu_khz": o.take(self._cpu_khz, cap_c),
+            "gpu_hz": o.take(self._gpu_hz, cap_g),
             "cpu_max_khz": res.cpu_ghz[-1] * KHZ_PER_GHZ,
             "gpu_max_hz": res.gpu_ghz[-1] * HZ_PER_GHZ,
             "cpu_temp_c": self.sen_c,
             "gpu_temp_c": self.sen_g,
             "trip_c": self.trip,
             "temp_slope_c_per_s": self.filters.slope,
-            "proposals": o.where(stage2_next, self.proposals, self.last_proposals),
+            "proposals": pick(stage2_next, self.proposals, self.last_proposals),
             "max_proposals": res.workload.max_proposals,
             "deadline_ms": res.deadline_ms * self.d_scale,
-            "frame_elapsed_ms": o.where(stage2_next, self.stage1_ms, 0.0),
+            "frame_elapsed_ms": pick(stage2_next, self.stage1_ms, 0.0),
             "last_latency_ms": self.last_latency,
             "latency_ema_ms": self.filters.lat_ema,
             "last_stage1_ms": self.stage1_ms,
@@ -615,7 +729,7 @@ class SimCore:
             "budget_w": res.budget_w,
             "cpu_util": self._last_cpu_util,
             "gpu_util": self._last_gpu_util,
-            "throttled": o.where(is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu), 1.0, 0.0),
+            "throttled": self._pick(self._alike(is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu)), 1.0, 0.0),
             "fan_pwm": o.where(
                 self.fan_mode == FAN_AUTO, self.fan_level / (FAN_LEVELS - 1), o.where(self.fan_mode == FAN_ON, 1.0, 0.0)
             ),  # fmt: skip

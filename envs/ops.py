@@ -107,18 +107,27 @@ def splitmix64(x: Any, ops: Any) -> Any:
     return x ^ (x >> 31)
 
 
+PAIR_STEP = 0x632BE59BD9B4E019  # offset of a draw's second SplitMix64 word
+_PAIR_OFFSETS = np.array([0, PAIR_STEP], dtype=np.uint64)
+
+
+def _uniform_pair(key: Any, counter: Any, ops: Any) -> tuple[Any, Any]:
+    """The two uniforms in (0, 1) of ``(key, counter)`` that Box-Muller turns into normals."""
+    base = ops.u64(key ^ ops.u64(counter * 0xD1B54A32D192ED03))
+    if ops is ARRAY:  # both words in one pass over a [2, ...] array (integer ops: the same bits)
+        u = ops.u64_to_unit(splitmix64(np.add.outer(_PAIR_OFFSETS, base), ops))
+        return u[0], u[1]
+    return ops.u64_to_unit(splitmix64(base, ops)), ops.u64_to_unit(splitmix64(ops.u64(base + PAIR_STEP), ops))
+
+
 def normal(key: Any, counter: Any, ops: Any) -> Any:
     """A standard normal draw that depends only on ``(key, counter)`` (Box-Muller)."""
-    base = ops.u64(key ^ ops.u64(counter * 0xD1B54A32D192ED03))
-    u1 = ops.u64_to_unit(splitmix64(base, ops))
-    u2 = ops.u64_to_unit(splitmix64(ops.u64(base + 0x632BE59BD9B4E019), ops))
+    u1, u2 = _uniform_pair(key, counter, ops)
     return ops.sqrt(-2.0 * ops.log(u1)) * ops.cos(6.283185307179586 * u2)
 
 
 def normal_pair(key: Any, counter: Any, ops: Any) -> tuple[Any, Any]:
     """Two independent standard normal draws of ``(key, counter)`` (both halves of Box-Muller)."""
-    base = ops.u64(key ^ ops.u64(counter * 0xD1B54A32D192ED03))
-    u1 = ops.u64_to_unit(splitmix64(base, ops))
-    u2 = ops.u64_to_unit(splitmix64(ops.u64(base + 0x632BE59BD9B4E019), ops))
+    u1, u2 = _uniform_pair(key, counter, ops)
     r, phi = ops.sqrt(-2.0 * ops.log(u1)), 6.283185307179586 * u2
     return r * ops.cos(phi), r * ops.sin(phi)

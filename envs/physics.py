@@ -158,21 +158,39 @@ def fan_auto_level(fan: Fan, hottest_c: Value, ops: Ops) -> Value:
 SENSOR_STREAM = 0x5EC5_0C00_0000_0001  # RNG stream of the thermal-zone reading noise
 
 
-def sensor_readings(
-    sensors: Sensors, cpu_c: Value, gpu_c: Value, key: Value, sample: Value, ops: Ops
-) -> tuple[Value, Value]:
-    """Thermal-zone readings (C) of the two dies at true ``cpu_c``/``gpu_c``: noise, then quantised.
+def sensor_noise(key: Value, sample: Value, ops: Ops) -> tuple[Value, Value]:
+    """Standard-normal pair behind reading ``sample`` of the board keyed ``key`` (CPU, GPU; before ``noise_c``).
 
-    The noise is a counter-based normal pair of ``(key ^ SENSOR_STREAM, sample)``, so a reading
-    depends only on the board's key and the sample index (the single env and the batch agree).
+    A counter-based pair of ``(key ^ SENSOR_STREAM, sample)``, so a reading depends only on the
+    board's key and the sample index (the single env and the batch agree).
+    """
+    return normal_pair(key ^ SENSOR_STREAM, sample, ops)
+
+
+def sensor_reading(sensors: Sensors, true_c: Value, noise: Value, ops: Ops) -> Value:
+    """A thermal-zone reading (C) at true temperature ``true_c``: noise, then quantised.
+
+    :param noise: a standard normal (from :func:`sensor_noise`), scaled by ``sensors.noise_c``.
     """
     if sensors.noise_c > 0:
-        n_c, n_g = normal_pair(key ^ SENSOR_STREAM, sample, ops)
-        cpu_c, gpu_c = cpu_c + sensors.noise_c * n_c, gpu_c + sensors.noise_c * n_g
+        true_c = true_c + sensors.noise_c * noise
     if sensors.quantum_c > 0:
         q = sensors.quantum_c
-        cpu_c, gpu_c = ops.floor(cpu_c / q + 0.5) * q, ops.floor(gpu_c / q + 0.5) * q
-    return cpu_c, gpu_c
+        true_c = ops.floor(true_c / q + 0.5) * q
+    return true_c
+
+
+def sensor_readings(
+    sensors: Sensors,
+    cpu_c: Value,
+    gpu_c: Value,
+    key: Value,
+    sample: Value,
+    ops: Ops,
+) -> tuple[Value, Value]:
+    """Readings (C) of the two dies' thermal zones at true ``cpu_c``/``gpu_c`` (:func:`sensor_reading`)."""
+    n_c, n_g = sensor_noise(key, sample, ops) if sensors.noise_c > 0 else (0.0, 0.0)
+    return sensor_reading(sensors, cpu_c, n_c, ops), sensor_reading(sensors, gpu_c, n_g, ops)
 
 
 def switch_stall_s(actuation: Actuation, cpu_changed: Value, gpu_changed: Value) -> Value:

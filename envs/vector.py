@@ -86,11 +86,14 @@ class BatchedDetectorEnv:
             per-board arrays (the step results: latency_ms, stage times, temperatures, ...).
         """
         a = np.array(actions, dtype=np.int64)  # a copy: the core keeps references to the requested clocks
+        n_cpu, n_gpu = self.actions.n_cpu, self.actions.n_gpu
         if self.multi_discrete:
             c, g = a[:, 0], a[:, 1]
-        else:
-            c, g = a % self.actions.n_cpu, a // self.actions.n_cpu
-        if c.min() < 0 or c.max() >= self.actions.n_cpu or g.min() < 0 or g.max() >= self.actions.n_gpu:
+            bad = c.min() < 0 or c.max() >= n_cpu or g.min() < 0 or g.max() >= n_gpu
+        else:  # a joint index is in range exactly when both of its clock indices are
+            bad = a.min() < 0 or a.max() >= n_cpu * n_gpu
+            c, g = a % n_cpu, a // n_cpu
+        if bad:
             raise ValueError("action index out of range")
         core, res = self.core, self.res
         out = core.step(c, g)
@@ -110,7 +113,7 @@ class BatchedDetectorEnv:
         core = self.core
         obs = self.observe()
         done = terminated | truncated
-        if done.any():
+        if np.count_nonzero(done):
             # results must not change when finished boards are reset below
             out = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in out.items()}
             self.final_obs = obs.copy()

@@ -5,7 +5,10 @@ action index; what differs is which features it looks at and which joint actions
 These adapters are numpy only, so the daemon applies them before running the ONNX network,
 exactly as training did.
 
-- ``drl`` (ours): all features, all joint actions.
+- ``drl`` (ours): all features; a 5 x 5 grid of joint clocks (0, 1/4, 1/2, 3/4 and all of each
+  table), chosen once per :data:`DRL_HOLD_S` second and held (the two-timescale design of
+  ``docs/governor.md``: a decision every second moves the die by a measurable amount, one per
+  stage does not, so the thermal trade-off can be learnt).
 - ``lotus-dac24``: the Lotus state (stage, CPU/GPU clock index, squashed thermal headroom,
   time to deadline, proposals), all joint actions (100 on Orin Nano 15W).
 - ``ztt``: the zTT state (CPU/GPU clock index, power, temperatures, frame rate) and its
@@ -77,6 +80,19 @@ def ztt_actions(actions: ActionTable) -> list[int]:
     return [int(actions.index(c, g)) for g in picks(actions.n_gpu) for c in picks(actions.n_cpu)]
 
 
+GRID_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+DRL_HOLD_S = 1.0  # drl's decision period, s: its choice is held this long (then asked again)
+
+
+def clock_grid(actions: ActionTable) -> list[int]:
+    """Joint indices at :data:`GRID_FRACTIONS` of each clock table (duplicates dropped, cheapest first)."""
+
+    def picks(n: int) -> list[int]:
+        return sorted({round(f * (n - 1)) for f in GRID_FRACTIONS})
+
+    return [int(actions.index(c, g)) for g in picks(actions.n_gpu) for c in picks(actions.n_cpu)]
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """How one policy family sees the board: observation transform and allowed joint actions."""
@@ -87,6 +103,7 @@ class FeatureSpec:
     action_subset: Callable[[ActionTable], list[int]] | None  # joint indices it may pick; None: all
     decision: DecisionKind
     reward: RewardKind
+    hold_s: float = 0.0  # > 0: the choice is held this many seconds before the network is asked again
 
     def inputs(self, obs: np.ndarray, actions: ActionTable) -> np.ndarray:
         return self.transform(np.atleast_2d(obs), actions)
@@ -97,7 +114,7 @@ class FeatureSpec:
 
 
 FEATURE_SPECS: dict[str, FeatureSpec] = {
-    "drl": FeatureSpec("drl", N_FEATURES, _identity, None, "stage", "objective"),
+    "drl": FeatureSpec("drl", N_FEATURES, _identity, clock_grid, "stage", "objective", DRL_HOLD_S),
     "lotus-dac24": FeatureSpec("lotus-dac24", 7, _lotus_state, None, "stage", "lotus"),
     "ztt": FeatureSpec("ztt", 6, _ztt_state, ztt_actions, "frame", "ztt"),
 }

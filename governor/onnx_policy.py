@@ -11,7 +11,7 @@ from lotus.core.errors import PolicyError
 from lotus.core.schema import N_FEATURES, ActionTable
 from lotus.governor.artifacts import PolicyArtifact, load_artifact
 from lotus.governor.features import FEATURE_SPECS
-from lotus.governor.protocol import DecisionKind, PolicyBase, PolicyDiagnostics, TimeStep
+from lotus.governor.protocol import NOMINAL_DECISION_S, DecisionKind, PolicyBase, PolicyDiagnostics, TimeStep
 
 
 class OnnxPolicy(PolicyBase):
@@ -47,6 +47,10 @@ class OnnxPolicy(PolicyBase):
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise PolicyError(f"policy network {artifact.onnx_path} cannot be loaded: {exc}") from None
         self.input_name = self.session.get_inputs()[0].name
+        # a held policy (spec.hold_s > 0) asks its network once per hold_s per board
+        self.hold_s = float(artifact.meta.get("hold_s", spec.hold_s))
+        self._held = np.zeros(0, dtype=np.int64)  # per board: the action being held
+        self._since = np.zeros(0)  # per board: seconds since the network was last asked
         # drl reads the schema's features as they are, already inside the +-5 the network saw
         self._identity = spec.n_inputs == N_FEATURES and spec.name == "drl"
         width = self.session.get_outputs()[0].shape[-1]
@@ -63,6 +67,10 @@ class OnnxPolicy(PolicyBase):
     def diagnostics(self) -> PolicyDiagnostics:
         return PolicyDiagnostics(policy_name=self.name, version=self.version)
 
+    def reset(self, n: int = 1) -> None:
+        self._held = np.zeros(0, dtype=np.int64)
+        self._since = np.zeros(0)
+
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """Raw network outputs ``[N, len(action_map)]`` (logits or Q-values)."""
         x = self.spec.inputs(obs, self.actions)
@@ -70,6 +78,23 @@ class OnnxPolicy(PolicyBase):
         return np.asarray(self.session.run(None, {self.input_name: x})[0])
 
     def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
+        if self.hold_s <= 0:
+            return self._decide(obs)
+        obs = np.atleast_2d(obs)
+        n = obs.shape[0]
+        if len(self._held) != n:  # first call (or a new board count): ask now
+            self._held, self._since = self._decide(obs).copy(), np.zeros(n)
+            return self._held.copy()
+        self._since += NOMINAL_DECISION_S if dt_s is None else np.asarray(dt_s, dtype=float)
+        due = self._since >= self.hold_s - 1e-9
+        if due.any():
+            fresh = self._decide(obs[due].astype(np.float32, copy=False))
+            self._held[due] = fresh
+            self._since[due] = 0.0
+        return self._held.copy()
+
+    def _decide(self, obs: np.ndarray) -> np.ndarray:
+        """The network's choice for every row of ``obs``."""
         if self._identity and obs.ndim == 2 and obs.shape[0] == 1 and obs.dtype == np.float32:
             # the daemon's per-stage path: one board, the schema already bounds the features
             row = self.session.run(None, {self.input_name: obs})[0][0]

@@ -110,7 +110,14 @@ def artifact_name(cfg: TrainConfig) -> str:
 
 
 def _hyperparams(cfg: TrainConfig) -> dict[str, Any]:
-    if cfg.algo == "ppo":
+    if cfg.algo == "ppo" and FEATURE_SPECS[cfg.policy].hold_s > 0:
+        # one decision per held second: gamma 0.98 looks ~50 s ahead, against a heatsink of minutes
+        # and a die of ~1.4 s; short rollouts because each step is ~60 simulated stages
+        base = dict(
+            n_steps=64, batch_size=512, n_epochs=10, learning_rate=3e-4, gamma=0.98, gae_lambda=0.95,
+            ent_coef=0.01, clip_range=0.2, policy_kwargs={"net_arch": [128, 128]},
+        )  # fmt: skip
+    elif cfg.algo == "ppo":
         base = dict(
             n_steps=256, batch_size=1024, n_epochs=5, learning_rate=3e-4, gamma=0.995, gae_lambda=0.95,
             ent_coef=0.005, clip_range=0.2, policy_kwargs={"net_arch": [128, 128]},
@@ -236,6 +243,7 @@ def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, 
         "reward": spec.reward,
         "reward_weights": {"stable": STABLE_WEIGHTS, "objective": OBJECTIVE_WEIGHTS}.get(spec.reward),
         "n_inputs": spec.n_inputs,
+        "hold_s": spec.hold_s,
         "action_table": res.actions.to_dict(),
         "action_map": spec.action_map(res.actions).tolist(),
         "onnx_file": onnx_path.name,

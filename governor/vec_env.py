@@ -16,9 +16,12 @@ from lotus.governor.features import FeatureSpec
 class DetectorVecEnv(VecEnv):
     """``n`` simulated boards behind SB3's ``VecEnv`` API, seen through a :class:`FeatureSpec`.
 
-    Actions are indices into the spec's action subset; observations are the spec's inputs. With
-    ``shield=True`` the safety shield the policy is deployed with clips every action during
-    training too, so the policy learns with the same guard it will run under.
+    Actions are indices into the spec's action subset; observations are the spec's inputs. A spec
+    with ``hold_s > 0`` makes one step of this env last until every board has run ``hold_s``
+    simulated seconds on the action (its stage decisions repeat it), with the rewards summed: the
+    policy decides at its deployed period. With ``shield=True`` the safety shield the policy is
+    deployed with clips every action during training too, so the policy learns with the same guard
+    it will run under.
     """
 
     def __init__(self, benv: BatchedDetectorEnv, spec: FeatureSpec, shield: bool = False) -> None:
@@ -54,7 +57,26 @@ class DetectorVecEnv(VecEnv):
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         assert self._actions is not None, "step_async first"
+        if self.spec.hold_s <= 0:
+            return self._one_step(self.action_map[self._actions])
         joint = self.action_map[self._actions]
+        total = np.zeros(self.num_envs, dtype=np.float32)
+        elapsed = np.zeros(self.num_envs)
+        ended = np.zeros(self.num_envs, dtype=bool)
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        while True:
+            obs, reward, dones, step_infos = self._one_step(joint)
+            live = ~ended
+            total[live] += reward[live]
+            for i in np.nonzero(dones & live)[0]:  # an episode ended inside the hold: that is the step's end
+                infos[i] = step_infos[i]
+            ended |= dones
+            elapsed += self._dt_s
+            if bool(np.all(ended | (elapsed >= self.spec.hold_s))):
+                return obs, total, ended, infos
+
+    def _one_step(self, joint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """One stage decision of every board with joint actions ``joint`` ``[n]``."""
         if self.shield is not None and self._raw_obs is not None:
             joint = self.shield.clip(self._raw_obs, joint, self._dt_s)
         obs, reward, terminated, truncated, out = self.benv.step(joint)

@@ -164,10 +164,13 @@ def feature_specs() -> dict:
 
 @pytest.mark.filterwarnings("ignore:The `render_mode` attribute is not defined:UserWarning")
 def test_sb3_vec_env_matches_batched_env(vec_env_module, feature_specs: dict) -> None:  # noqa: ANN001
-    """With the identity ("drl") spec the adapter is the batched env behind SB3's conventions."""
+    """With the identity ("drl") spec, not held, the adapter is the batched env behind SB3's conventions
+    (the held form is tests/governor/test_gov_hold.py)."""
+    from dataclasses import replace
+
     from stable_baselines3.common.vec_env import VecEnv
 
-    spec = feature_specs["drl"]
+    spec = replace(feature_specs["drl"], hold_s=0.0)
     kw = {"episode_frames": 4, "decision": spec.decision, "reward": spec.reward}
     venv = vec_env_module.DetectorVecEnv(BatchedDetectorEnv(3, **kw), spec)
     ref = BatchedDetectorEnv(3, **kw)
@@ -211,3 +214,29 @@ def test_sb3_vec_env_spaces_follow_feature_spec(vec_env_module, feature_specs: d
         assert all(venv.observation_space.contains(o) for o in obs)
         obs, rewards, _, _ = venv.step(np.full(2, venv.action_space.n - 1))
         assert np.all(np.isfinite(rewards))
+
+
+def test_batched_equals_singles_across_draw_blocks() -> None:
+    """Long enough for several blocks of precomputed jitter and sensor draws, with boards out of phase."""
+    kw = {"episode_frames": 10**6, "ambient_c": 60.0, "init_temp_c": 103.0, "fan": "auto", "fps": 15.0}
+    assert _compare(kw, [1, 2, 3], 400) >= 1, "a shutdown reset must put the boards out of phase"
+
+
+def test_ahead_draws_equal_direct_draws() -> None:
+    from lotus.envs.core import DRAW_BLOCK, AheadDraws
+    from lotus.envs.ops import ARRAY, normal
+
+    def draw(k: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return normal(k, c, ARRAY)[None]
+
+    n, rng = 5, np.random.default_rng(0)
+    keys = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
+    draws, counters = AheadDraws(n, 1, draw), np.zeros(n, dtype=np.uint64)
+    for step in range(3 * DRAW_BLOCK):
+        rows = np.flatnonzero(rng.random(n) < 0.7)
+        k, c = keys[rows], counters[rows]
+        np.testing.assert_array_equal(draws.get(rows, k, c)[0], draw(k, c)[0])
+        counters += rng.integers(1, 3, n).astype(np.uint64)  # jumps too
+        if step == DRAW_BLOCK:  # a board reset: new key, counter from 0
+            keys[2], counters[2] = np.uint64(12345), np.uint64(0)
+            draws.forget(2)

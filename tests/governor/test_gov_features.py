@@ -88,8 +88,13 @@ def test_ztt_has_nine_actions_spanning_low_mid_max_on_orin_nano_15w(actions) -> 
     assert (NANO_15W_CPU_KHZ[-1], NANO_15W_GPU_HZ[-1]) in clocks
 
 
-@pytest.mark.parametrize("family", ["drl", "lotus-dac24"])
-def test_full_action_map_is_all_100_joint_actions(actions, family: str) -> None:  # noqa: ANN001
-    amap = FEATURE_SPECS[family].action_map(actions)
+def test_lotus_action_map_is_all_100_joint_actions(actions) -> None:  # noqa: ANN001
+    amap = FEATURE_SPECS["lotus-dac24"].action_map(actions)
     assert amap.dtype == np.int64
     np.testing.assert_array_equal(amap, np.arange(100))
+
+
+def test_drl_action_map_is_the_held_clock_grid(actions) -> None:  # noqa: ANN001
+    amap = FEATURE_SPECS["drl"].action_map(actions)
+    assert amap.dtype == np.int64 and len(amap) == 25 and amap[-1] == 99
+    assert FEATURE_SPECS["drl"].hold_s == 1.0
