@@ -452,14 +452,23 @@ def test_serves_a_copy_of_the_shipped_model_from_a_repository(tmp_path: Path) ->
     assert digests(MODELS_ROOT) == shipped_before
 
 
-def test_board_without_a_trained_policy_reports_the_fallback_that_decides(repo: Path, tmp_path: Path) -> None:
-    """drl is trained for the Orin Nano 15W clock table: on a simulated Orin NX the shield's stock
-    fallback decides, and /readyz, /v1/governor, the frame results and /metrics all say so."""
+def test_board_without_a_trained_policy_reports_the_fallback_that_decides(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With only the Orin Nano 15W drl shipped, on a simulated Orin NX the shield's stock fallback
+    decides, and /readyz, /v1/governor, the frame results and /metrics all say so."""
+    from lotus.governor import artifacts
+
+    only_nano = tmp_path / "policies"
+    only_nano.mkdir()
+    for name in ("drl.json", "drl.onnx"):
+        (only_nano / name).write_bytes((artifacts.SHIPPED_DIR / name).read_bytes())
+    monkeypatch.setattr(artifacts, "SHIPPED_DIR", only_nano)
     settings = _settings(repo, tmp_path, board={"sim_board": "orin-nx"}, models={"load": [{"name": "quadrants"}]})
     with ServerThread(create_app(settings)) as url:
         ready = httpx.get(url + "/readyz").json()
         assert ready["policy"] == "drl" and ready["deciding"] == "stock"
-        assert ready["policy_error"]  # why drl is not deciding
+        assert "no shipped drl policy" in ready["policy_error"]  # why drl is not deciding
         gov = httpx.get(url + "/v1/governor").json()
         assert gov["deciding"] == "stock" and gov["load_error"]
         r = httpx.post(url + "/v1/detect", content=bright_square_png(0), headers={"Content-Type": "image/png"})
@@ -467,6 +476,22 @@ def test_board_without_a_trained_policy_reports_the_fallback_that_decides(repo: 
         metrics = httpx.get(url + "/metrics").text
         assert 'deciding="stock"' in metrics
         assert 'lotus_governor_decisions_total{mode="active",policy="stock"' in metrics
+
+
+@pytest.mark.parametrize(
+    ("board", "label"), [({"sim_board": "orin-nx"}, "orin-nx-15W"), ({"sim_power_mode": "7W"}, "orin-nano-7W")]
+)
+def test_other_boards_run_their_own_learned_policy(repo: Path, tmp_path: Path, board: dict, label: str) -> None:
+    """Orin NX and the Orin Nano 7 W mode run the drl trained for their clock table, and say which."""
+    settings = _settings(repo, tmp_path, board=board, models={"load": [{"name": "quadrants"}]})
+    with ServerThread(create_app(settings)) as url:
+        ready = httpx.get(url + "/readyz").json()
+        assert ready["policy"] == ready["deciding"] == "drl" and ready["policy_error"] is None
+        gov = httpx.get(url + "/v1/governor").json()
+        assert gov["version"].startswith(f"drl.{label}@") and gov["fallbacks"] == 0
+        r = httpx.post(url + "/v1/detect", content=bright_square_png(0), headers={"Content-Type": "image/png"})
+        assert r.status_code == 200 and r.json()["governor"]["policy"] == "drl"
+        assert 'deciding="drl"' in httpx.get(url + "/metrics").text
 
 
 def test_on_the_board_drl_was_trained_for_drl_decides(client: httpx.Client) -> None:
