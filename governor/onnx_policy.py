@@ -47,8 +47,9 @@ class OnnxPolicy(PolicyBase):
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise PolicyError(f"policy network {artifact.onnx_path} cannot be loaded: {exc}") from None
         self.input_name = self.session.get_inputs()[0].name
-        # a held policy (spec.hold_s > 0) asks its network once per hold_s per board
-        self.hold_s = float(artifact.meta.get("hold_s", spec.hold_s))
+        # a held policy asks its network once per hold_s per board (metadata written before holds
+        # existed has no hold_s: those networks decided at every stage)
+        self.hold_s = float(artifact.meta.get("hold_s", 0.0))
         self._held = np.zeros(0, dtype=np.int64)  # per board: the action being held
         self._since = np.zeros(0)  # per board: seconds since the network was last asked
         # drl reads the schema's features as they are, already inside the +-5 the network saw
