@@ -148,7 +148,8 @@ def format_suite_matrix(doc: dict, key: str = "objective", digits: int = 1, high
     """One Markdown table of a suite: a row per policy, a column per scenario, ``mean ± ci`` of ``key``.
 
     The best non-reference value of each column (lowest, or highest with ``higher_is_better``) is
-    bold; a run with shutdowns is marked ``(n off)``.
+    bold; a run with shutdowns is marked ``(n off)``, a learned policy with no variant for the
+    scenario's board ``not trained``.
     """
     scenarios = list(doc["scenarios"])
     policies = list(dict.fromkeys(r["policy"] for e in doc["scenarios"].values() for r in e["table"]))
@@ -165,8 +166,8 @@ def format_suite_matrix(doc: dict, key: str = "objective", digits: int = 1, high
         cells = [p]
         for name in scenarios:
             row = cell.get((name, p))
-            if row is None:
-                cells.append("")
+            if row is None:  # no variant trained for this scenario's board, or not run
+                cells.append("not trained" if p in doc["scenarios"][name].get("not_trained", {}) else "")
                 continue
             text = f"{row[key]:.{digits}f} ± {row.get(f'{key}_ci95', float('nan')):.{digits}f}"
             if p != "foresight" and row[key] == best[name]:
