@@ -14,7 +14,8 @@ from lotus.governor.context import PolicyContext, build_mpc, load_python_policy
 from lotus.governor.policies import REGISTRY, Policy, make_policy, register
 from lotus.governor.shield import Shield
 
-LEARNED = ("drl", "lotus-dac24", "ztt", "lotus-dac24-pub", "ztt-pub")  # shipped artifacts (-pub: as published)
+# shipped artifacts (-pub: as published; drl-stable: the previous drl recipe, per-stage on the stable reward)
+LEARNED = ("drl", "lotus-dac24", "ztt", "lotus-dac24-pub", "ztt-pub", "drl-stable")
 
 
 def _onnx(name_or_path: str | Path, actions: ActionTable) -> Policy:
@@ -51,7 +52,7 @@ def build_policy(
         return Shield(policy, actions, make_policy("stock", actions)) if shield else policy
     is_file = spec.endswith((".json", ".onnx"))
     if spec in LEARNED or is_file:
-        use_shield = shield if shield is not None else (spec == "drl" or is_file)
+        use_shield = shield if shield is not None else (spec in ("drl", "drl-stable") or is_file)
         return shielded(spec, actions) if use_shield else _onnx(spec, actions)
     policy = make_policy(spec, actions)
     return Shield(policy, actions, make_policy("stock", actions)) if shield else policy

@@ -53,7 +53,9 @@ def test_versions_and_cadence(actions) -> None:  # noqa: ANN001
     assert make_policy("stock", actions).decision is None
     assert make_policy("stock", actions).diagnostics().version == "builtin"
     assert Shield(None, actions, StockPolicy(actions)).diagnostics().version == "builtin"
-    assert drl.deadline_scale_max == 1.0 < drl.stretch_max == drl.inner.deadline_scale_max
+    # trained on the real deadline only: no stretch; it decides once per held second
+    assert drl.deadline_scale_max == 1.0 == drl.stretch_max == drl.inner.deadline_scale_max
+    assert drl.inner.hold_s == 1.0
 
 
 def test_a_broken_learned_policy_reports_fallback(actions) -> None:  # noqa: ANN001

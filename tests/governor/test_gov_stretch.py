@@ -99,10 +99,12 @@ def test_stretch_is_per_board_and_resets(actions) -> None:  # noqa: ANN001
     assert (shield.stretch == 1.0).all()
 
 
-def test_shipped_drl_is_stretched_within_its_training_range(actions) -> None:  # noqa: ANN001
-    drl = build_policy("drl", actions)
-    assert isinstance(drl, Shield) and drl.inner is not None
-    assert 1.0 < drl.stretch_max <= 2.0
+def test_a_deadline_trained_policy_is_stretched_within_its_training_range(actions) -> None:  # noqa: ANN001
+    old = build_policy("drl-stable", actions)  # the previous drl, trained on deadlines x1-1.6
+    assert isinstance(old, Shield) and old.inner is not None
+    assert 1.0 < old.stretch_max <= 2.0
+    drl = build_policy("drl", actions)  # the current one is trained on the real deadline: no stretch
+    assert isinstance(drl, Shield) and drl.stretch_max == 1.0
 
 
 def _settled_latency(rec, after_s: float) -> np.ndarray:  # noqa: ANN001
@@ -110,11 +112,11 @@ def _settled_latency(rec, after_s: float) -> np.ndarray:  # noqa: ANN001
 
 
 def test_stretch_levels_latency_in_a_hot_room(actions) -> None:  # noqa: ANN001
-    """The shipped drl from a hot start in a sealed box at 30 C on bursty proposals: once the stretch
+    """The previous drl (``drl-stable``) from a hot start in a sealed box at 30 C on bursty proposals: once the stretch
     has settled, latency is steadier (std and p99) than with the caps alone, and the board never throttles."""
     scenario = Scenario(ambient_c=30.0, r_scale=1.3, trace="bursty", fps=30, init_temp_c=93.0)
-    stretched = build_policy("drl", actions)
-    clipped = build_policy("drl", actions)
+    stretched = build_policy("drl-stable", actions)
+    clipped = build_policy("drl-stable", actions)
     assert isinstance(clipped, Shield)
     clipped.stretch_max = 1.0
     rec_s = rollout(stretched, scenario, 360.0, seed=3)
