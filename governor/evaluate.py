@@ -161,7 +161,9 @@ def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paths = []
+    paths: list[Path] = []
+    if not result.recordings:  # nothing ran (every policy lacked a variant for this board): no plots
+        return paths
     fig, ax = plt.subplots(figsize=(11, 5))
     for name, rec in result.recordings.items():
         f = rec.frames
