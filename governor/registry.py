@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lotus.core.errors import PolicyError
 from lotus.core.schema import ActionTable
@@ -24,7 +25,7 @@ def _onnx(name_or_path: str | Path, actions: ActionTable) -> Policy:
     return OnnxPolicy.load(name_or_path, actions)
 
 
-def shielded(name_or_path: str | Path, actions: ActionTable, **shield_kw: float) -> Shield:
+def shielded(name_or_path: str | Path, actions: ActionTable, **shield_kw: Any) -> Shield:
     """A learned policy inside the shield; if its files fail to load, the shield runs ``stock``."""
     return Shield(lambda: _onnx(name_or_path, actions), actions, make_policy("stock", actions), **shield_kw)
 
