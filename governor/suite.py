@@ -291,6 +291,8 @@ def merge_suites(parts: Sequence[Path], out: Path) -> dict[str, Any]:
             r["objective_vs_foresight"] = obj / base if math.isfinite(base) and base > 0 else math.nan
             r["beats_foresight"] = r["policy"] != "foresight" and math.isfinite(base) and obj < base
         names = list(dict.fromkeys(r["policy"] for r in entry["records"]))
+        # a policy another part did run (a variant trained since) is no longer "not trained"
+        entry["not_trained"] = {p: why for p, why in entry.get("not_trained", {}).items() if p not in names}
         entry["table"] = [aggregate(p, [r for r in entry["records"] if r["policy"] == p]) for p in names]
         where = out / name
         where.mkdir(parents=True, exist_ok=True)
