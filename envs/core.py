@@ -164,6 +164,7 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
     fan_mode = {"off": FAN_OFF, "on": FAN_ON, "auto": FAN_AUTO}[sc.fan]
     c_scale = sc.c_scale
     heat, trace_name = 0.0, sc.trace
+    hot_start: float | None = None
     if rz is not None:
         amb = float(rng.uniform(*rz.ambient_c)) if rz.ambient_c else amb
         trip = float(rng.uniform(*rz.trip_c)) if rz.trip_c else trip
@@ -176,7 +177,12 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
         heat = float(rng.uniform(*rz.init_heat))
         if rz.traces:
             trace_name = rz.traces[int(rng.integers(len(rz.traces)))]
-    start = sc.init_temp_c if sc.init_temp_c is not None else amb + heat * (trip - INIT_HEAT_BELOW_TRIP_C - amb)
+        # drawn only when asked for, so every other scenario keeps its random stream
+        if rz.hot_start_prob > 0 and rng.random() < rz.hot_start_prob:
+            hot_start = trip - float(rng.uniform(*rz.hot_start_below_trip_c))
+    start = amb + heat * (trip - INIT_HEAT_BELOW_TRIP_C - amb) if hot_start is None else max(hot_start, amb)
+    if sc.init_temp_c is not None:
+        start = sc.init_temp_c
     wl = res.workload
     trace = make_trace(trace_name, rng, trace_length(sc), wl.mean_proposals, wl.max_proposals)
     n_c, n_g = res.actions.n_cpu, res.actions.n_gpu

@@ -26,6 +26,12 @@ class Randomization(BaseModel):
     init_heat: Range = Field(
         default=(0.0, 0.0), description="start temperature: 0 = ambient, 1 = 8 C below the trip point (every node)"
     )
+    hot_start_prob: float = Field(
+        default=0.0, ge=0, le=1, description="chance an episode starts hot instead (init_heat is then not used)"
+    )
+    hot_start_below_trip_c: Range = Field(
+        default=(-2.0, 6.0), description="a hot start puts every node this far under the trip point, C (< 0: past it)"
+    )
     traces: tuple[str, ...] | None = Field(default=None, description="trace generators to pick from per episode")
     deadline_scale: Range | None = Field(
         default=None, description="factor on the latency deadline (a governor conditioned on the deadline it must meet)"
@@ -33,7 +39,16 @@ class Randomization(BaseModel):
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Randomization:
-        for name in ("ambient_c", "r_scale", "c_scale", "workload_scale", "trip_c", "init_heat", "deadline_scale"):
+        for name in (
+            "ambient_c",
+            "r_scale",
+            "c_scale",
+            "workload_scale",
+            "trip_c",
+            "init_heat",
+            "deadline_scale",
+            "hot_start_below_trip_c",
+        ):
             rng = getattr(self, name)
             if rng is not None and rng[1] < rng[0]:
                 raise ValueError(f"randomize.{name}: low {rng[0]} is above high {rng[1]}")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from lotus.core.cli import requires_extra
+from lotus.core.cli import group, requires_extra
 from lotus.core.console import print_json, progress_bar
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command("sim", help="Run one simulated rollout of a policy on a board and plot it.")(sim)
     app.command("train", help="Train a governor in the simulator (SB3) and export it to ONNX.")(train)
     app.command("eval", help="Compare governors on identical simulated scenarios: table, JSON, plots.")(evaluate)
+    group(app, "bench", "Measure speed: simulator, daemon.").command("fixed-clocks")(bench_fixed_clocks)
 
 
 def _scenario(**fields: object):  # noqa: ANN202
@@ -259,6 +260,43 @@ def evaluate(
         return
     print(format_suite_table(result.table))
     print(f"wrote {out / 'results.json'} and {', '.join(str(p) for p in plots)}")
+
+
+def bench_fixed_clocks(
+    suite: str = typer.Option("standard", help="the named suite the scenario belongs to"),
+    scenario: str = typer.Option(..., help="the suite scenario, e.g. nano15-35c-enclosure"),
+    duration: float = typer.Option(None, min=1.0, help="simulated seconds per run (default: the suite's)"),
+    seeds: int = typer.Option(1, min=1, help="seeds per clock, 0..N-1"),
+    all_clocks: bool = typer.Option(False, help="every joint clock of the table, not drl's 5 x 5 grid"),
+    json_out: bool = typer.Option(False, "--json", help="print the rows and the summary as JSON"),
+) -> None:
+    """Hold each joint clock for a whole run: is 0 % throttling feasible here, at what objective?"""
+    from lotus.core.errors import ConfigError
+
+    with requires_extra("sim", "lotus bench fixed-clocks"):
+        from lotus.governor.fixed_clocks import feasibility, format_fixed_clocks, sweep_fixed_clocks
+        from lotus.governor.suite import suite as suite_spec
+
+    scenarios, dur, _, _ = suite_spec(suite)
+    by_name = {s.name: s for s in scenarios}
+    if scenario not in by_name:
+        raise ConfigError(f"suite {suite!r} has no scenario {scenario!r}; it has {', '.join(by_name)}")
+    dur = duration or dur
+    from lotus.envs.core import Resolved
+    from lotus.governor.features import clock_grid
+
+    res = Resolved.from_scenario(by_name[scenario].scenario)
+    count = res.actions.n if all_clocks else len(clock_grid(res.actions))
+    bar = progress_bar(dur * count * seeds, f"fixed clocks {scenario}")
+    try:
+        rows = sweep_fixed_clocks(by_name[scenario].scenario, dur, range(seeds), all_clocks, progress=bar.update)
+    finally:
+        bar.close()
+    if json_out:
+        print_json({"scenario": scenario, "duration_s": dur, "rows": rows, **feasibility(rows)})
+        return
+    print(f"{scenario}: {dur:g} s, seeds 0..{seeds - 1}\n")
+    print(format_fixed_clocks(rows))
 
 
 def _print_suite(doc: dict, out: Path, json_out: bool) -> None:

@@ -246,3 +246,36 @@ def test_inverted_deadline_scale_is_rejected() -> None:
 
     with pytest.raises(ValueError, match="deadline_scale"):
         Randomization(deadline_scale=(1.5, 1.0))
+
+
+def test_hot_start_puts_the_board_near_the_trip_and_leaves_other_draws_alone() -> None:
+    """``hot_start_prob`` 1 starts every node within ``hot_start_below_trip_c`` of the trip (the die
+    reads it at reset); probability 0 draws nothing extra, so the room and trace stay those of a
+    scenario without the field."""
+    from lotus.envs import Randomization
+
+    hot = Randomization(ambient_c=(20.0, 40.0), hot_start_prob=1.0, hot_start_below_trip_c=(-1.0, 3.0))
+    starts = []
+    for seed in range(12):
+        env = TwoStageDetectorEnv(episode_frames=20, randomize=hot)
+        env.reset(seed=seed)
+        core = env.core
+        starts.append(core.th_s + core.amb)
+        assert core.trip - 3.0 - 1e-9 <= starts[-1] <= core.trip + 1.0 + 1e-9
+    assert max(starts) - min(starts) > 1.0  # drawn, not fixed
+    cool = Randomization(ambient_c=(20.0, 40.0), init_heat=(0.0, 1.0))
+    same = Randomization(ambient_c=(20.0, 40.0), init_heat=(0.0, 1.0), hot_start_prob=0.0)
+    a = TwoStageDetectorEnv(episode_frames=20, randomize=cool)
+    b = TwoStageDetectorEnv(episode_frames=20, randomize=same)
+    obs_a, _ = a.reset(seed=3)
+    obs_b, _ = b.reset(seed=3)
+    assert np.array_equal(obs_a, obs_b)
+    for _ in range(10):
+        assert a.step(5)[4] == b.step(5)[4]
+
+
+def test_inverted_hot_start_range_is_rejected() -> None:
+    from lotus.envs import Randomization
+
+    with pytest.raises(ValueError, match="hot_start_below_trip_c"):
+        Randomization(hot_start_below_trip_c=(4.0, 1.0))

@@ -1,0 +1,64 @@
+"""``lotus bench fixed-clocks``: constant-clock runs that show what a room allows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from lotus.core.cli import build_app
+from lotus.envs.core import Resolved
+from lotus.envs.scenario import Scenario
+from lotus.governor.fixed_clocks import FixedClocks, feasibility, format_fixed_clocks, sweep_fixed_clocks
+
+
+def test_cool_room_top_clocks_are_best_and_never_throttle() -> None:
+    rows = sweep_fixed_clocks(Scenario(fps=30.0, ambient_c=25.0, trace="video"), 8.0, [0, 1])
+    assert len(rows) == 25 and all(r["seeds"] == 2 for r in rows)
+    summary = feasibility(rows)
+    assert summary["zero_throttling_feasible"]
+    best = summary["best_without_throttling"]
+    assert best is summary["best"]
+    assert best["cpu_mhz"] >= 1190 and best["gpu_mhz"] >= 612  # a cool board: fast clocks win
+    slowest = next(r for r in rows if r["cpu_mhz"] < 200 and r["gpu_mhz"] < 400)
+    assert slowest["objective"] > 2 * best["objective"] and slowest["on_time_pct"] < best["on_time_pct"]
+
+
+def test_a_board_past_its_trip_makes_zero_throttling_infeasible() -> None:
+    """Started 3 C past the trip in a 45 C sealed box: every clock throttles, and the table says so."""
+    hot = Scenario(fps=30.0, ambient_c=45.0, trace="video", r_scale=1.6, init_temp_c=102.0)
+    rows = sweep_fixed_clocks(hot, 3.0, [0])
+    assert all(r["max_throttled_pct"] > 0 for r in rows)
+    summary = feasibility(rows)
+    assert not summary["zero_throttling_feasible"] and summary["best_without_throttling"] is None
+    assert "0 % throttling is not feasible here" in format_fixed_clocks(rows)
+
+
+def test_fixed_clocks_policy_answers_its_action_and_rejects_a_bad_one() -> None:
+    actions = Resolved.from_scenario(Scenario()).actions
+    policy = FixedClocks(actions, actions.n - 1)
+    assert policy.act(np.zeros((3, 17), dtype=np.float32)).tolist() == [actions.n - 1] * 3
+    assert policy.cpu_mhz == actions.cpu_khz[-1] / 1e3
+    with pytest.raises(ValueError, match="outside the table"):
+        FixedClocks(actions, actions.n)
+
+
+def test_cli_prints_json_and_names_an_unknown_scenario() -> None:
+    app = build_app()
+    ok = CliRunner().invoke(app, ["bench", "fixed-clocks", "--suite", "smoke", "--scenario", "nano15-hot-box",
+                                  "--duration", "4", "--json"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.stdout)
+    assert doc["scenario"] == "nano15-hot-box" and len(doc["rows"]) == 25 and "zero_throttling_feasible" in doc
+    lotus = Path(sys.executable).with_name("lotus")
+    bad = subprocess.run([str(lotus), "bench", "fixed-clocks", "--suite", "smoke", "--scenario", "nope"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == [
+        "error: suite 'smoke' has no scenario 'nope'; it has nano15-25c-video, nano15-hot-box"
+    ]
