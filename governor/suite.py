@@ -260,9 +260,11 @@ def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
 def merge_suites(parts: Sequence[Path], out: Path) -> dict[str, Any]:
     """Combine suite runs made in pieces (other scenarios, or other policies on the same seeds).
 
-    Records of the same scenario are pooled; each record's ``objective_vs_foresight`` and
-    ``beats_foresight`` are recomputed against the foresight run of its scenario and seed, the
-    tables and the ranking rebuilt. Writes ``out/suite.json`` and ``out/<scenario>/table.md``.
+    Records of the same scenario are pooled; where two parts ran the same policy on a scenario,
+    the later part's records replace the earlier's (a retrained policy re-run). Each record's
+    ``objective_vs_foresight`` and ``beats_foresight`` are recomputed against the foresight run of
+    its scenario and seed, the tables and the ranking rebuilt. Writes ``out/suite.json`` and
+    ``out/<scenario>/table.md``.
     """
     import json
     import math
@@ -281,7 +283,8 @@ def merge_suites(parts: Sequence[Path], out: Path) -> dict[str, Any]:
                 raise ConfigError(f"{part} used {key}={run.get(key)}, the other parts {doc[key]}: not comparable")
         for name, entry in run["scenarios"].items():
             merged = doc["scenarios"].setdefault(name, {**entry, "records": [], "not_trained": {}})
-            merged["records"] = merged["records"] + entry["records"]
+            rerun = {r["policy"] for r in entry["records"]}  # a later part's run of a policy replaces an earlier one
+            merged["records"] = [r for r in merged["records"] if r["policy"] not in rerun] + entry["records"]
             merged["not_trained"].update(entry.get("not_trained", {}))
     for name, entry in doc["scenarios"].items():
         ref = {r["seed"]: float(r["objective"]) for r in entry["records"] if r["policy"] == "foresight"}

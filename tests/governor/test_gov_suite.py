@@ -63,6 +63,13 @@ def test_a_suite_run_in_pieces_merges_into_one(tmp_path: Path) -> None:
         for key in ("objective", "objective_vs_foresight", "on_time_pct", "beats_foresight"):
             assert row[key] == by_name[row["policy"]][key], (row["policy"], key)
     assert (merged / "nano15-25c-video" / "table.md").is_file()
+    # a policy re-run in a later part replaces its earlier records instead of doubling them
+    again = tmp_path / "again"
+    res = CliRunner().invoke(app, ["eval", "--merge", f"{whole},{b}", "--out", str(again)])
+    assert res.exit_code == 0, res.output
+    records = json.loads((again / "suite.json").read_text())["scenarios"]["nano15-25c-video"]["records"]
+    assert sorted((r["policy"], r["seed"]) for r in records) == [("foresight", 0), ("foresight", 1), ("stock", 0),
+                                                                 ("stock", 1)]  # fmt: skip
 
 
 def test_unknown_scenario_and_bad_merge_folder_are_one_error_line(tmp_path: Path) -> None:
