@@ -89,6 +89,9 @@ def needs_extra(extra: str, command: str) -> Callable[[Callable[P, R]], Callable
     return wrap
 
 
+BENCH_HELP = "Measure: simulator and daemon speed, what a room allows."  # the ``bench`` group, shared by packages
+
+
 def group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
     """The sub-command group ``name`` of ``app``, created on first use (packages share groups)."""
     for info in app.registered_groups:

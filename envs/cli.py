@@ -6,13 +6,13 @@ import time
 
 import typer
 
-from lotus.core.cli import group, requires_extra
+from lotus.core.cli import BENCH_HELP, group, requires_extra
 from lotus.core.console import print_json
 
 
 def register(app: typer.Typer) -> None:
     """Mount the simulator's commands on the root ``lotus`` app."""
-    group(app, "bench", "Measure speed: simulator, daemon.").command("env")(bench_env)
+    group(app, "bench", BENCH_HELP).command("env")(bench_env)
 
 
 def bench_env(

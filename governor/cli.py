@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from lotus.core.cli import group, requires_extra
+from lotus.core.cli import BENCH_HELP, group, requires_extra
 from lotus.core.console import print_json, progress_bar
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command("sim", help="Run one simulated rollout of a policy on a board and plot it.")(sim)
     app.command("train", help="Train a governor in the simulator (SB3) and export it to ONNX.")(train)
     app.command("eval", help="Compare governors on identical simulated scenarios: table, JSON, plots.")(evaluate)
-    group(app, "bench", "Measure speed: simulator, daemon.").command("fixed-clocks")(bench_fixed_clocks)
+    group(app, "bench", BENCH_HELP).command("fixed-clocks")(bench_fixed_clocks)
 
 
 def _scenario(**fields: object):  # noqa: ANN202

@@ -149,7 +149,7 @@ def test_version_and_every_contributed_command() -> None:
             "detectors"} <= commands  # fmt: skip
     bench = next(g.typer_instance for g in app.registered_groups if g.name == "bench")
     assert bench is not None
-    assert {c.name for c in bench.registered_commands} == {"env", "serve"}
+    assert {c.name for c in bench.registered_commands} == {"env", "serve", "fixed-clocks"}
 
 
 def test_runtime_package_holds_no_training_or_compression_commands() -> None:

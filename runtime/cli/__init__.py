@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from lotus.core.cli import group
+from lotus.core.cli import BENCH_HELP, group
 from lotus.runtime.cli import bench, boards, models, serve
 
 
@@ -20,5 +20,5 @@ def register(app: typer.Typer) -> None:
     app.command("restore-clocks", help="Restore the governors, clock limits and fan saved by the daemon.")(
         boards.restore_clocks
     )
-    group(app, "bench", "Measure speed: simulator, daemon.").command("serve")(bench.bench_serve)
+    group(app, "bench", BENCH_HELP).command("serve")(bench.bench_serve)
     app.add_typer(models.app, name="models", help="Your model repository: import ONNX models, list, show, verify.")
