@@ -70,6 +70,32 @@ OBJECTIVE_WEIGHTS = {
     "heat_margin_c": OBJECTIVE_HEAT_MARGIN_C, "shutdown": SHUTDOWN_PENALTY,
 }  # fmt: skip
 
+# ``objective-projected`` (an ablation, docs/governor.md E and G; not the shipped recipe): the heat
+# and throttle terms come too late to teach a back-off (from a warm heatsink every choice reaches the
+# trip and pays about the same), so this adds the same heat term on where the step's power takes the
+# die PROJECTION_S ahead, from the exact RC network (privileged state, in the reward only).
+PROJECTION_S = 30.0
+W_PROJECTED = 1.0
+PROJECTED_WEIGHTS = {**OBJECTIVE_WEIGHTS, "projected_heat": W_PROJECTED, "projection_s": PROJECTION_S}
+
+
+def projected_temp_c(step: dict[str, Any], core: Any, horizon_s: float, ops: Any) -> Any:
+    """The hotter die ``horizon_s`` ahead at the step's average power, C (floats or ``[N]``).
+
+    The heatsink's steady rise is ``R_sink_amb * P`` (all heat leaves through it: coefficient 8,
+    row 2 of ``G^-1``), approached along the network's slowest mode (eigenvalue 27, 1/s); the dice
+    keep their present offset over the heatsink.
+    """
+    k = core.coef
+    return step["max_temp_c"] + (k[8] * step["power_w"] - core.th_s) * (1.0 - ops.exp(-k[27] * horizon_s))
+
+
+def projected_objective_reward(step: dict[str, Any], core: Any, deadline_ms: float, ops: Any) -> Any:
+    """:func:`objective_reward` plus its heat term on :func:`projected_temp_c`."""
+    limit = core.trip - OBJECTIVE_HEAT_MARGIN_C
+    ahead = ops.maximum(projected_temp_c(step, core, PROJECTION_S, ops) - limit, 0.0) / OBJECTIVE_HEAT_MARGIN_C
+    return objective_reward(step, core.trip, deadline_ms, ops) - W_PROJECTED * ahead
+
 
 def objective_reward(step: dict[str, Any], trip_c: Any, deadline_ms: float, ops: Any) -> Any:
     """The reported objective per decision, in deadline units (see module docstring)."""
@@ -140,6 +166,8 @@ def compute_reward(kind: str, step: dict[str, Any], core: Any, deadline_ms: floa
     """The reward named ``kind`` for one decision (floats or arrays ``[N]``)."""
     if kind == "objective":
         return objective_reward(step, core.trip, deadline_ms, ops)
+    if kind == "objective-projected":
+        return projected_objective_reward(step, core, deadline_ms, ops)
     if kind == "stable":
         return stable_reward(step, core.trip, deadline_ms, budget_w, ops)
     if kind == "lotus":

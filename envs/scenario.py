@@ -67,7 +67,8 @@ class Scenario(BaseModel):
     :param deadline_ms: latency target, ms; None uses the workload default.
     :param decision: ``stage`` (two decisions per frame, as Lotus) or ``frame`` (one, as zTT).
     :param episode_frames: frames per episode before truncation.
-    :param reward: ``stable`` (ours), ``lotus`` (the Lotus paper's) or ``ztt``.
+    :param reward: ``objective`` (drl's), ``objective-projected`` (an ablation), ``stable`` (our
+        earlier one), ``lotus`` (the Lotus paper's) or ``ztt``.
     :param trip_c: passive trip override, C; None uses the board's (99 C on Orin).
     :param fan: ``off`` (passive, closed enclosure), ``on`` (full PWM) or ``auto`` (fan curve).
     :param init_temp_c: temperature every node starts at; None starts at ambient.
@@ -89,7 +90,7 @@ class Scenario(BaseModel):
     deadline_ms: float | None = Field(default=None, gt=0)
     decision: Literal["stage", "frame"] = "stage"
     episode_frames: int = Field(default=1800, ge=1)
-    reward: Literal["stable", "objective", "lotus", "ztt"] = "stable"
+    reward: Literal["stable", "objective", "objective-projected", "lotus", "ztt"] = "stable"
     trip_c: float | None = Field(default=None, gt=0, le=150)
     fan: Literal["off", "on", "auto"] = "off"
     init_temp_c: float | None = Field(default=None, ge=-40, le=150)

@@ -52,6 +52,10 @@ def train(
         None, min=1000, help="environment steps, decisions over all boards (default 8M; published: the paper's)"
     ),
     recipe: str = typer.Option("equal", help="equal (drl's rooms and budget for all) | published (as the papers)"),
+    reward: str = typer.Option(None, help="reward kind instead of the family's (e.g. objective-projected)"),
+    reward_scale: float = typer.Option(1.0, min=1e-6, help="factor on every reward the learner sees"),
+    hot_start_prob: float = typer.Option(0.0, min=0.0, max=1.0, help="share of episodes that start near the trip"),
+    hyperparam: list[str] = typer.Option(None, help="KEY=VALUE override of an SB3 hyperparameter (repeatable)"),
     envs: int = typer.Option(32, min=1, help="boards simulated in parallel"),
     out: Path = typer.Option(Path("runs/train"), help="output directory"),
     seed: int = typer.Option(0, help="random seed"),
@@ -72,8 +76,10 @@ def train(
     json_out: bool = typer.Option(False, "--json", help="print the metadata JSON (seeds.json with --seeds)"),
 ) -> None:
     """Train a governor with stable-baselines3 and export it to ONNX + metadata JSON."""
+    from typing import get_args
+
     from lotus.core.errors import ConfigError
-    from lotus.governor.features import FEATURE_SPECS
+    from lotus.governor.features import FEATURE_SPECS, RewardKind
 
     if profiles is not None and seeds is None:
         seeds = 1
@@ -94,8 +100,12 @@ def train(
     set_threads(threads)
     if steps is None:
         steps = PUBLISHED_STEPS.get(policy, DEFAULT_STEPS) if recipe == "published" else DEFAULT_STEPS
+    kinds = get_args(RewardKind)
+    if reward is not None and reward not in kinds:
+        raise ConfigError(f"unknown reward {reward!r}; choose one of {', '.join(kinds)}")
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
-                      steps=steps, n_envs=envs, seed=seed, recipe=recipe)  # fmt: skip
+                      steps=steps, n_envs=envs, seed=seed, recipe=recipe, reward=reward, reward_scale=reward_scale,
+                      hot_start_prob=hot_start_prob, hyperparams=_hyperparams(hyperparam or []))  # fmt: skip
     _scenario(board=board, power_mode=power_mode)
     if profiles is not None:
         _train_profiles(cfg, profiles, out, seeds or 1, ray_address, workers, threads, json_out, ship)
@@ -113,6 +123,22 @@ def train(
     )
     name = artifact_name(cfg)
     print(f"wrote {out / (name + '.onnx')} and {out / (name + '.json')}")
+
+
+def _hyperparams(pairs: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` strings as a dict; values parsed as JSON where they parse (32, 0.99, true)."""
+    from lotus.core.errors import ConfigError
+
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--hyperparam wants KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def _policies_dir() -> Path:

@@ -26,7 +26,7 @@ import numpy as np
 from lotus.core.schema import HEADROOM_SCALE_C, IDX, N_FEATURES, ActionTable
 from lotus.governor.protocol import DecisionKind
 
-RewardKind: TypeAlias = Literal["objective", "stable", "lotus", "ztt"]
+RewardKind: TypeAlias = Literal["objective", "objective-projected", "stable", "lotus", "ztt"]
 
 
 def _identity(obs: np.ndarray, actions: ActionTable) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lotus.core.errors import ConfigError
-from lotus.envs.reward import OBJECTIVE_WEIGHTS, STABLE_WEIGHTS
+from lotus.envs.reward import OBJECTIVE_WEIGHTS, PROJECTED_WEIGHTS, STABLE_WEIGHTS
 from lotus.envs.scenario import Randomization, Scenario
 from lotus.envs.vector import BatchedDetectorEnv
 from lotus.governor.artifacts import sha256_file, write_metadata
@@ -63,6 +63,10 @@ class TrainConfig:
         shipped drl was trained without it; with it, training did not get better here).
     :param recipe: ``equal`` (drl's randomisation for every policy) or ``published`` (the
         reproductions' nominal-room training; artifacts named ``NAME-pub``).
+    :param reward: the reward kind to train on; None: the family's (``objective`` for drl).
+    :param reward_scale: factor on every reward the learner sees.
+    :param hot_start_prob: share of episodes that start near the trip
+        (:attr:`~lotus.envs.scenario.Randomization.hot_start_prob`; not with ``published``).
     """
 
     policy: str = "drl"
@@ -76,6 +80,9 @@ class TrainConfig:
     seed: int = 0
     shield_in_loop: bool = False
     recipe: str = "equal"
+    reward: str | None = None
+    reward_scale: float = 1.0
+    hot_start_prob: float = 0.0
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,15 +98,20 @@ def default_algo(policy: str) -> str:
 
 
 def training_scenario(cfg: TrainConfig, spec: FeatureSpec) -> Scenario:
+    randomize = BASELINE_RANDOMIZATION if cfg.recipe == "published" else DRL_RANDOMIZATION
+    if cfg.hot_start_prob > 0:
+        if cfg.recipe == "published":
+            raise ConfigError("hot starts are not part of the published recipes")
+        randomize = randomize.model_copy(update={"hot_start_prob": cfg.hot_start_prob})
     return Scenario.model_validate(
         {
             "board": cfg.board,
             "power_mode": cfg.power_mode,
             "workload": cfg.workload,
             "decision": spec.decision,
-            "reward": spec.reward,
+            "reward": cfg.reward or spec.reward,
             "episode_frames": cfg.episode_frames,
-            "randomize": BASELINE_RANDOMIZATION if cfg.recipe == "published" else DRL_RANDOMIZATION,
+            "randomize": randomize,
         }
     )
 
@@ -158,7 +170,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     spec = FEATURE_SPECS[cfg.policy]
     out.mkdir(parents=True, exist_ok=True)
     scenario = training_scenario(cfg, spec)
-    venv = DetectorVecEnv(BatchedDetectorEnv(cfg.n_envs, scenario), spec, shield=cfg.shield_in_loop)
+    venv = DetectorVecEnv(BatchedDetectorEnv(cfg.n_envs, scenario), spec, shield=cfg.shield_in_loop,
+                          reward_scale=cfg.reward_scale)  # fmt: skip
     venv.seed(cfg.seed)
     algo_cls: type[PPO] | type[DQN] = PPO if cfg.algo == "ppo" else DQN
     extra: dict[str, Any] = {}
@@ -240,8 +253,12 @@ def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, 
         "board": res.board.name,
         "power_mode": cfg.power_mode or res.board.default_mode,
         "decision": spec.decision,
-        "reward": spec.reward,
-        "reward_weights": {"stable": STABLE_WEIGHTS, "objective": OBJECTIVE_WEIGHTS}.get(spec.reward),
+        "reward": scenario.reward,
+        "reward_weights": {
+            "stable": STABLE_WEIGHTS,
+            "objective": OBJECTIVE_WEIGHTS,
+            "objective-projected": PROJECTED_WEIGHTS,
+        }.get(scenario.reward),  # fmt: skip
         "n_inputs": spec.n_inputs,
         "hold_s": spec.hold_s,
         "action_table": res.actions.to_dict(),

@@ -21,11 +21,15 @@ class DetectorVecEnv(VecEnv):
     simulated seconds on the action (its stage decisions repeat it), with the rewards summed: the
     policy decides at its deployed period. With ``shield=True`` the safety shield the policy is
     deployed with clips every action during training too, so the policy learns with the same guard
-    it will run under.
+    it will run under. ``reward_scale`` multiplies every reward the learner sees (a held second's
+    return is in the hundreds; docs/governor.md, ablation G, scales it to order one).
     """
 
-    def __init__(self, benv: BatchedDetectorEnv, spec: FeatureSpec, shield: bool = False) -> None:
-        self.benv, self.spec = benv, spec
+    def __init__(self, benv: BatchedDetectorEnv, spec: FeatureSpec, shield: bool = False,
+                 reward_scale: float = 1.0) -> None:  # fmt: skip
+        if not reward_scale > 0:
+            raise ValueError(f"reward_scale must be positive, got {reward_scale}")
+        self.benv, self.spec, self.reward_scale = benv, spec, reward_scale
         self.shield = None
         if shield:
             from lotus.governor.baselines import StockPolicy
@@ -56,6 +60,12 @@ class DetectorVecEnv(VecEnv):
         self._actions = np.asarray(actions, dtype=np.int64).reshape(-1)
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        obs, reward, dones, infos = self._step_wait()
+        if self.reward_scale != 1.0:
+            reward = (reward * self.reward_scale).astype(np.float32)
+        return obs, reward, dones, infos
+
+    def _step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         assert self._actions is not None, "step_async first"
         if self.spec.hold_s <= 0:
             return self._one_step(self.action_map[self._actions])
