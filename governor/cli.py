@@ -105,7 +105,7 @@ def train(
         raise ConfigError(f"unknown reward {reward!r}; choose one of {', '.join(kinds)}")
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
                       steps=steps, n_envs=envs, seed=seed, recipe=recipe, reward=reward, reward_scale=reward_scale,
-                      hot_start_prob=hot_start_prob, hyperparams=_hyperparams(hyperparam or []))  # fmt: skip
+                      hot_start_prob=hot_start_prob, hyperparams=_parse_hyperparams(hyperparam or []))  # fmt: skip
     _scenario(board=board, power_mode=power_mode)
     if profiles is not None:
         _train_profiles(cfg, profiles, out, seeds or 1, ray_address, workers, threads, json_out, ship)
@@ -125,7 +125,7 @@ def train(
     print(f"wrote {out / (name + '.onnx')} and {out / (name + '.json')}")
 
 
-def _hyperparams(pairs: list[str]) -> dict[str, object]:
+def _parse_hyperparams(pairs: list[str]) -> dict[str, object]:
     """``KEY=VALUE`` strings as a dict; values parsed as JSON where they parse (32, 0.99, true)."""
     from lotus.core.errors import ConfigError
 
