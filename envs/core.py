@@ -70,7 +70,9 @@ STATE_FIELDS = (
     "amb", "trip", "wl_scale", "fan_mode", "r_scale", "d_scale",
 )  # fmt: skip
 FILTER_FIELDS = ("slope", "tmax_prev", "lat_ema")  # state kept in SimCore.filters
+_MAX_CONSTANTS = 64  # distinct constants a batch keeps as arrays (SimCore._full)
 DRAW_BLOCK = 64  # counter-based draws a batch computes ahead per board (see AheadDraws)
+_DRAW_BLOCK_U64 = np.uint64(DRAW_BLOCK)
 _STALE = np.uint64(1 << 63)  # AheadDraws.base of a board with no block: every counter falls outside it
 
 
@@ -96,13 +98,15 @@ class AheadDraws:
     def get(self, rows: np.ndarray, keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
         """Draws ``[width, m]`` of boards ``rows`` (``int [m]``) with ``keys`` and ``counters`` (``uint64 [m]``)."""
         j = counters - self.base[rows]  # wraps to a huge number below the block
-        stale = np.flatnonzero(j >= DRAW_BLOCK)
-        if stale.size:
-            fresh = rows[stale]
-            self.base[fresh] = counters[stale]
-            self.table[:, fresh] = self.draw(keys[stale, None], counters[stale, None] + self._steps)
+        if j.max() >= _DRAW_BLOCK_U64:  # uint64 against uint64: no cast to float
+            # refill too every board past half its block: boards whose counters run out at different
+            # times (sensor samples) then share a refill instead of paying one draw call each
+            refill = np.flatnonzero(j >= DRAW_BLOCK // 2)
+            fresh = rows[refill]
+            self.base[fresh] = counters[refill]
+            self.table[:, fresh] = self.draw(keys[refill, None], counters[refill, None] + self._steps)
             j = counters - self.base[rows]
-        return self.table[:, rows, j]
+        return self.table[:, rows, j.view(np.int64)]  # every j < DRAW_BLOCK now: the same bits as int64
 
 
 @dataclass(frozen=True)
@@ -268,6 +272,7 @@ class SimCore:
         self.res = res
         self.n = n
         self.batched = batched or n > 1
+        self._constants: dict[tuple[type, Any], np.ndarray] = {}
         self.ops: Any = ARRAY if self.batched else SCALAR  # lotus.envs.ops: SCALAR or ARRAY
         b = res.board
         self.poll_s = b.throttling.poll_s
@@ -354,8 +359,21 @@ class SimCore:
         return mask if 0 < k < self.n else k > 0
 
     def _full(self, value: Value) -> Value:
-        """``value`` as an array ``[n]`` for a batch (as it is for one board)."""
-        return np.full(self.n, value) if self.batched and not isinstance(value, np.ndarray) else value
+        """``value`` as an array ``[n]`` for a batch (as it is for one board).
+
+        A batch's constants are cached, read-only (nothing writes a shared array in place; see
+        :meth:`_pick_batch`): a fresh ``np.full`` per use was a tenth of a batched step.
+        """
+        if not self.batched or isinstance(value, np.ndarray):
+            return value
+        key = (type(value), value)
+        full = self._constants.get(key)
+        if full is None:
+            full = np.full(self.n, value)
+            full.flags.writeable = False
+            if len(self._constants) < _MAX_CONSTANTS:
+                self._constants[key] = full
+        return full
 
     def _pick_batch(self, cond: Value, a: Value, b: Value) -> Value:
         """``where(cond, a, b)`` for a condition from ``_alike``: a bool picks a branch whole (no copy)."""

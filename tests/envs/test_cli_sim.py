@@ -162,9 +162,22 @@ def test_sim_user_error_is_one_line(tmp_path: Path, case: str, needle: str) -> N
 
 
 def test_bench_env_json() -> None:
-    result = CliRunner().invoke(app, ["bench", "env", "--json", "--steps", "2000", "--batched-steps", "50"])
+    args = ["bench", "env", "--json", "--steps", "500", "--batched-steps", "20", "--repeats", "3"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["single_steps_per_s"] > 0
-    assert doc["batched_board_steps_per_s"] > 0
-    assert doc["boards"] == 64
+    assert doc["boards"] == 64 and doc["repeats"] == 3
+    assert len(doc["single_runs"]) == len(doc["batched_runs"]) == 3
+    assert min(doc["single_runs"]) <= doc["single_steps_per_s"] <= max(doc["single_runs"])
+    assert min(doc["batched_runs"]) <= doc["batched_board_steps_per_s"] <= max(doc["batched_runs"])
+    assert doc["targets"] == {"single_steps_per_s": 20_000, "batched_board_steps_per_s": 200_000}
+
+
+def test_bench_env_table() -> None:
+    result = CliRunner().invoke(app, ["bench", "env", "--steps", "300", "--batched-steps", "10", "--repeats", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["median", "min", "max", "target"]
+    assert lines[1].startswith("single env") and "20,000" in lines[1]
+    assert lines[2].startswith("batched env (N=64)") and "200,000" in lines[2]
+    assert "2 interleaved repeats" in lines[3]
