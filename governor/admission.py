@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 NOMINAL_SHUTDOWN_GAP_C = 5.5  # shutdown minus passive trip on every shipped board (Orin 104.5 - 99, TX2 101 - 95.5), C
 MARGIN_C = 3.0  # engage this far below shutdown (101.5 C on Orin: 2.5 C past the trip, caps already at work), C
 BAND_C = 2.0  # release this much lower still (99.5 C on Orin: just above the trip), C
@@ -137,3 +139,45 @@ class Admission:
         else:
             st.skipped += 1
         return admit
+
+
+class ServedShare:
+    """A learned policy's served share of camera frames, spread evenly (``n`` boards).
+
+    Asked once per camera frame with the share ``s`` in ``[0.5, 1]`` the policy holds now: each
+    frame adds ``s`` to a credit, a frame is served when the credit reaches 1 (which it then pays),
+    else skipped. ``s = 2/3`` serves two frames of three; with ``s >= 1/2`` the frame after a
+    skipped one is always served, so skips never come two in a row.
+    """
+
+    def __init__(self, n: int = 1) -> None:
+        self.credit = np.zeros(n)
+
+    def reset(self, mask: np.ndarray | bool = True) -> None:
+        """Forget the credit of the boards in ``mask`` (their episodes restarted)."""
+        self.credit[np.asarray(mask, dtype=bool)] = 0.0
+
+    def skip(self, at_frame: np.ndarray, share: np.ndarray) -> np.ndarray:
+        """Which of the boards at a camera frame (``bool [n]``) skip it, at shares ``[n]``.
+
+        A skipping board's next frame is served: its credit is advanced for it here too, so a
+        caller that runs that frame without asking again stays in step with one that asks.
+        """
+        credit = self.credit + np.where(at_frame, share, 0.0)
+        serve = credit >= 1.0 - _EPS
+        skip = at_frame & ~serve
+        credit = np.where(at_frame & serve, credit - 1.0, credit)
+        self.credit = np.where(skip, credit + share - 1.0, credit)
+        return skip
+
+    def admit(self, share: float) -> bool:
+        """Board 0 at a camera frame: serve it (True) or skip it, at share ``share``."""
+        credit = float(self.credit[0]) + share
+        if credit >= 1.0 - _EPS:
+            self.credit[0] = credit - 1.0
+            return True
+        self.credit[0] = credit
+        return False
+
+
+_EPS = 1e-9

@@ -131,6 +131,15 @@ def load_artifact(name_or_path: str | Path, expect_actions: ActionTable | None =
         or not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < table.n for a in amap)
     ):
         raise PolicyError(f"policy metadata {json_path}: action_map must list joint indices in 0..{table.n - 1}")
+    shares = meta.get("served_share")
+    if shares is not None and (
+        not isinstance(shares, list)
+        or len(shares) != len(amap)
+        or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0.5 <= x <= 1.0 for x in shares)
+    ):
+        raise PolicyError(
+            f"policy metadata {json_path}: served_share must list one share in 0.5..1 per action_map entry"
+        )
     onnx_path = json_path.parent / meta["onnx_file"]
     if not onnx_path.is_file():
         raise PolicyError(f"policy network {onnx_path} does not exist")

@@ -55,6 +55,10 @@ def train(
     reward: str = typer.Option(None, help="reward kind instead of the family's (e.g. objective-projected)"),
     reward_scale: float = typer.Option(1.0, min=1e-6, help="factor on every reward the learner sees"),
     hot_start_prob: float = typer.Option(0.0, min=0.0, max=1.0, help="share of episodes that start near the trip"),
+    clocks: str = typer.Option(None, help="drl's clock choices: grid (5x5) | ladder (9 rungs, power-ordered)"),
+    served_shares: str = typer.Option(
+        None, help="drl's served shares of camera frames, comma-separated in 0.5..1 (e.g. 1,0.83,0.67,0.5)"
+    ),
     hyperparam: list[str] = typer.Option(None, help="KEY=VALUE override of an SB3 hyperparameter (repeatable)"),
     envs: int = typer.Option(32, min=1, help="boards simulated in parallel"),
     out: Path = typer.Option(Path("runs/train"), help="output directory"),
@@ -91,7 +95,14 @@ def train(
         raise ConfigError("--resume continues one run: it does not combine with --seeds")
 
     with requires_extra("train", "lotus train"):
-        from lotus.governor.train import PUBLISHED_STEPS, TrainConfig, artifact_name, default_algo, set_threads
+        from lotus.governor.train import (
+            PUBLISHED_STEPS,
+            TrainConfig,
+            artifact_name,
+            default_algo,
+            set_threads,
+            training_spec,
+        )
         from lotus.governor.train import train as run_train
 
     if policy not in FEATURE_SPECS:
@@ -105,7 +116,9 @@ def train(
         raise ConfigError(f"unknown reward {reward!r}; choose one of {', '.join(kinds)}")
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
                       steps=steps, n_envs=envs, seed=seed, recipe=recipe, reward=reward, reward_scale=reward_scale,
-                      hot_start_prob=hot_start_prob, hyperparams=_parse_hyperparams(hyperparam or []))  # fmt: skip
+                      hot_start_prob=hot_start_prob, clocks=clocks, served_shares=_parse_shares(served_shares),
+                      hyperparams=_parse_hyperparams(hyperparam or []))  # fmt: skip
+    training_spec(cfg)  # a bad --clocks or --served-shares fails here, before any work
     _scenario(board=board, power_mode=power_mode)
     if profiles is not None:
         _train_profiles(cfg, profiles, out, seeds or 1, ray_address, workers, threads, json_out, ship)
@@ -123,6 +136,18 @@ def train(
     )
     name = artifact_name(cfg)
     print(f"wrote {out / (name + '.onnx')} and {out / (name + '.json')}")
+
+
+def _parse_shares(text: str | None) -> tuple[float, ...] | None:
+    """``--served-shares 1,0.83,0.67``: the shares as floats (None when not given)."""
+    from lotus.core.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--served-shares wants comma-separated numbers, got {text!r}") from None
 
 
 def _parse_hyperparams(pairs: list[str]) -> dict[str, object]:

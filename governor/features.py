@@ -93,9 +93,34 @@ def clock_grid(actions: ActionTable) -> list[int]:
     return [int(actions.index(c, g)) for g in picks(actions.n_gpu) for c in picks(actions.n_cpu)]
 
 
+def power_ladder(actions: ActionTable) -> list[int]:
+    """Nine joint clocks of :func:`clock_grid`, each step up raising one clock one grid level.
+
+    CPU and GPU levels alternate, ``(0, 0), (1, 0), (1, 1), ... (4, 4)``, so power and speed grow
+    together along the ladder: a short list that still holds the fixed clocks that do best in the
+    hot rooms (``lotus bench fixed-clocks``: 499/408 and 883/408 MHz on Orin Nano 15W).
+    """
+
+    def picks(n: int) -> list[int]:
+        return sorted({round(f * (n - 1)) for f in GRID_FRACTIONS})
+
+    cpu, gpu = picks(actions.n_cpu), picks(actions.n_gpu)
+    rungs = [(0, 0)]
+    while rungs[-1] != (len(cpu) - 1, len(gpu) - 1):
+        c, g = rungs[-1]
+        step_cpu = c < len(cpu) - 1 and (c <= g or g == len(gpu) - 1)
+        rungs.append((c + 1, g) if step_cpu else (c, g + 1))
+    return [int(actions.index(cpu[c], gpu[g])) for c, g in rungs]
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
-    """How one policy family sees the board: observation transform and allowed joint actions."""
+    """How one policy family sees the board: observation transform and allowed joint actions.
+
+    With ``served_shares`` other than ``(1.0,)`` each output is a (joint clock, served share)
+    pair: output ``k`` is clock ``k % len(subset)`` at share ``served_shares[k // len(subset)]`` of
+    the camera frames (the others are skipped: graceful degradation, counted as drops).
+    """
 
     name: str
     n_inputs: int
@@ -104,13 +129,23 @@ class FeatureSpec:
     decision: DecisionKind
     reward: RewardKind
     hold_s: float = 0.0  # > 0: the choice is held this many seconds before the network is asked again
+    served_shares: tuple[float, ...] = (1.0,)  # shares of camera frames the outputs may serve, each in [0.5, 1]
 
     def inputs(self, obs: np.ndarray, actions: ActionTable) -> np.ndarray:
         return self.transform(np.atleast_2d(obs), actions)
 
-    def action_map(self, actions: ActionTable) -> np.ndarray:
+    def clocks(self, actions: ActionTable) -> np.ndarray:
+        """The joint clocks the family chooses among ``int64 [K]``."""
         subset = self.action_subset(actions) if self.action_subset is not None else None
         return np.asarray(subset if subset is not None else range(actions.n), dtype=np.int64)
+
+    def action_map(self, actions: ActionTable) -> np.ndarray:
+        """Joint clock index of each network output ``int64 [K * len(served_shares)]``."""
+        return np.tile(self.clocks(actions), len(self.served_shares))
+
+    def share_map(self, actions: ActionTable) -> np.ndarray:
+        """Served share of each network output ``float64 [K * len(served_shares)]``."""
+        return np.repeat(np.asarray(self.served_shares, dtype=float), len(self.clocks(actions)))
 
 
 FEATURE_SPECS: dict[str, FeatureSpec] = {

@@ -9,6 +9,7 @@ import numpy as np
 
 from lotus.core.errors import PolicyError
 from lotus.core.schema import N_FEATURES, ActionTable
+from lotus.governor.admission import ServedShare
 from lotus.governor.artifacts import PolicyArtifact, load_artifact
 from lotus.governor.features import FEATURE_SPECS
 from lotus.governor.protocol import NOMINAL_DECISION_S, DecisionKind, PolicyBase, PolicyDiagnostics, TimeStep
@@ -37,6 +38,9 @@ class OnnxPolicy(PolicyBase):
         self.decision: DecisionKind | None = spec.decision
         self.actions = artifact.actions
         self.action_map = np.asarray(artifact.meta["action_map"], dtype=np.int64)
+        # the share of camera frames each output serves (metadata without it: every frame)
+        self.share_map = np.asarray(artifact.meta.get("served_share") or [1.0] * len(self.action_map), dtype=float)
+        self._held_out = np.zeros(0, dtype=np.int64)  # per board: the network output being held
         self.deadline_scale_max = artifact.deadline_scale_max
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -50,6 +54,8 @@ class OnnxPolicy(PolicyBase):
         # a held policy asks its network once per hold_s per board (metadata written before holds
         # existed has no hold_s: those networks decided at every stage)
         self.hold_s = float(artifact.meta.get("hold_s", 0.0))
+        # shares below 1 (skipped frames) come with a held choice: admit() reads the held output
+        self._serves = ServedShare(1) if self.hold_s > 0 and (self.share_map < 1.0).any() else None
         self._held = np.zeros(0, dtype=np.int64)  # per board: the action being held
         self._since = np.zeros(0)  # per board: seconds since the network was last asked
         # drl reads the schema's features as they are, already inside the +-5 the network saw
@@ -70,7 +76,26 @@ class OnnxPolicy(PolicyBase):
 
     def reset(self, n: int = 1) -> None:
         self._held = np.zeros(0, dtype=np.int64)
+        self._held_out = np.zeros(0, dtype=np.int64)
         self._since = np.zeros(0)
+        if self._serves is not None:
+            self._serves = ServedShare(1)
+
+    @property
+    def serves_share(self) -> bool:
+        """Whether some outputs serve less than every camera frame (then :meth:`admit` may skip)."""
+        return self._serves is not None
+
+    def admit(self, obs: np.ndarray, dt_s: float | None = None, shutdown_gap_c: float | None = None) -> bool:
+        """Board 0 at a camera frame: serve it, or skip it to keep the held output's share.
+
+        Before the first decision the network is asked (and its answer held) from ``obs``.
+        """
+        if self._serves is None:
+            return True
+        if len(self._held_out) == 0:
+            self.act(np.atleast_2d(obs).astype(np.float32, copy=False), 0.0)
+        return self._serves.admit(float(self.share_map[self._held_out[0]]))
 
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """Raw network outputs ``[N, len(action_map)]`` (logits or Q-values)."""
@@ -84,27 +109,33 @@ class OnnxPolicy(PolicyBase):
         obs = np.atleast_2d(obs)
         n = obs.shape[0]
         if len(self._held) != n:  # first call (or a new board count): ask now
-            self._held, self._since = self._decide(obs).copy(), np.zeros(n)
+            self._held_out, self._since = self._choose(obs).copy(), np.zeros(n)
+            self._held = self.action_map[self._held_out]
             return self._held.copy()
         self._since += NOMINAL_DECISION_S if dt_s is None else np.asarray(dt_s, dtype=float)
         due = self._since >= self.hold_s - 1e-9
         if due.any():
-            fresh = self._decide(obs[due].astype(np.float32, copy=False))
-            self._held[due] = fresh
+            fresh = self._choose(obs[due].astype(np.float32, copy=False))
+            self._held_out[due] = fresh
+            self._held[due] = self.action_map[fresh]
             self._since[due] = 0.0
         return self._held.copy()
 
     def _decide(self, obs: np.ndarray) -> np.ndarray:
-        """The network's choice for every row of ``obs``."""
+        """The network's joint clock for every row of ``obs``."""
+        return self.action_map[self._choose(obs)]
+
+    def _choose(self, obs: np.ndarray) -> np.ndarray:
+        """The network's output index for every row of ``obs``."""
         if self._identity and obs.ndim == 2 and obs.shape[0] == 1 and obs.dtype == np.float32:
             # the daemon's per-stage path: one board, the schema already bounds the features
             row = self.session.run(None, {self.input_name: obs})[0][0]
             best = int(row.argmax())  # argmax lands on a NaN if there is one
             if not math.isfinite(float(row[best])):
                 raise PolicyError(f"policy {self.name} produced non-finite outputs")
-            return self.action_map[best : best + 1]
+            return np.array([best], dtype=np.int64)
         scores = self.scores(obs)
         best = np.argmax(scores, axis=1)
         if not np.isfinite(scores[np.arange(len(best)), best]).all() or np.isnan(scores).any():
             raise PolicyError(f"policy {self.name} produced non-finite outputs")
-        return self.action_map[best]
+        return best.astype(np.int64)

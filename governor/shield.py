@@ -197,7 +197,24 @@ class Shield(PolicyBase):
         :param shutdown_gap_c: shutdown minus passive trip, C (None: ``self.shutdown_gap_c``).
         """
         row = obs.reshape(-1, obs.shape[-1])[0]
-        return self._admit_row(0, row, dt_s, shutdown_gap_c)
+        # a policy that serves a share of the frames (a learned admission action) is asked too;
+        # both are asked every frame, so each keeps its own pace
+        inner = self.inner is not None and self.inner_serves_share and self.inner_admit(obs, dt_s, shutdown_gap_c)
+        own = self._admit_row(0, row, dt_s, shutdown_gap_c)
+        return own and (inner or not self.inner_serves_share)
+
+    @property
+    def inner_serves_share(self) -> bool:
+        """Whether the wrapped policy skips frames itself (``serves_share``, e.g. a ``drl`` with shares)."""
+        return bool(getattr(self.inner, "serves_share", False))
+
+    def inner_admit(self, obs: np.ndarray, dt_s: float | None, shutdown_gap_c: float | None) -> bool:
+        """The wrapped policy's own answer for the frame about to start (True when it has none or fails)."""
+        try:
+            return bool(self.inner.admit(obs, dt_s, shutdown_gap_c))  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - a failing policy never stops a frame
+            logger.warning("policy %s failed to admit (%s); the frame is served", getattr(self.inner, "name", "?"), exc)
+            return True
 
     def admit_many(self, obs: np.ndarray, dt_s: TimeStep = None, shutdown_gap_c: float | None = None) -> np.ndarray:
         """:meth:`admit` for every board: ``bool [n]`` for observations ``[n, F]``, ``dt_s`` a float or ``[n]``."""

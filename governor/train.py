@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from lotus.core.errors import ConfigError
+from lotus.core.schema import ActionTable
 from lotus.envs.reward import OBJECTIVE_WEIGHTS, PROJECTED_WEIGHTS, STABLE_WEIGHTS
 from lotus.envs.scenario import Randomization, Scenario
 from lotus.envs.vector import BatchedDetectorEnv
 from lotus.governor.artifacts import sha256_file, write_metadata
-from lotus.governor.features import FEATURE_SPECS, FeatureSpec
+from lotus.governor.features import FEATURE_SPECS, FeatureSpec, clock_grid, power_ladder
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,9 @@ class TrainConfig:
     :param reward_scale: factor on every reward the learner sees.
     :param hot_start_prob: share of episodes that start near the trip
         (:attr:`~lotus.envs.scenario.Randomization.hot_start_prob`; not with ``published``).
+    :param clocks: drl's clock choices instead of its family's: ``grid`` (5 x 5) or ``ladder``
+        (:func:`~lotus.governor.features.power_ladder`).
+    :param served_shares: drl's served shares of camera frames instead of its family's (each in 0.5..1).
     """
 
     policy: str = "drl"
@@ -83,6 +88,8 @@ class TrainConfig:
     reward: str | None = None
     reward_scale: float = 1.0
     hot_start_prob: float = 0.0
+    clocks: str | None = None
+    served_shares: tuple[float, ...] | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
 
@@ -95,6 +102,31 @@ def set_threads(n: int) -> None:
 
 def default_algo(policy: str) -> str:
     return {"drl": "ppo", "lotus-dac24": "dqn", "ztt": "dqn"}[policy]
+
+
+CLOCK_CHOICES: dict[str, Callable[[ActionTable], list[int]]] = {"grid": clock_grid, "ladder": power_ladder}
+
+
+def training_spec(cfg: TrainConfig) -> FeatureSpec:
+    """The family's :class:`FeatureSpec` with the run's ``clocks`` and ``served_shares``, if given."""
+    spec = FEATURE_SPECS[cfg.policy]
+    if cfg.clocks is None and cfg.served_shares is None:
+        return spec
+    if cfg.policy != "drl":
+        raise ConfigError("clocks and served shares are drl's options (the baselines keep their papers' actions)")
+    if spec.hold_s <= 0:
+        raise ConfigError("served shares need a held decision (hold_s > 0)")
+    update: dict[str, Any] = {}
+    if cfg.clocks is not None:
+        if cfg.clocks not in CLOCK_CHOICES:
+            raise ConfigError(f"unknown clocks {cfg.clocks!r}; choose one of {', '.join(CLOCK_CHOICES)}")
+        update["action_subset"] = CLOCK_CHOICES[cfg.clocks]
+    if cfg.served_shares is not None:
+        shares = tuple(float(x) for x in cfg.served_shares)
+        if not shares or any(not 0.5 <= x <= 1.0 for x in shares) or len(set(shares)) != len(shares):
+            raise ConfigError(f"served shares must be distinct values in 0.5..1, got {list(cfg.served_shares)}")
+        update["served_shares"] = shares
+    return replace(spec, **update)
 
 
 def training_scenario(cfg: TrainConfig, spec: FeatureSpec) -> Scenario:
@@ -167,7 +199,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
         raise ConfigError(f"unknown algorithm {cfg.algo!r}; choose ppo or dqn")
     if cfg.recipe not in RECIPES:
         raise ConfigError(f"unknown recipe {cfg.recipe!r}; choose one of {', '.join(RECIPES)}")
-    spec = FEATURE_SPECS[cfg.policy]
+    spec = training_spec(cfg)
     out.mkdir(parents=True, exist_ok=True)
     scenario = training_scenario(cfg, spec)
     venv = DetectorVecEnv(BatchedDetectorEnv(cfg.n_envs, scenario), spec, shield=cfg.shield_in_loop,
@@ -263,6 +295,7 @@ def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, 
         "hold_s": spec.hold_s,
         "action_table": res.actions.to_dict(),
         "action_map": spec.action_map(res.actions).tolist(),
+        "served_share": spec.share_map(res.actions).tolist(),
         "onnx_file": onnx_path.name,
         "onnx_sha256": sha256_file(onnx_path),
         "export_agreement": agreement,

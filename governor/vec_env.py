@@ -9,7 +9,9 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
+from lotus.core.schema import IDX
 from lotus.envs.vector import BatchedDetectorEnv
+from lotus.governor.admission import ServedShare
 from lotus.governor.features import FeatureSpec
 
 
@@ -39,6 +41,8 @@ class DetectorVecEnv(VecEnv):
         self._raw_obs: np.ndarray | None = None
         self._dt_s = np.zeros(benv.n)  # simulated seconds since each board's previous decision
         self.action_map = spec.action_map(benv.actions)
+        self.share_map = spec.share_map(benv.actions)
+        self._serves = ServedShare(benv.n) if (self.share_map < 1.0).any() else None
         obs_space = spaces.Box(-5.0, 5.0, shape=(spec.n_inputs,), dtype=np.float32)
         super().__init__(benv.n, obs_space, spaces.Discrete(len(self.action_map)))
         self._actions: np.ndarray | None = None
@@ -52,6 +56,8 @@ class DetectorVecEnv(VecEnv):
         self._reset_seeds()
         self._raw_obs = obs
         self._dt_s = np.zeros(self.num_envs)
+        if self._serves is not None:
+            self._serves.reset(np.ones(self.num_envs, dtype=bool))
         if self.shield is not None:
             self.shield.reset(self.num_envs)
         return self._inputs(obs)
@@ -70,11 +76,22 @@ class DetectorVecEnv(VecEnv):
         if self.spec.hold_s <= 0:
             return self._one_step(self.action_map[self._actions])
         joint = self.action_map[self._actions]
+        share = self.share_map[self._actions]
         total = np.zeros(self.num_envs, dtype=np.float32)
         elapsed = np.zeros(self.num_envs)
         ended = np.zeros(self.num_envs, dtype=bool)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         while True:
+            if self._serves is not None and self._raw_obs is not None:
+                at_frame = (self._raw_obs[:, IDX["stage2_next"]] < 0.5) & ~ended
+                skip = self._serves.skip(at_frame, share)
+                if skip.any():  # the skipped boards idle until their next camera frame (a drop)
+                    _, reward, dones, step_infos = self._skip_step(skip)
+                    total[skip] += reward[skip]
+                    elapsed[skip] += self._dt_s[skip]
+                    for i in np.nonzero(dones & skip)[0]:
+                        infos[i] = step_infos[i]
+                    ended |= dones & skip
             obs, reward, dones, step_infos = self._one_step(joint)
             live = ~ended
             total[live] += reward[live]
@@ -93,6 +110,26 @@ class DetectorVecEnv(VecEnv):
         self._raw_obs = obs
         dones = terminated | truncated
         self._dt_s = np.where(dones, 0.0, out["dt_s"])  # a restarted board's episode starts now
+        if self._serves is not None:
+            self._serves.reset(dones)
+        if self.shield is not None and dones.any():
+            self.shield.reset_boards(dones)
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            final = self._inputs(self.benv.final_obs)
+            for i in np.nonzero(dones)[0]:
+                infos[i]["terminal_observation"] = final[i]
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        return self._inputs(obs), reward.astype(np.float32), dones, infos
+
+    def _skip_step(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """Skip the pending camera frame of the boards in ``mask`` (the others do not move)."""
+        obs, reward, terminated, truncated, out = self.benv.skip_frames(mask)
+        self._raw_obs = obs
+        dones = (terminated | truncated) & mask
+        self._dt_s = np.where(mask, np.where(dones, 0.0, out["dt_s"]), self._dt_s)
+        if self._serves is not None:
+            self._serves.reset(dones)
         if self.shield is not None and dones.any():
             self.shield.reset_boards(dones)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]

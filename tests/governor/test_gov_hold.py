@@ -57,8 +57,8 @@ def test_deployed_policy_asks_its_network_once_per_held_second(held: Path) -> No
     policy = OnnxPolicy.load(held)
     assert policy.hold_s == DRL_HOLD_S
     asked: list[int] = []
-    decide = policy._decide
-    policy._decide = lambda obs: (asked.append(len(obs)), decide(obs))[1]  # type: ignore[method-assign]
+    choose = policy._choose
+    policy._choose = lambda obs: (asked.append(len(obs)), choose(obs))[1]  # type: ignore[method-assign]
     rng = np.random.default_rng(0)
     first = None
     for k in range(35):  # 35 decisions 1/30 s apart: asked at 0, ~1 s and ~2 s (before the hold ends)
