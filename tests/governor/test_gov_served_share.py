@@ -66,7 +66,7 @@ def test_outputs_pair_each_clock_with_each_share() -> None:
     amap, smap = spec.action_map(actions), spec.share_map(actions)
     k = len(power_ladder(actions))
     assert len(amap) == len(smap) == 3 * k
-    assert np.array_equal(amap[:k], power_ladder(actions)) and np.array_equal(amap[k:2 * k], amap[:k])
+    assert np.array_equal(amap[:k], power_ladder(actions)) and np.array_equal(amap[k : 2 * k], amap[:k])
     assert np.allclose(smap, np.repeat(SHARES, k))
 
 
