@@ -319,6 +319,9 @@ def bench_fixed_clocks(
     duration: float = typer.Option(None, min=1.0, help="simulated seconds per run (default: the suite's)"),
     seeds: int = typer.Option(1, min=1, help="seeds per clock, 0..N-1"),
     all_clocks: bool = typer.Option(False, help="every joint clock of the table, not drl's 5 x 5 grid"),
+    served_shares: str = typer.Option(
+        "1", help="shares of the camera frames each clock serves, comma-separated in 0.5..1 (the rest are skipped)"
+    ),
     json_out: bool = typer.Option(False, "--json", help="print the rows and the summary as JSON"),
 ) -> None:
     """Hold each joint clock for a whole run: is 0 % throttling feasible here, at what objective?"""
@@ -336,11 +339,16 @@ def bench_fixed_clocks(
     from lotus.envs.core import Resolved
     from lotus.governor.features import clock_grid
 
+    shares = _parse_shares(served_shares) or (1.0,)
+    if any(not 0.5 <= x <= 1.0 for x in shares):
+        raise ConfigError(f"--served-shares must lie in 0.5..1, got {served_shares!r}")
     res = Resolved.from_scenario(by_name[scenario].scenario)
-    count = res.actions.n if all_clocks else len(clock_grid(res.actions))
+    count = (res.actions.n if all_clocks else len(clock_grid(res.actions))) * len(shares)
     bar = progress_bar(dur * count * seeds, f"fixed clocks {scenario}")
     try:
-        rows = sweep_fixed_clocks(by_name[scenario].scenario, dur, range(seeds), all_clocks, progress=bar.update)
+        rows = sweep_fixed_clocks(
+            by_name[scenario].scenario, dur, range(seeds), all_clocks, progress=bar.update, served_shares=shares
+        )
     finally:
         bar.close()
     if json_out:

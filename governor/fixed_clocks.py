@@ -9,12 +9,17 @@ for each clock of a grid, shows two things a table of policies does not:
 - how far the best *constant* choice is from the policies (a policy that loses to a constant
   clock has not learnt the room).
 
+With ``served_shares`` each clock is also held while serving only that share of the camera
+frames (the others skipped evenly, each counted as a drop: :class:`~lotus.governor.admission.ServedShare`),
+which shows what an admission action can buy in a room that cannot hold the full frame rate.
+
 The metrics are those of ``lotus eval`` (:mod:`lotus.governor.metrics`: every camera frame
 counted, a drop is a miss), averaged over seeds with a 95 % CI.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +29,7 @@ import numpy as np
 from lotus.core.schema import ActionTable
 from lotus.envs.core import Resolved
 from lotus.envs.scenario import Scenario
+from lotus.governor.admission import ServedShare
 from lotus.governor.features import clock_grid
 from lotus.governor.metrics import mean_ci95, recording_metrics
 from lotus.governor.protocol import PolicyBase, TimeStep
@@ -31,19 +37,34 @@ from lotus.governor.rollout import rollout
 
 
 class FixedClocks(PolicyBase):
-    """Always answers one joint action (a constant-clock reference, not a governor)."""
+    """Always answers one joint action (a constant-clock reference, not a governor).
 
-    def __init__(self, actions: ActionTable, action: int) -> None:
+    :param share: share of the camera frames it serves, 0.5..1 (1: every frame; else :meth:`admit`
+        skips the others evenly).
+    """
+
+    def __init__(self, actions: ActionTable, action: int, share: float = 1.0) -> None:
         if not 0 <= action < actions.n:
             raise ValueError(f"joint action {action} is outside the table's 0..{actions.n - 1}")
+        if not 0.5 <= share <= 1.0:
+            raise ValueError(f"a served share must be in 0.5..1, got {share}")
         self.action = int(action)
+        self.share = float(share)
         cpu, gpu = actions.split(np.array([action]))
         self.cpu_mhz = actions.cpu_khz[int(cpu[0])] / 1e3
         self.gpu_mhz = actions.gpu_hz[int(gpu[0])] / 1e6
-        self.name = f"fixed-{self.cpu_mhz:.0f}-{self.gpu_mhz:.0f}"
+        self.name = f"fixed-{self.cpu_mhz:.0f}-{self.gpu_mhz:.0f}" + ("" if share == 1.0 else f"@{share:.2f}")
+        self._served = ServedShare(1)
+
+    def reset(self, n: int = 1) -> None:
+        self._served = ServedShare(1)
 
     def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
         return np.full(np.atleast_2d(obs).shape[0], self.action, dtype=np.int64)
+
+    def admit(self, obs: np.ndarray, dt_s: float | None = None, shutdown_gap_c: float | None = None) -> bool:
+        """Serve the frame about to start, or skip it to keep :attr:`share` of them."""
+        return self._served.admit(self.share)
 
 
 def sweep_fixed_clocks(
@@ -52,23 +73,24 @@ def sweep_fixed_clocks(
     seeds: Sequence[int],
     all_clocks: bool = False,
     progress: Callable[[float], None] | None = None,
+    served_shares: Sequence[float] = (1.0,),
 ) -> list[dict[str, Any]]:
-    """One row per joint clock (drl's 5 x 5 grid, or the whole table with ``all_clocks``).
+    """One row per joint clock (drl's 5 x 5 grid, or the whole table with ``all_clocks``) and served share.
 
-    Each row: ``cpu_mhz``, ``gpu_mhz``, mean and 95 % CI of ``objective``, ``throttled_pct``,
-    ``on_time_pct``, ``max_temp_c``, and ``shutdowns`` (runs out of ``len(seeds)``).
+    Each row: ``cpu_mhz``, ``gpu_mhz``, ``share``, mean and 95 % CI of ``objective``,
+    ``throttled_pct``, ``on_time_pct``, ``max_temp_c``, and ``shutdowns`` (runs out of ``len(seeds)``).
     """
     res = Resolved.from_scenario(scenario)
     fps = 1.0 / res.period_s if res.period_s else 0.0
     actions = range(res.actions.n) if all_clocks else clock_grid(res.actions)
     rows = []
-    for action in actions:
-        policy = FixedClocks(res.actions, action)
+    for action, share in itertools.product(actions, served_shares):
+        policy = FixedClocks(res.actions, action, share)
         runs = [
             recording_metrics(rollout(policy, scenario, duration_s, seed=seed, progress=progress), duration_s, fps)
             for seed in seeds
         ]
-        row: dict[str, Any] = {"cpu_mhz": policy.cpu_mhz, "gpu_mhz": policy.gpu_mhz, "seeds": len(runs)}
+        row: dict[str, Any] = {"cpu_mhz": policy.cpu_mhz, "gpu_mhz": policy.gpu_mhz, "share": share, "seeds": len(runs)}
         for key in ("objective", "throttled_pct", "on_time_pct", "max_temp_c"):
             row[key], row[f"{key}_ci95"] = mean_ci95([float(r[key]) for r in runs])
         row["shutdowns"] = sum(bool(r["shutdown"]) for r in runs)
@@ -89,12 +111,13 @@ def feasibility(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def format_fixed_clocks(rows: Sequence[dict[str, Any]]) -> str:
     """A Markdown table of the sweep, then the feasibility summary."""
     lines = [
-        "| CPU MHz | GPU MHz | objective ms | throttled % | on time % | max C | shutdowns |",
-        "|---|---|---|---|---|---|---|",
+        "| CPU MHz | GPU MHz | served | objective ms | throttled % | on time % | max C | shutdowns |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['cpu_mhz']:.0f} | {r['gpu_mhz']:.0f} | {r['objective']:.1f} ± {r['objective_ci95']:.1f} | "
+            f"| {r['cpu_mhz']:.0f} | {r['gpu_mhz']:.0f} | {r.get('share', 1.0):.2f} | "
+            f"{r['objective']:.1f} ± {r['objective_ci95']:.1f} | "
             f"{r['throttled_pct']:.1f} | {r['on_time_pct']:.1f} | {r['max_temp_c']:.1f} | "
             f"{r['shutdowns']}/{r['seeds']} |"
         )
@@ -102,14 +125,19 @@ def format_fixed_clocks(rows: Sequence[dict[str, Any]]) -> str:
     best, cool = summary["best"], summary["best_without_throttling"]
     if best is not None:
         lines.append(
-            f"\nbest fixed clock: {best['cpu_mhz']:.0f}/{best['gpu_mhz']:.0f} MHz, "
+            f"\nbest fixed clock: {best['cpu_mhz']:.0f}/{best['gpu_mhz']:.0f} MHz{_served(best)}, "
             f"objective {best['objective']:.1f} ms, throttled {best['throttled_pct']:.1f} %"
         )
     if cool is None:
         lines.append("no fixed clock avoids throttling or shutdown on every seed: 0 % throttling is not feasible here")
     else:
         lines.append(
-            f"best fixed clock that never throttles: {cool['cpu_mhz']:.0f}/{cool['gpu_mhz']:.0f} MHz, "
+            f"best fixed clock that never throttles: {cool['cpu_mhz']:.0f}/{cool['gpu_mhz']:.0f} MHz{_served(cool)}, "
             f"objective {cool['objective']:.1f} ms"
         )
     return "\n".join(lines)
+
+
+def _served(row: dict[str, Any]) -> str:
+    share = float(row.get("share", 1.0))
+    return "" if share == 1.0 else f" serving {100 * share:.0f} % of the frames"

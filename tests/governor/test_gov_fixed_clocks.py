@@ -62,3 +62,27 @@ def test_cli_prints_json_and_names_an_unknown_scenario() -> None:
     assert bad.stderr.strip().splitlines() == [
         "error: suite 'smoke' has no scenario 'nope'; it has nano15-25c-video, nano15-hot-box"
     ]
+
+
+def test_a_served_share_skips_that_share_of_frames_and_cools_a_hot_box() -> None:
+    """In a sealed 40 C box, serving half the frames at the same clock runs the die cooler."""
+    hot = Scenario(fps=30.0, ambient_c=40.0, trace="video", r_scale=1.3, init_temp_c=90.0)
+    actions = Resolved.from_scenario(hot).actions
+    top = actions.n - 1
+    rows = sweep_fixed_clocks(hot, 20.0, [0], served_shares=(1.0, 0.5))
+    full, half = (next(r for r in rows if r["share"] == s and r["cpu_mhz"] == actions.cpu_khz[-1] / 1e3
+                       and r["gpu_mhz"] == actions.gpu_hz[-1] / 1e6) for s in (1.0, 0.5))  # fmt: skip
+    assert len(rows) == 50
+    assert half["max_temp_c"] < full["max_temp_c"] - 0.3
+    assert half["on_time_pct"] <= 51.0  # a skipped frame is a miss
+    policy = FixedClocks(actions, top, share=2 / 3)
+    assert sum(policy.admit(np.zeros((1, 17), dtype=np.float32)) for _ in range(30)) == 20
+    assert "@0.67" in policy.name
+    with pytest.raises(ValueError, match="0.5..1"):
+        FixedClocks(actions, top, share=0.2)
+
+
+def test_cli_rejects_a_share_out_of_range() -> None:
+    bad = CliRunner().invoke(build_app(), ["bench", "fixed-clocks", "--suite", "smoke", "--scenario",
+                                           "nano15-hot-box", "--served-shares", "1,0.3"])  # fmt: skip
+    assert bad.exit_code != 0
