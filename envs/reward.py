@@ -23,7 +23,10 @@ nothing below the deadline: what the benchmark reports is what the policy is pai
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypeAlias
+
+# every reward kind compute_reward knows (Scenario.reward and the policy families name one)
+RewardKind: TypeAlias = Literal["objective", "objective-projected", "stable", "lotus", "ztt"]
 
 TARGET_FRACTION = 0.9
 W_DEVIATION = 4.0

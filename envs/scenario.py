@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lotus.envs.reward import RewardKind
+
 Range = tuple[float, float]
 
 
@@ -90,7 +92,7 @@ class Scenario(BaseModel):
     deadline_ms: float | None = Field(default=None, gt=0)
     decision: Literal["stage", "frame"] = "stage"
     episode_frames: int = Field(default=1800, ge=1)
-    reward: Literal["stable", "objective", "objective-projected", "lotus", "ztt"] = "stable"
+    reward: RewardKind = "stable"
     trip_c: float | None = Field(default=None, gt=0, le=150)
     fan: Literal["off", "on", "auto"] = "off"
     init_temp_c: float | None = Field(default=None, ge=-40, le=150)

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
 
 import numpy as np
 
 from lotus.core.schema import HEADROOM_SCALE_C, IDX, N_FEATURES, ActionTable
+from lotus.envs.reward import RewardKind
 from lotus.governor.protocol import DecisionKind
-
-RewardKind: TypeAlias = Literal["objective", "objective-projected", "stable", "lotus", "ztt"]
 
 
 def _identity(obs: np.ndarray, actions: ActionTable) -> np.ndarray:
