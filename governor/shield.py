@@ -217,7 +217,8 @@ class Shield(PolicyBase):
             return True
 
     def admit_many(self, obs: np.ndarray, dt_s: TimeStep = None, shutdown_gap_c: float | None = None) -> np.ndarray:
-        """:meth:`admit` for every board: ``bool [n]`` for observations ``[n, F]``, ``dt_s`` a float or ``[n]``."""
+        """The shield's own rule of :meth:`admit` for every board: ``bool [n]`` for observations ``[n, F]``,
+        ``dt_s`` a float or ``[n]``. A wrapped policy's served share is not asked here (it keeps one board)."""
         n = obs.shape[0]
         if len(self._admissions) != n:
             self._new_state(n)
