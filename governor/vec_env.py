@@ -107,27 +107,22 @@ class DetectorVecEnv(VecEnv):
         if self.shield is not None and self._raw_obs is not None:
             joint = self.shield.clip(self._raw_obs, joint, self._dt_s)
         obs, reward, terminated, truncated, out = self.benv.step(joint)
-        self._raw_obs = obs
         dones = terminated | truncated
         self._dt_s = np.where(dones, 0.0, out["dt_s"])  # a restarted board's episode starts now
-        if self._serves is not None:
-            self._serves.reset(dones)
-        if self.shield is not None and dones.any():
-            self.shield.reset_boards(dones)
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        if dones.any():
-            final = self._inputs(self.benv.final_obs)
-            for i in np.nonzero(dones)[0]:
-                infos[i]["terminal_observation"] = final[i]
-                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-        return self._inputs(obs), reward.astype(np.float32), dones, infos
+        return self._after(obs, reward, terminated, truncated, dones)
 
     def _skip_step(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         """Skip the pending camera frame of the boards in ``mask`` (the others do not move)."""
         obs, reward, terminated, truncated, out = self.benv.skip_frames(mask)
-        self._raw_obs = obs
         dones = (terminated | truncated) & mask
         self._dt_s = np.where(mask, np.where(dones, 0.0, out["dt_s"]), self._dt_s)
+        return self._after(obs, reward, terminated, truncated, dones)
+
+    def _after(
+        self, obs: np.ndarray, reward: np.ndarray, terminated: np.ndarray, truncated: np.ndarray, dones: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """Keep the raw observations, restart the finished boards' shield and share, build SB3's infos."""
+        self._raw_obs = obs
         if self._serves is not None:
             self._serves.reset(dones)
         if self.shield is not None and dones.any():
