@@ -199,9 +199,9 @@ class Shield(PolicyBase):
         row = obs.reshape(-1, obs.shape[-1])[0]
         # a policy that serves a share of the frames (a learned admission action) is asked too;
         # both are asked every frame, so each keeps its own pace
-        inner = self.inner is not None and self.inner_serves_share and self.inner_admit(obs, dt_s, shutdown_gap_c)
+        inner = self.inner_admit(obs, dt_s, shutdown_gap_c) if self.inner_serves_share else True
         own = self._admit_row(0, row, dt_s, shutdown_gap_c)
-        return own and (inner or not self.inner_serves_share)
+        return own and inner
 
     @property
     def inner_serves_share(self) -> bool:

@@ -136,6 +136,12 @@ def test_the_export_records_each_outputs_share_and_the_policy_skips_by_it(sharin
     shield = Shield(OnnxPolicy.load(sharing), policy.actions, StockPolicy(policy.actions))
     assert shield.inner_serves_share
     assert sum(shield.admit(obs, 1 / 30) for _ in range(30)) == sum(served)
+    # whatever the tiny network chose: a held share of 1/2 skips every other frame, inside the shield too
+    for target in (policy, shield.inner):
+        target.share_map = np.full_like(target.share_map, 0.5)  # type: ignore[union-attr]
+    policy.reset(1)
+    assert sum(policy.admit(obs, 1 / 30) for _ in range(30)) == 15
+    assert sum(shield.admit(obs, 1 / 30) for _ in range(30)) == 15
 
 
 def test_a_policy_that_fails_to_admit_serves_the_frame() -> None:
