@@ -65,3 +65,17 @@ def test_projection_is_silent_in_a_cool_room_and_batched_equals_single() -> None
         r_single = single.step(a)[1]
         r_batched = batched.step(np.array([a]))[1][0]
         assert r_batched == pytest.approx(r_single, rel=1e-9, abs=1e-9)
+
+
+def test_rewards_match_a_hand_computed_decision() -> None:
+    """One throttled, late frame 1.5 C into the heat band, with one drop (the formulas of the docstring)."""
+    from lotus.envs.reward import stable_reward
+
+    step = {"max_temp_c": 97.5, "throttled": True, "latency_ms": 45.0, "frame_energy_j": 0.3, "frame_done": True,
+            "shutdown": False, "lat_ema_prev_ms": 30.0, "dropped": 1}  # fmt: skip
+    # stable: heat 3 x 4.5/6, throttle 2; frame 4 x 9/40 + 0.2 x 45/40 + 1 + 0.1 x 0.3/(15 x 0.04)
+    assert stable_reward(step, 99.0, 40.0, 15.0, SCALAR) == pytest.approx(-(2.25 + 2.0 + 0.9 + 0.225 + 1.0 + 0.05))
+    # objective: heat 3 x 1.5/3, throttle 2; frame (45 + 0.1 x 15^2)/40 + 1; one drop
+    assert objective_reward(step, 99.0, 40.0, SCALAR) == pytest.approx(-(1.5 + 2.0 + 67.5 / 40 + 1.0 + 1.0))
+    cool = {**step, "max_temp_c": 80.0, "throttled": False, "frame_done": False, "dropped": 0}
+    assert objective_reward(cool, 99.0, 40.0, SCALAR) == 0.0 and stable_reward(cool, 99.0, 40.0, 15.0, SCALAR) == 0.0
