@@ -49,7 +49,8 @@ class PolicyDiagnostics:
     :param fallbacks: decisions answered by the fallback policy, summed over boards.
     :param interventions: decisions whose clocks the shield's thermal guard lowered.
     :param deadline_stretch: deadline factor board 0's policy is shown now (1.0: the real one).
-    :param skipped_frames: camera frames the shield's admission rule skipped, summed over boards.
+    :param skipped_frames: camera frames the shield skipped, summed over boards: its admission rule's,
+        and those a wrapped policy with a served share refused.
     :param served_fps_cap: board 0's served-rate cap now, frames/s (None: every frame is served).
     """
 

@@ -185,7 +185,8 @@ class Shield(PolicyBase):
         return PolicyDiagnostics(
             policy_name=self.name, version=version, load_error=self.load_error, shielded=True,
             fallbacks=self.fallbacks, interventions=self.interventions, deadline_stretch=float(self._stretch[0]),
-            skipped_frames=sum(a.skipped for a in self._admissions), served_fps_cap=self._admissions[0].served_fps_cap,
+            skipped_frames=sum(a.skipped for a in self._admissions) + self._policy_skips,
+            served_fps_cap=self._admissions[0].served_fps_cap,
         )  # fmt: skip
 
     # --- admission ------------------------------------------------------------------------------
@@ -201,6 +202,11 @@ class Shield(PolicyBase):
         # both are asked every frame, so each keeps its own pace
         inner = self.inner_admit(obs, dt_s, shutdown_gap_c) if self.inner_serves_share else True
         own = self._admit_row(0, row, dt_s, shutdown_gap_c)
+        if not own:
+            self.skip_reason = "thermal"
+        elif not inner:
+            self.skip_reason = "policy"
+            self._policy_skips += 1
         return own and inner
 
     @property
@@ -398,3 +404,5 @@ class Shield(PolicyBase):
         self._stretch = np.ones(n)
         self._clock_ns = np.zeros(n, dtype=np.int64)
         self._admissions = [Admission() for _ in range(n)]
+        self._policy_skips = 0  # frames the wrapped policy's served share skipped (board 0, :meth:`admit`)
+        self.skip_reason = "thermal"  # why :meth:`admit` last refused a frame: "thermal" or "policy"

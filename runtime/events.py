@@ -38,7 +38,7 @@ A ``--source`` frame the governor's admission rule skipped (the board near its s
 temperature, :mod:`lotus.governor.admission`) is not run and sends :func:`skip_event` instead::
 
     type          "skipped"
-    reason        "thermal"
+    reason        "thermal" (the shield's rule) or "policy" (the policy's served share)
     t, model, source, frame (the daemon's frame counter, not advanced), temps_c, power_w, cpu_khz,
     gpu_hz, mode, policy; source_frame, source_ts, source_clock, received_t as above
 

@@ -165,6 +165,11 @@ class GovernorController:
             self._last_admit_t = t
             return bool(policy.admit(obs, dt_s, shutdown_gap_c))
 
+    @property
+    def skip_reason(self) -> str:
+        """Why :meth:`admit` last refused a frame: ``thermal`` (the shield's rule) or ``policy`` (its served share)."""
+        return str(getattr(self.policy, "skip_reason", "thermal"))
+
     def throttled(self, cpu_khz: float, gpu_hz: float) -> bool:
         """Firmware throttling: the board's own flag, or, where it cannot tell, a clock below what
         the governor set (``cpu_khz`` kHz and ``gpu_hz`` Hz: the clocks read now)."""

@@ -11,7 +11,8 @@ when it has one, else the trapezoid integral of the power read at the frame's se
 
 **Admission.** A ``--source`` stream frame (``source="source"``) is first offered to the shield's
 admission rule (:meth:`GovernorController.admit`, active mode only): near the shutdown temperature
-it skips frames, which are not run; the result comes back with ``skipped="thermal"``, counted in
+it skips frames, which are not run; the result comes back with ``skipped="thermal"`` (or
+``"policy"`` for a policy that serves a share of the frames), counted in
 ``lotus_frames_skipped_total`` and published as a ``skipped`` event. Frames API clients send
 (``/v1/detect``, WebSocket, KServe) are always run.
 """
@@ -289,7 +290,8 @@ class FrameResult:
     :param provider: the ORT execution provider the model ran on
     :param model_version: the version of the model that ran
     :param origin: the ``--source`` frame's index and timestamps (None: sent by an API client)
-    :param skipped: why the frame was not run (``"thermal"``: the admission rule), None: it ran
+    :param skipped: why the frame was not run (``"thermal"``: the shield's admission rule; ``"policy"``:
+        the policy's served share), None: it ran
     """
 
     model: str
@@ -518,7 +520,7 @@ class FramePipeline:
             governor={"mode": gov.mode, "policy": gov.deciding, "action_stage2": None, "action_next": None,
                       "deadline_ms": model.deadline_ms, "slo_met": False},
             image_size=(int(image.shape[1]), int(image.shape[0])) if isinstance(image, np.ndarray) else (0, 0),
-            source=source, provider=model.provider, model_version=model.version, skipped="thermal",
+            source=source, provider=model.provider, model_version=model.version, skipped=gov.skip_reason,
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.observe_skip(result)

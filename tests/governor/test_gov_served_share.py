@@ -142,6 +142,9 @@ def test_the_export_records_each_outputs_share_and_the_policy_skips_by_it(sharin
     policy.reset(1)
     assert sum(policy.admit(obs, 1 / 30) for _ in range(30)) == 15
     assert sum(shield.admit(obs, 1 / 30) for _ in range(30)) == 15
+    # the policy's skips are the shield's to report (/v1/governor, /metrics), with their reason
+    assert shield.diagnostics().skipped_frames == (30 - sum(served)) + 15
+    assert shield.skip_reason == "policy"
 
 
 def test_a_policy_that_fails_to_admit_serves_the_frame() -> None:
