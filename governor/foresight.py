@@ -22,6 +22,13 @@ and takes the pair minimising ``L + ALPHA (L - mu)^2 + deadline [L > deadline] +
 stage-1 time it really took. Only Pareto-efficient clocks per stage (no other is both faster and
 cheaper) are paired, which makes this a few hundred pairs per frame.
 
+**Skipping** (as the shield's admission rule and a served-share ``drl`` may): before stage 1 it
+also prices skipping the frame, a miss (``deadline``) that leaves the mean latency at ``mu`` and
+idles the board at its clocks until the next camera frame (``lam`` times that energy), and skips
+when that is cheaper than the best pair. So with ``lam = 0`` it skips only frames it cannot finish
+in time (serving them adds latency and variance to the same miss), and in a hot room it trades
+frames for heat when the price says so.
+
 **Over the run**: a search over ``lam`` with full-length rollouts, keeping the rollout with the
 lowest objective (a shutdown ranks last). ``lam = 0`` comes first: the best frame every time,
 heat ignored, then once more with ``mu`` fixed at that run's mean latency; if the first run never
@@ -67,13 +74,15 @@ def pareto_front(t: np.ndarray, e: np.ndarray) -> np.ndarray:
 class ForesightController:
     """Chooses clocks from the true simulator state at energy price ``lam`` (ms/J) around mean ``mu_ms``.
 
-    ``mu_ms`` None: the running mean latency of the run so far.
+    ``mu_ms`` None: the running mean latency of the run so far. ``skips``: it may also skip a
+    camera frame (:meth:`admit`), as the shield's admission rule and a served-share ``drl`` can.
     """
 
     name = "foresight"
 
-    def __init__(self, env: TwoStageDetectorEnv, lam: float, mu_ms: float | None = None) -> None:
-        self.env, self.lam, self.mu_ms = env, lam, mu_ms
+    def __init__(self, env: TwoStageDetectorEnv, lam: float, mu_ms: float | None = None, skips: bool = True) -> None:
+        self.env, self.lam, self.mu_ms, self.skips = env, lam, mu_ms, skips
+        self._planned: tuple[int, int] | None = None  # the plan admit() made for the frame about to start
         res = env.res
         a = res.actions
         idx = np.arange(a.n)
@@ -151,23 +160,51 @@ class ForesightController:
         return latency_ms + ALPHA_PER_MS * (latency_ms - mu) ** 2 + miss + self.lam * energy_j
 
     # -- decisions -----------------------------------------------------------------------------
-    def act(self) -> int:
+    def _plan_frame(self) -> tuple[int, int, float]:
+        """Before stage 1: the best (stage-1, stage-2) joint actions for the frame, and its cost (ms)."""
         core = self.env.core
         fc, fg = self._applied()
-        if core.phase == 0:  # before stage 1: plan the frame
-            wait_s = max(core.arrival - core.t, 0.0)
-            stall1 = np.maximum(self._stall_ms(fc, fg, core.app_c, core.app_g) - wait_s * 1e3, 0.0)
-            t1, e1 = self._stage(1, core.counter, fc, fg)
-            t1, e1 = t1 + stall1, e1 + self._idle(wait_s, fc, fg)
-            t2, e2 = self._stage(2, core.counter + 1, fc, fg)
-            p1, p2 = pareto_front(t1, e1), pareto_front(t2, e2)
-            stall2 = self._stall_ms(fc[p2][None, :], fg[p2][None, :], fc[p1][:, None], fg[p1][:, None])
-            latency = t1[p1][:, None] + t2[p2][None, :] + stall2  # from the start of stage 1, as the metrics count
-            start = core.t + wait_s
-            cost = self._cost(latency, e1[p1][:, None] + e2[p2][None, :], start)
-            i, j = divmod(int(np.argmin(cost)), len(p2))
-            self._plan2 = int(p2[j])
-            return int(p1[i])
+        wait_s = max(core.arrival - core.t, 0.0)
+        stall1 = np.maximum(self._stall_ms(fc, fg, core.app_c, core.app_g) - wait_s * 1e3, 0.0)
+        t1, e1 = self._stage(1, core.counter, fc, fg)
+        t1, e1 = t1 + stall1, e1 + self._idle(wait_s, fc, fg)
+        t2, e2 = self._stage(2, core.counter + 1, fc, fg)
+        p1, p2 = pareto_front(t1, e1), pareto_front(t2, e2)
+        stall2 = self._stall_ms(fc[p2][None, :], fg[p2][None, :], fc[p1][:, None], fg[p1][:, None])
+        latency = t1[p1][:, None] + t2[p2][None, :] + stall2  # from the start of stage 1, as the metrics count
+        cost = self._cost(latency, e1[p1][:, None] + e2[p2][None, :], core.t + wait_s)
+        i, j = divmod(int(np.argmin(cost)), len(p2))
+        return int(p1[i]), int(p2[j]), float(cost[i, j])
+
+    def admit(self, _obs: np.ndarray, _dt_s: float, _gap_c: float) -> bool:
+        """Before stage 1 (with ``skips``): run the frame, or skip it when that costs the objective less.
+
+        A skipped frame is a miss (``deadline``) and leaves the mean latency where it is (``mu``);
+        the board idles at its present clocks until the next camera frame (``lam`` times that
+        energy). A served one costs what :meth:`_cost` says of the best clock pair.
+        """
+        if not self.skips:
+            return True
+        core = self.env.core
+        first, second, serve = self._plan_frame()
+        period = self.env.res.period_s
+        wait_s = max(core.arrival + period - core.t, 0.0) if period > 0 else max(core.last_latency * 1e-3, 1e-3)
+        fc = np.array([min(core.req_c, core.cap_c)])
+        fg = np.array([min(core.req_g, core.cap_g)])
+        mu = self.mu_ms if self.mu_ms is not None else (self._lat_sum / self._frames if self._frames else 0.0)
+        skip = self.deadline + mu + self.lam * float(self._idle(wait_s, fc, fg)[0])
+        if self._frames and skip < serve:
+            return False
+        self._planned = (first, second)
+        return True
+
+    def act(self) -> int:
+        core = self.env.core
+        if core.phase == 0:  # before stage 1: plan the frame (admit may have done it already)
+            first, self._plan2 = self._planned if self._planned is not None else self._plan_frame()[:2]
+            self._planned = None
+            return first
+        fc, fg = self._applied()
         # before stage 2: re-plan it with the stage-1 time really taken
         elapsed = (core.t - core.frame_start) * 1e3
         t2, e2 = self._stage(2, core.counter, fc, fg)
@@ -178,14 +215,15 @@ class ForesightController:
         return a2
 
 
-def _run(scenario: Scenario, duration_s: float, seed: int, lam: float, mu_ms: float | None) -> Recording:
+def _run(scenario: Scenario, duration_s: float, seed: int, lam: float, mu_ms: float | None,
+         skips: bool = True) -> Recording:  # fmt: skip
     env = TwoStageDetectorEnv(scenario)
-    ctrl = ForesightController(env, lam, mu_ms)
+    ctrl = ForesightController(env, lam, mu_ms, skips)
 
     def decide(_obs: np.ndarray, _dt_s: float, c: ForesightController = ctrl) -> int:
         return c.act()
 
-    return run_env(env, decide, "foresight", seed, duration_s)
+    return run_env(env, decide, "foresight", seed, duration_s, admit=ctrl.admit if skips else None)
 
 
 def foresight_rollout(

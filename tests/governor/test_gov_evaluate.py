@@ -109,6 +109,21 @@ def test_foresight_prices_energy_above_the_idle_floor() -> None:
     assert picks[0.0] == env.actions.n - 1 and picks[5000.0] < picks[0.0]
 
 
+def test_foresight_skips_a_frame_only_when_its_heat_costs_more_than_a_miss() -> None:
+    """The reference has the skip action the shield and a served-share ``drl`` have: it prices it."""
+    from lotus.governor.foresight import _run
+    from lotus.governor.metrics import recording_metrics
+
+    cool = Scenario(fps=30.0)
+    free = _run(cool, 5.0, 0, 0.0, None)  # no heat price: every frame fits the deadline, none is skipped
+    assert free.skipped_frames == 0
+    dear = _run(cool, 5.0, 0, 1e5, None)  # heat dearer than any miss: every frame after the first is skipped
+    assert len(dear.frames["latency_ms"]) >= 1 and dear.skipped_frames >= 140
+    m = recording_metrics(dear, 5.0, 30.0)
+    assert m["drop_pct"] >= 100.0 * 140 / 150 and m["on_time_pct"] < 5.0  # a skip is a drop, a miss
+    assert _run(cool, 5.0, 0, 1e5, None, skips=False).skipped_frames == 0
+
+
 def test_foresight_rollout_reports_its_choice() -> None:
     rec, chosen = foresight_rollout(HOT, 20.0, seed=3)
     assert set(chosen) == {"foresight_lam_ms_per_j", "foresight_mu_ms", "foresight_rollouts"}
