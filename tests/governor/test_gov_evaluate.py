@@ -126,8 +126,16 @@ def test_foresight_skips_a_frame_only_when_its_heat_costs_more_than_a_miss() -> 
 
 def test_foresight_rollout_reports_its_choice() -> None:
     rec, chosen = foresight_rollout(HOT, 20.0, seed=3)
-    assert set(chosen) == {"foresight_lam_ms_per_j", "foresight_mu_ms", "foresight_rollouts"}
+    assert set(chosen) == {"foresight_lam_ms_per_j", "foresight_mu_ms", "foresight_rollouts", "foresight_skips"}
     assert rec.policy == "foresight" and len(rec.frames["latency_ms"]) > 100
+    # the skip action can only lower the reference: never above the search without it
+    from lotus.governor.foresight import _search
+    from lotus.governor.metrics import recording_metrics
+    from lotus.governor.rollout import episode_frames_for
+
+    hot = HOT.model_copy(update={"decision": "stage", "episode_frames": episode_frames_for(20.0, 30.0)})
+    plain = min(key for key, *_ in _search(hot, 20.0, 3, 30.0, False, None, 0.0))
+    assert recording_metrics(rec, 20.0, 30.0)["objective"] <= plain + 1e-9
 
 
 def test_same_seeds_give_identical_records(result: EvalResult) -> None:
