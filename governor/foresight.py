@@ -35,7 +35,8 @@ heat ignored, then once more with ``mu`` fixed at that run's mean latency; if th
 throttles that is all (2 rollouts). Otherwise the prices of
 :data:`LAM_GRID` are tried with the running mean as ``mu``; at the best price, fixed ``mu`` at
 :data:`MU_FACTORS` times that run's mean latency; at the best pair, the price times
-:data:`LAM_STEPS`: 12 rollouts in all. The search over ``mu`` is exact in principle: for any
+:data:`LAM_STEPS`: 12 rollouts per search (and a second search with skipping, see
+:func:`foresight_rollout`). The search over ``mu`` is exact in principle: for any
 ``mu``, ``mean(L) + ALPHA mean((L - mu)^2) >= mean + ALPHA var`` with equality at the mean, so
 the objective is the minimum over ``mu`` of frame-separable objectives.
 One scalar price for the whole run is the limit of this reference: it spends the thermal budget
