@@ -65,3 +65,40 @@ def test_hot_board_skips_stream_frames_and_counts_them(tmp_path: Path) -> None:
         telemetry = httpx.get(url + "/v1/telemetry?limit=200").json()
         assert all(s["latency_ms"] > 0 for s in telemetry["samples"])  # skipped frames are not telemetry samples
         assert telemetry["source"]["thermal_skipped"] >= 3  # and the source counts them apart from processed
+
+
+def test_a_policy_that_serves_half_the_frames_skips_them_with_reason_policy(tmp_path: Path) -> None:
+    """A ``drl`` trained with served shares skips stream frames itself, in a cool room: counted as "policy"."""
+    pytest.importorskip("stable_baselines3")
+    from lotus.governor.train import TrainConfig, train
+
+    cfg = TrainConfig(policy="drl", steps=256, n_envs=4, episode_frames=60, clocks="ladder", served_shares=(1.0, 0.5))
+    train(cfg, tmp_path / "policy", progress=False)
+    meta_path = tmp_path / "policy" / "drl.json"
+    meta = json.loads(meta_path.read_text())
+    meta["served_share"] = [0.5] * len(meta["action_map"])  # whatever the tiny network picks, it serves half
+    meta_path.write_text(json.dumps(meta))
+    repo = write_quadrant_model(tmp_path / "repo")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(4):
+        (frames / f"{i:03d}.png").write_bytes(bright_square_png(i))
+    settings = load_settings(None, {
+        "board": {"backend": "sim", "sim_ambient_c": 25.0},
+        "governor": {"policy": str(meta_path), "mode": "active"},
+        "models": {"repository": str(repo), "load": [{"name": "quadrants"}], "threads": 1, "warmup_frames": 1},
+        "source": {"uri": str(frames), "fps": 40, "loop": True},
+    })  # fmt: skip
+    policy_skips = re.compile(r'^lotus_frames_skipped_total\{model="quadrants",reason="policy"\} ([0-9.e+]+)$', re.M)
+    app = create_app(settings)
+    with ServerThread(app) as url:
+        skipped, deadline = 0.0, time.monotonic() + 20
+        while time.monotonic() < deadline:
+            m = policy_skips.search(httpx.get(url + "/metrics").text)
+            skipped = float(m.group(1)) if m else 0.0
+            if skipped >= 3:
+                break
+            time.sleep(0.1)
+        assert skipped >= 3
+        assert 'reason="thermal"' not in httpx.get(url + "/metrics").text  # a cool board: the shield's rule is idle
+        assert httpx.get(url + "/v1/governor").json()["skipped_frames"] >= 3
