@@ -296,7 +296,8 @@ def check_source(cfg: SourceConfig) -> None:
 async def run_source(daemon: Daemon, cfg: SourceConfig) -> None:
     """Stream ``cfg``'s frames through the daemon; reopen a live source with backoff when it fails."""
     stats: dict[str, Any] = {"uri": cfg.uri, "fps": cfg.fps or DEFAULT_FPS, "live": bool(cfg.uri and _is_live(cfg.uri)),
-             "read": 0, "processed": 0, "skipped": 0, "thermal_skipped": 0, "processed_fps": 0.0, "skipped_fps": 0.0,
+             "read": 0, "processed": 0, "skipped": 0, "thermal_skipped": 0, "policy_skipped": 0, "processed_fps": 0.0,
+             "skipped_fps": 0.0,
              "ended": False, "state": "opening", "reason": None, "retries": 0, "retry_in_s": None}  # fmt: skip
     daemon.source_stats = stats
     t_start = time.perf_counter()
@@ -422,8 +423,8 @@ async def _stream(
             except Exception as exc:  # noqa: BLE001 - a bad frame must not stop the stream
                 log.warning("source frame failed: %s", exc)
                 continue
-            if result.skipped:  # the shield's admission rule held it back (a drop, counted apart)
-                stats["thermal_skipped"] += 1
+            if result.skipped:  # held back by the admission rule or the policy's pace (a drop, counted apart)
+                stats["policy_skipped" if result.skipped == "policy" else "thermal_skipped"] += 1
                 continue
             stats["processed"] += 1
             elapsed = max(time.perf_counter() - t_start, 1e-9)

@@ -65,6 +65,7 @@ def test_hot_board_skips_stream_frames_and_counts_them(tmp_path: Path) -> None:
         telemetry = httpx.get(url + "/v1/telemetry?limit=200").json()
         assert all(s["latency_ms"] > 0 for s in telemetry["samples"])  # skipped frames are not telemetry samples
         assert telemetry["source"]["thermal_skipped"] >= 3  # and the source counts them apart from processed
+        assert telemetry["source"]["policy_skipped"] == 0
 
 
 def test_a_policy_that_serves_half_the_frames_skips_them_with_reason_policy(tmp_path: Path) -> None:
@@ -102,3 +103,5 @@ def test_a_policy_that_serves_half_the_frames_skips_them_with_reason_policy(tmp_
         assert skipped >= 3
         assert 'reason="thermal"' not in httpx.get(url + "/metrics").text  # a cool board: the shield's rule is idle
         assert httpx.get(url + "/v1/governor").json()["skipped_frames"] >= 3
+        source = httpx.get(url + "/v1/telemetry?limit=1").json()["source"]
+        assert source["policy_skipped"] >= 3 and source["thermal_skipped"] == 0  # the source counts them by reason
