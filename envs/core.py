@@ -109,6 +109,31 @@ class AheadDraws:
         return self.table[:, rows, j.view(np.int64)]  # every j < DRAW_BLOCK now: the same bits as int64
 
 
+class BoardDraws:
+    """:class:`AheadDraws` for one board (scalar state): Python floats, ``DRAW_BLOCK`` counters per numpy pass.
+
+    The same numbers as a batch's draws (the same vectorised ``draw``), at a fraction of the cost
+    of a pure-Python counter-based hash per draw. The block is keyed on the board's key, so a
+    reset (a new key) needs no call.
+    """
+
+    def __init__(self, draw: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        self.draw = draw
+        self._key: int | None = None
+        self._base = 0
+        self._block: list[float] = []
+        self._steps = np.arange(DRAW_BLOCK, dtype=np.uint64)
+
+    def get(self, key: int, counter: int) -> float:
+        """The first draw of ``(key, counter)`` (a float)."""
+        j = counter - self._base
+        if key != self._key or not 0 <= j < DRAW_BLOCK:
+            keys = np.array([[key]], dtype=np.uint64)
+            self._block = self.draw(keys, np.uint64(counter) + self._steps[None])[0, 0].tolist()
+            self._key, self._base, j = key, counter, 0
+        return self._block[j]
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A scenario with its profiles loaded and its tables precomputed (shared by all boards)."""
@@ -310,16 +335,28 @@ class SimCore:
             self.th_c, self.th_g, self.th_s = self._theta
             self._sen = np.zeros((2, n))  # the readings sen_c, sen_g as rows
             self.sen_c, self.sen_g = self._sen
-            sigma = res.workload.jitter_sigma
-            self._jitter = AheadDraws(n, 1, lambda k, c: np.exp(sigma * normal(k, c, ARRAY))[None])
+            self._jitter = AheadDraws(n, 1, self._jitter_draws)
             self._noise = AheadDraws(n, 2, lambda k, c: np.stack(sensor_noise(k, c, ARRAY)))
         else:
+            self._board_jitter = BoardDraws(self._jitter_draws)
             self.cpu_ghz, self.gpu_ghz, self.gpu_speed = res.cpu_ghz, res.gpu_ghz, res.gpu_speed_ghz
             self.dyn_c, self.dyn_g = res.dyn_cpu_w, res.dyn_gpu_w
         # the clock tables in the readings' units (raw_readings)
         cpu_khz, gpu_hz = tuple(f * KHZ_PER_GHZ for f in res.cpu_ghz), tuple(f * HZ_PER_GHZ for f in res.gpu_ghz)
         self._cpu_khz: Value = np.asarray(cpu_khz) if self.batched else cpu_khz
         self._gpu_hz: Value = np.asarray(gpu_hz) if self.batched else gpu_hz
+
+    def _jitter_draws(self, keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
+        """Stage-time jitter factors ``[1, m, k]`` (log-normal, before ``wl_scale``) of ``(keys, counters)``."""
+        return np.exp(self.res.workload.jitter_sigma * normal(keys, counters, ARRAY))[None]
+
+    def jitter(self, counter: int) -> float:
+        """The stage-time jitter factor at RNG counter ``counter`` (before ``wl_scale``) of a one-board core.
+
+        What :meth:`step` draws for the stage it runs at that counter (``self.counter``); the
+        foresight reference reads the future with it.
+        """
+        return self._board_jitter.get(self.key, counter)
 
     # -- filtered features (state of self.filters) ----------------------------------------------
     @property
@@ -562,7 +599,7 @@ class SimCore:
         if self.batched:
             jitter = self._jitter.get(self._rows, self.key, self.counter)[0] * self.wl_scale
         else:
-            jitter = o.exp(wl.jitter_sigma * normal(self.key, self.counter, o)) * self.wl_scale
+            jitter = self._board_jitter.get(self.key, self.counter) * self.wl_scale
         self.counter = self.counter + 1
         cpu_ms, gpu_ms, mem_ms = cpu_ms * jitter, gpu_ms * jitter, mem_ms * jitter
         stage_ms = cpu_ms + gpu_ms + mem_ms + stall_ms

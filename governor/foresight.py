@@ -52,7 +52,6 @@ from collections.abc import Callable
 import numpy as np
 
 from lotus.envs.detector_env import TwoStageDetectorEnv
-from lotus.envs.ops import SCALAR, normal
 from lotus.envs.physics import segment_power, stage_activity
 from lotus.envs.scenario import Scenario
 from lotus.governor.metrics import ALPHA_PER_MS, recording_metrics
@@ -105,7 +104,7 @@ class ForesightController:
         """Time (ms) and energy (J) of ``stage`` at every joint action (applied indices ``fc``, ``fg``)."""
         core, res = self.env.core, self.env.res
         wl, b = res.workload, res.board
-        jitter = math.exp(wl.jitter_sigma * normal(core.key, counter, SCALAR)) * core.wl_scale
+        jitter = core.jitter(counter) * core.wl_scale
         if stage == 1:
             c = wl.stage1
             cyc_c, cyc_g, mem = c.cpu_mcycles, c.gpu_mcycles, c.mem_ms
