@@ -1,26 +1,31 @@
-"""Frame admission: skip camera frames rather than run a room that cannot be held into shutdown.
+"""Frame admission: skip camera frames before the board throttles, and rather than run into shutdown.
 
-The shield's clock caps and the firmware's passive trip (99 C on Orin) lower the clocks, but in a
-room where even the lowest clocks at full duty heat the die past the critical trip (104.5 C), every
-policy reaches shutdown. The only lever left is the duty: run fewer frames. :class:`Admission` is
-asked once per camera frame, before stage 1, and answers admit or skip.
+A hot room leaves three levers: the clocks (the shield's caps, then the firmware's passive trip at
+99 C on Orin, both step CPU and GPU down), and the duty. Caps make latency swing with every frame's
+proposals; a room where even the lowest clocks at full duty heat the die past the critical trip
+(104.5 C) reaches shutdown whatever the clocks. :class:`Admission` works the duty: asked once per
+camera frame, before stage 1, it answers admit or skip, so the frames that do run keep their clocks.
 
 **The rule.** It keeps ``gap_s``, the least time between the starts of two admitted frames
 (0: no limit, every frame is admitted). The hotter die's reading, looked ``horizon_s`` ahead along
-its slope when rising, is compared with the shutdown temperature:
+its slope when rising, is compared with a limit ``margin_c`` below the *anchor*: the passive trip
+(``anchor="trip"``, the default: 2.5 C below it, half a degree before the shield's caps at trip - 2 C
+act, so a hot room sheds frames before its clocks are cut) or the shutdown temperature
+(``anchor="shutdown"``, the former rule: 3 C below it, 2.5 C past the trip, once the caps have done
+all they can):
 
-- *hot*, above ``shutdown - margin_c``: once per ``down_every_s`` boundary of the admission's clock,
-  ``gap_s`` grows to ``GROW`` times the larger of itself and the interval between the last two
-  admitted frames (so the first step already bites, however slow the frames are), up to
-  ``max_gap_s``;
-- *cool*, below ``shutdown - margin_c - band_c``: once per ``up_every_s`` boundary, ``gap_s``
-  shrinks by ``GROW``; under ``min_gap_s`` it is lifted (0);
+- *hot*, above the limit: once per ``down_every_s`` boundary of the admission's clock, ``gap_s``
+  grows to ``GROW`` times the larger of itself and the interval between the last two admitted
+  frames (so the first step already bites, however slow the frames are), up to ``max_gap_s``;
+- *cool*, below the limit minus ``band_c``: once per ``up_every_s`` boundary, ``gap_s`` shrinks by
+  ``GROW``; under ``min_gap_s`` it is lifted (0);
 - in between it holds (the hysteresis band).
 
-A frame is admitted when ``gap_s`` is 0, when the hotter die's *reading* is below the trip point
-(a normal room never loses a frame), or when ``gap_s`` has passed since the last admitted frame.
-The clock runs on ``dt_s`` (seconds since the previous call, capped at ``max_dt_s``) in integer
-nanoseconds, like the shield's, so the rate moves on time, not on calls.
+A frame is admitted when ``gap_s`` is 0, when ``gap_s`` has passed since the last admitted frame,
+and, with the shutdown anchor, whenever the hotter die's *reading* is below the trip point. A room
+whose die stays ``margin_c + band_c`` below the anchor never loses a frame. The clock runs on
+``dt_s`` (seconds since the previous call, capped at ``max_dt_s``) in integer nanoseconds, like
+the shield's, so the rate moves on time, not on calls.
 
 numpy/stdlib only: the daemon imports this module.
 """
@@ -32,8 +37,11 @@ from dataclasses import dataclass
 import numpy as np
 
 NOMINAL_SHUTDOWN_GAP_C = 5.5  # shutdown minus passive trip on every shipped board (Orin 104.5 - 99, TX2 101 - 95.5), C
-MARGIN_C = 3.0  # engage this far below shutdown (101.5 C on Orin: 2.5 C past the trip, caps already at work), C
-BAND_C = 2.0  # release this much lower still (99.5 C on Orin: just above the trip), C
+ANCHORS = ("trip", "shutdown")
+TRIP_MARGIN_C = 2.5  # trip anchor: engage this far below the trip (96.5 C on Orin; the shield's caps: 97 C), C
+SHUTDOWN_MARGIN_C = 3.0  # shutdown anchor: engage this far below shutdown (101.5 C on Orin, caps at work), C
+MARGIN_C = {"trip": TRIP_MARGIN_C, "shutdown": SHUTDOWN_MARGIN_C}
+BAND_C = 2.0  # release this much lower still (94.5 C on Orin; 99.5 C with the shutdown anchor), C
 HORIZON_S = 1.0  # look-ahead along a rising slope, s
 DOWN_EVERY_S = 1.0  # one tightening step per second while hot (the firmware's poll period), s
 UP_EVERY_S = 3.0  # one loosening step per 3 s once cool (slower: the heatsink holds the heat), s
@@ -60,7 +68,8 @@ class Admission:
 
     def __init__(
         self,
-        margin_c: float = MARGIN_C,
+        anchor: str = "trip",
+        margin_c: float | None = None,
         band_c: float = BAND_C,
         horizon_s: float = HORIZON_S,
         down_every_s: float = DOWN_EVERY_S,
@@ -72,7 +81,12 @@ class Admission:
     ) -> None:
         if not (down_every_s > 0 and up_every_s > 0 and max_dt_s > 0 and grow > 1.0 and 0 < min_gap_s <= max_gap_s):
             raise ValueError("admission periods must be positive, grow > 1 and 0 < min_gap_s <= max_gap_s")
-        self.margin_c, self.band_c, self.horizon_s = margin_c, band_c, horizon_s
+        if anchor not in ANCHORS:
+            raise ValueError(f"admission anchor must be one of {', '.join(ANCHORS)}, not {anchor!r}")
+        self.anchor = anchor
+        self.margin_c = MARGIN_C[anchor] if margin_c is None else margin_c
+        self.band_c, self.horizon_s = band_c, horizon_s
+        self._below_trip_admits = anchor == "shutdown"
         self.grow, self.min_gap_s, self.max_gap_s, self.max_dt_s = grow, min_gap_s, max_gap_s, max_dt_s
         self._down_ns, self._up_ns = max(round(down_every_s * 1e9), 1), max(round(up_every_s * 1e9), 1)
         self.state = AdmissionState()
@@ -102,7 +116,7 @@ class Admission:
 
         :param temp_c: hotter die's reading, C (NaN admits and holds the gap).
         :param slope_c_per_s: its smoothed slope, C/s (NaN counts as 0).
-        :param trip_c: passive trip point, C; below it every frame is admitted.
+        :param trip_c: passive trip point, C (the shutdown anchor admits every frame below it).
         :param shutdown_c: critical (shutdown) trip, C.
         :param dt_s: seconds since the previous call (clipped to ``[0, max_dt_s]``).
         """
@@ -113,7 +127,7 @@ class Admission:
         t1 = st.clock_ns = t0 + round(dt * 1e9)
         rising = slope_c_per_s if slope_c_per_s > 0.0 else 0.0  # NaN -> 0
         predicted = temp_c + rising * self.horizon_s
-        hot_above = shutdown_c - self.margin_c
+        hot_above = (shutdown_c if self.anchor == "shutdown" else trip_c) - self.margin_c
         gap = st.gap_s
         if predicted > hot_above:
             steps = t1 // self._down_ns - t0 // self._down_ns
@@ -129,8 +143,12 @@ class Admission:
         st.gap_s = gap
         last = st.last_admit_ns
         admit = (
-            gap == 0.0 or not temp_c >= trip_c or last is None or (t1 - last) >= round(gap * 1e9)
-        )  # NaN reading: admit
+            gap == 0.0
+            or not temp_c == temp_c  # NaN reading: admit
+            or (self._below_trip_admits and not temp_c >= trip_c)
+            or last is None
+            or (t1 - last) >= round(gap * 1e9)
+        )
         if admit:
             if last is not None:
                 st.last_interval_s = (t1 - last) * 1e-9

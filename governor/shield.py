@@ -19,12 +19,15 @@ gets a third, gentler loop instead, the **deadline stretch**: while the predicti
 largest factor it was trained on, and lowers it again once cool. The policy then levels latency
 at a pace the heatsink can hold, and the caps rarely need to act.
 
-A fourth rule comes last, for rooms no clock can hold: **admission**
-(:mod:`lotus.governor.admission`). Asked once per camera frame through :meth:`Shield.admit`, it
-skips frames (lowers the served rate, on time, with hysteresis) while the hotter die is within a
-few C of the *shutdown* temperature, well past the trip where the caps have done all they can, so
-an infeasible room degrades to a lower frame rate instead of a shutdown. Below the trip point it
-never skips. Its state is per board and apart from :meth:`act`, whose fast path it leaves alone.
+A fourth rule works the duty instead of the clocks: **admission** (:mod:`lotus.governor.admission`).
+Asked once per camera frame through :meth:`Shield.admit`, it skips frames (lowers the served rate,
+on time, with hysteresis) while the predicted hotter die is within ``margin_c`` +
+:data:`ADMISSION_LEAD_C` of the trip, that is, half a degree *before* the caps would act. A hot room
+then sheds frames and the frames it runs keep the policy's clocks, instead of every frame slowing
+with caps that swing; a room no clock can hold degrades to a lower frame rate instead of a
+shutdown. ``admission_anchor="shutdown"`` restores the former rule (engage 3 C below shutdown,
+never below the trip), which left the caps and the firmware to act first. Its state is per board
+and apart from :meth:`act`, whose fast path it leaves alone.
 
 **Time.** Both loops run on time, not on decisions, so they react as fast at 10 fps as at 60:
 every :meth:`Shield.act` (and :meth:`Shield.clip`) gets ``dt_s``, the seconds since that board's
@@ -50,7 +53,7 @@ from collections.abc import Callable
 import numpy as np
 
 from lotus.core.schema import HEADROOM_SCALE_C, IDX, ActionTable
-from lotus.governor.admission import NOMINAL_SHUTDOWN_GAP_C, Admission
+from lotus.governor.admission import ANCHORS, NOMINAL_SHUTDOWN_GAP_C, Admission
 from lotus.governor.protocol import (
     NOMINAL_DECISION_S,
     BarePolicy,
@@ -73,6 +76,7 @@ DOWN_EVERY_S = 8 * NOMINAL_DECISION_S  # 0.133 s between cap steps down while ho
 UP_EVERY_S = 20 * NOMINAL_DECISION_S  # 0.333 s between cap steps up once cool (was 20 decisions)
 STRETCH_RATE_PER_S = 5e-4 / NOMINAL_DECISION_S  # 3 % per second (was 0.05 % per decision)
 MAX_DT_S = 1.0  # longest gap between two decisions the shield credits, s
+ADMISSION_LEAD_C = 0.5  # admission engages this far below the caps' limit (trip - margin_c), C
 
 
 class Shield(PolicyBase):
@@ -93,7 +97,9 @@ class Shield(PolicyBase):
         the caps' limit (``trip - margin_c``) and shrinks once ``band_c`` further below it.
     :param stretch_rate_per_s: relative change of the stretch per second.
     :param max_dt_s: a longer time between two decisions counts as this long, s.
-    :param admission: skip frames near shutdown (:meth:`admit`); False: :meth:`admit` always admits.
+    :param admission: skip frames in a hot room (:meth:`admit`); False: :meth:`admit` always admits.
+    :param admission_anchor: ``"trip"`` (engage ``ADMISSION_LEAD_C`` before the caps) or ``"shutdown"``
+        (the former rule: 3 C below shutdown).
     :param shutdown_gap_c: shutdown minus passive trip, C, when :meth:`admit` is not told.
     """
 
@@ -118,6 +124,7 @@ class Shield(PolicyBase):
         stretch_rate_per_s: float = STRETCH_RATE_PER_S,
         max_dt_s: float = MAX_DT_S,
         admission: bool = True,
+        admission_anchor: str = "trip",
         shutdown_gap_c: float = NOMINAL_SHUTDOWN_GAP_C,
     ) -> None:
         if not (down_every_s > 0 and up_every_s > 0 and max_dt_s > 0):
@@ -128,6 +135,9 @@ class Shield(PolicyBase):
         self._down_ns, self._up_ns = max(round(down_every_s * 1e9), 1), max(round(up_every_s * 1e9), 1)
         self.stretch_at_c, self.stretch_rate_per_s = stretch_at_c, stretch_rate_per_s
         self.admission, self.shutdown_gap_c = admission, shutdown_gap_c
+        if admission_anchor not in ANCHORS:
+            raise ValueError(f"admission_anchor must be one of {', '.join(ANCHORS)}, not {admission_anchor!r}")
+        self.admission_anchor = admission_anchor
         self._admissions: list[Admission] = []
         self.scalar_path = True  # False: one board takes the numpy path too (the tests compare both)
         self.fallbacks = 0  # decisions answered by the fallback policy
@@ -403,6 +413,7 @@ class Shield(PolicyBase):
         self._cap_g = np.full(n, self.actions.n_gpu - 1, dtype=np.int64)
         self._stretch = np.ones(n)
         self._clock_ns = np.zeros(n, dtype=np.int64)
-        self._admissions = [Admission() for _ in range(n)]
+        margin = self.margin_c + ADMISSION_LEAD_C if self.admission_anchor == "trip" else None
+        self._admissions = [Admission(self.admission_anchor, margin) for _ in range(n)]
         self._policy_skips = 0  # frames the wrapped policy's served share skipped (board 0, :meth:`admit`)
         self.skip_reason = "thermal"  # why :meth:`admit` last refused a frame: "thermal" or "policy"

@@ -34,8 +34,8 @@ count) plus::
     source_clock  "media" or "wall": what source_ts measures (null: not a source frame)
     received_t    wall-clock time the frame was read from the source (Unix), s (null: not a source frame)
 
-A ``--source`` frame the governor's admission rule skipped (the board near its shutdown
-temperature, :mod:`lotus.governor.admission`) is not run and sends :func:`skip_event` instead::
+A ``--source`` frame the governor's admission rule skipped (the board within a few C of its trip
+point, :mod:`lotus.governor.admission`) is not run and sends :func:`skip_event` instead::
 
     type          "skipped"
     reason        "thermal" (the shield's rule) or "policy" (the policy's served share)

@@ -10,8 +10,8 @@ decoding and before its one graph runs. Energy per frame is the board's energy c
 when it has one, else the trapezoid integral of the power read at the frame's sensor reads.
 
 **Admission.** A ``--source`` stream frame (``source="source"``) is first offered to the shield's
-admission rule (:meth:`GovernorController.admit`, active mode only): near the shutdown temperature
-it skips frames, which are not run; the result comes back with ``skipped="thermal"`` (or
+admission rule (:meth:`GovernorController.admit`, active mode only): within a few C of the trip
+point it skips frames, which are not run; the result comes back with ``skipped="thermal"`` (or
 ``"policy"`` for a policy that serves a share of the frames), counted in
 ``lotus_frames_skipped_total`` and published as a ``skipped`` event. Frames API clients send
 (``/v1/detect``, WebSocket, KServe) are always run.

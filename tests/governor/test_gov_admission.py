@@ -13,7 +13,15 @@ from lotus.core.schema import encode_observation
 from lotus.envs import BatchedDetectorEnv, TwoStageDetectorEnv
 from lotus.envs.core import Resolved
 from lotus.envs.scenario import Scenario
-from lotus.governor.admission import BAND_C, GROW, MARGIN_C, MAX_GAP_S, MIN_GAP_S, Admission
+from lotus.governor.admission import (
+    BAND_C,
+    GROW,
+    MAX_GAP_S,
+    MIN_GAP_S,
+    SHUTDOWN_MARGIN_C,
+    TRIP_MARGIN_C,
+    Admission,
+)
 from lotus.governor.metrics import recording_metrics
 from lotus.governor.policies import make_policy
 from lotus.governor.registry import build_policy
@@ -21,7 +29,10 @@ from lotus.governor.rollout import rollout
 from lotus.governor.shield import Shield
 
 TRIP, SHUT = 99.0, 104.5
-HOT, WARM, COOL = SHUT - MARGIN_C + 0.5, SHUT - MARGIN_C - 0.5 * BAND_C, SHUT - MARGIN_C - BAND_C - 0.5
+# the shutdown anchor (the former rule): its hot, hysteresis and cool readings
+_OLD_LIMIT = SHUT - SHUTDOWN_MARGIN_C
+HOT, WARM, COOL = _OLD_LIMIT + 0.5, _OLD_LIMIT - 0.5 * BAND_C, _OLD_LIMIT - BAND_C - 0.5
+LIMIT = TRIP - TRIP_MARGIN_C  # the trip anchor's (the default's) limit: 96.5 C
 FRAME_S = 1.0 / 30.0
 
 
@@ -31,7 +42,7 @@ def _run(adm: Admission, temps: list[float], dt: float = FRAME_S, slope: float =
 
 # --- the rule against hand-computed traces --------------------------------------------------------
 def test_first_hot_second_steps_the_gap_once_per_second() -> None:
-    adm = Admission()
+    adm = Admission("shutdown")
     # 0.5 s hot at 20 calls/s: the clock crosses no 1 s boundary, nothing is skipped
     assert all(_run(adm, [HOT] * 10, dt=0.05)) and adm.gap_s == 0.0
     # every frame admitted: the interval between admitted frames is 0.05 s; t = 1 s at the 20th call
@@ -45,7 +56,7 @@ def test_first_hot_second_steps_the_gap_once_per_second() -> None:
 
 
 def test_gap_skips_the_frames_inside_it_and_counts_them() -> None:
-    adm = Admission()
+    adm = Admission("shutdown")
     adm.state.gap_s = 0.12
     got = _run(adm, [WARM] * 12, dt=0.05)  # the hysteresis band: the gap holds
     # admitted at t = 0.05 (first call), then whenever 0.12 s passed since the last admitted start
@@ -54,7 +65,7 @@ def test_gap_skips_the_frames_inside_it_and_counts_them() -> None:
 
 
 def test_gap_saturates_at_max_and_releases_with_hysteresis() -> None:
-    adm = Admission()
+    adm = Admission("shutdown")
     for _ in range(60):
         adm.update(HOT, 0.0, TRIP, SHUT, 1.0)
     assert adm.gap_s == MAX_GAP_S and adm.served_fps_cap == pytest.approx(1.0 / MAX_GAP_S)
@@ -78,7 +89,7 @@ def test_gap_saturates_at_max_and_releases_with_hysteresis() -> None:
 
 def test_rate_moves_on_time_not_on_calls() -> None:
     """The same 2 s hot from a 1 s gap: one step per second at 60 and at 20 calls/s."""
-    fast, slow = Admission(), Admission()
+    fast, slow = Admission("shutdown"), Admission("shutdown")
     fast.state.gap_s = slow.state.gap_s = 1.0
     _run(fast, [HOT] * 120, dt=1.0 / 60.0)
     _run(slow, [HOT] * 40, dt=0.05)
@@ -87,19 +98,19 @@ def test_rate_moves_on_time_not_on_calls() -> None:
 
 
 def test_rising_slope_engages_before_the_reading_is_hot() -> None:
-    adm = Admission()
-    t = SHUT - MARGIN_C - 0.5  # not hot on the reading, hot 1 s ahead at +1 C/s
+    adm = Admission("shutdown")
+    t = SHUT - SHUTDOWN_MARGIN_C - 0.5  # not hot on the reading, hot 1 s ahead at +1 C/s
     for _ in range(3):
         adm.update(t, 1.0, TRIP, SHUT, 1.0)
     assert adm.gap_s > 0.0
-    flat = Admission()
+    flat = Admission("shutdown")
     for _ in range(3):
         flat.update(t, 0.0, TRIP, SHUT, 1.0)
     assert flat.gap_s == 0.0
 
 
 def test_nan_reading_admits() -> None:
-    adm = Admission()
+    adm = Admission("shutdown")
     adm.state.gap_s = MAX_GAP_S
     assert all(adm.update(float("nan"), float("nan"), TRIP, SHUT, FRAME_S) for _ in range(10))
 
@@ -110,14 +121,49 @@ def test_nan_reading_admits() -> None:
         st.tuples(st.floats(-20.0, TRIP - 1e-6), st.floats(-5.0, 50.0), st.floats(0.0, 2.0)), min_size=1, max_size=80
     )
 )
-def test_never_skips_below_the_trip(trace: list[tuple[float, float, float]]) -> None:
-    """Whatever the history (gap saturated first), a reading below the trip is always admitted."""
-    adm = Admission()
+def test_shutdown_anchor_never_skips_below_the_trip(trace: list[tuple[float, float, float]]) -> None:
+    """The former rule: whatever the history (gap saturated first), a reading below the trip is admitted."""
+    adm = Admission("shutdown")
     for _ in range(10):
         adm.update(SHUT, 0.0, TRIP, SHUT, 1.0)
     assert adm.gap_s > 0.0
     for temp, slope, dt in trace:
         assert adm.update(temp, slope, TRIP, SHUT, dt)
+
+
+def test_trip_anchor_skips_below_the_trip_and_the_shutdown_anchor_does_not() -> None:
+    """97 C held, 2 C under the trip: the default (trip) anchor starts skipping at the first 1 s step."""
+    trip, old = Admission(), Admission("shutdown")
+    assert trip.anchor == "trip" and trip.margin_c == TRIP_MARGIN_C
+    got_trip = _run(trip, [TRIP - 2.0] * 60, dt=0.05)  # 3 s at 20 calls/s
+    got_old = _run(old, [TRIP - 2.0] * 60, dt=0.05)
+    assert all(got_old) and old.gap_s == 0.0
+    # the 20th call reaches t = 1 s: gap = max(0, interval 0.05, MIN_GAP_S) * GROW = 0.0625 s, and bites
+    assert all(got_trip[:19]) and got_trip[19] is False and got_trip[20] is True
+    # t = 2 s: gap = max(0.0625, last interval 0.1) * GROW; t = 3 s: once more, from the wider interval
+    assert trip.gap_s > 0.1 * GROW and got_trip.count(False) == trip.skipped > 1
+    # cool again (below the limit minus the band): one step off per 3 s, then every frame again
+    for _ in range(40):
+        trip.update(LIMIT - BAND_C - 0.5, 0.0, TRIP, SHUT, 1.0)
+    assert trip.gap_s == 0.0 and all(_run(trip, [LIMIT - BAND_C - 0.5] * 30))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(-20.0, LIMIT - 1e-6), st.floats(0.0, 2.0)), min_size=1, max_size=80))
+def test_trip_anchor_never_engages_below_its_limit(trace: list[tuple[float, float]]) -> None:
+    """From a fresh start, a die predicted below trip - margin never loses a frame (a normal room)."""
+    adm = Admission()
+    for temp, dt in trace:
+        assert adm.update(temp, 0.0, TRIP, SHUT, dt)
+    assert adm.gap_s == 0.0 and adm.skipped == 0
+
+
+def test_admission_anchor_is_checked() -> None:
+    with pytest.raises(ValueError, match="anchor"):
+        Admission("critical")
+    acts = Resolved.from_scenario(Scenario()).actions
+    with pytest.raises(ValueError, match="admission_anchor"):
+        Shield(make_policy("performance", acts), acts, make_policy("stock", acts), admission_anchor="critical")
 
 
 def test_normal_room_never_skips_through_the_shield() -> None:
@@ -209,6 +255,22 @@ def test_35c_hot_box_is_held_indefinitely() -> None:
     bare = recording_metrics(rollout(build_policy("performance", acts), sc, 1200.0, seed=0), 1200.0, 30.0)
     m = recording_metrics(rollout(build_policy("performance+shield", acts), sc, 1200.0, seed=0), 1200.0, 30.0)
     assert bare["shutdown"] and not m["shutdown"] and m["max_temp_c"] < 103.5 and m["skipped_frames"] > 0
+
+
+def test_enclosure_sheds_frames_before_the_trip_instead_of_throttling() -> None:
+    """The suite's sealed box, 10 min: skipping before the caps holds it unthrottled, and scores better."""
+    from lotus.governor.suite import suite
+
+    sc = next(s.scenario for s in suite("standard")[0] if s.name == "nano15-35c-enclosure")
+    acts = Resolved.from_scenario(sc).actions
+    got = {}
+    for anchor in ("trip", "shutdown"):
+        policy = Shield(make_policy("performance", acts), acts, make_policy("stock", acts), admission_anchor=anchor)
+        got[anchor] = recording_metrics(rollout(policy, sc, 600.0, seed=0), 600.0, 30.0)
+    trip, old = got["trip"], got["shutdown"]
+    assert trip["throttled_pct"] == 0.0 and not trip["shutdown"] and trip["skipped_frames"] > 0
+    assert old["throttled_pct"] > 0.0  # the former rule left the firmware's trip to act first
+    assert trip["objective"] < old["objective"] and trip["max_temp_c"] < TRIP
 
 
 # --- the simulator's skip ---------------------------------------------------------------------------

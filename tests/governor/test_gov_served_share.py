@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lotus.core.errors import ConfigError
+from lotus.core.schema import IDX
 from lotus.envs.core import Resolved
 from lotus.envs.scenario import Scenario
 from lotus.envs.vector import BatchedDetectorEnv
@@ -128,11 +129,12 @@ def test_the_export_records_each_outputs_share_and_the_policy_skips_by_it(sharin
     policy = OnnxPolicy.load(sharing)
     assert policy.serves_share
     obs = np.zeros((1, 17), dtype=np.float32)
+    obs[0, [IDX["cpu_headroom"], IDX["gpu_headroom"]]] = 0.5  # a cool board, 15 C under the trip
     served = [policy.admit(obs, 1 / 30) for _ in range(30)]
     policy.act(obs, 1 / 30)
     share = float(policy.share_map[policy._held_out[0]])
     assert sum(served) == round(30 * share)  # the held output's share, however the network chose
-    # inside the shield both answers count: the policy's pace, and the shield's rule near shutdown
+    # inside the shield both answers count: the policy's pace, and the shield's rule (idle on a cool board)
     shield = Shield(OnnxPolicy.load(sharing), policy.actions, StockPolicy(policy.actions))
     assert shield.inner_serves_share
     assert sum(shield.admit(obs, 1 / 30) for _ in range(30)) == sum(served)

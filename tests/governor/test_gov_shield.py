@@ -11,6 +11,7 @@ from lotus.core.errors import PolicyError
 from lotus.core.schema import IDX, N_FEATURES
 from lotus.envs.scenario import Scenario
 from lotus.governor.kernel_governors import KernelStockPolicy as StockPolicy
+from lotus.governor.metrics import recording_metrics
 from lotus.governor.policies import make_policy
 from lotus.governor.report import summarize
 from lotus.governor.rollout import rollout
@@ -62,7 +63,8 @@ def test_always_max_clocks_in_a_hot_box_never_throttle_behind_the_shield(actions
     only delays throttling, as docs/simulator.md shows; this room is one it can hold.)
     """
     scenario = Scenario(ambient_c=30.0, r_scale=1.3, init_temp_c=90.0)
-    bare = summarize(rollout(make_policy("performance", actions), scenario, 900.0, seed=0))
+    bare_rec = rollout(make_policy("performance", actions), scenario, 900.0, seed=0)
+    bare = summarize(bare_rec)
     assert bare["throttled_pct"] > 10.0  # the scenario is a real threat
 
     shield = _shield(make_policy("performance", actions), actions)
@@ -71,8 +73,11 @@ def test_always_max_clocks_in_a_hot_box_never_throttle_behind_the_shield(actions
     assert rec.steps["time_s"][-1] >= 899.0 and not rec.shutdown
     assert s["throttled_pct"] == 0.0
     assert max(s["max_cpu_temp_c"], s["max_gpu_temp_c"]) < TRIP_C
-    assert shield.interventions > 0 and shield.fallbacks == 0
-    assert s["frames"] > 0.5 * bare["frames"]  # the shield slows the board down, it does not stop it
+    # the admission rule sheds frames half a degree before the caps would act; it does the work here,
+    # and the frames it runs keep their clocks: a better objective than throttling every frame
+    assert shield.diagnostics().skipped_frames > 0 and shield.fallbacks == 0
+    assert recording_metrics(rec, 900.0, 30.0)["objective"] < recording_metrics(bare_rec, 900.0, 30.0)["objective"]
+    assert s["frames"] > 0.25 * bare["frames"]  # it serves fewer frames, it does not stop the stream
 
 
 BAD_OUTPUTS = {

@@ -117,8 +117,10 @@ def test_stretch_levels_latency_in_a_hot_room(actions) -> None:  # noqa: ANN001
     scenario = Scenario(ambient_c=30.0, r_scale=1.3, trace="bursty", fps=30, init_temp_c=93.0)
     stretched = build_policy("drl-stable", actions)
     clipped = build_policy("drl-stable", actions)
-    assert isinstance(clipped, Shield)
+    assert isinstance(clipped, Shield) and isinstance(stretched, Shield)
     clipped.stretch_max = 1.0
+    # the stretch against the caps: the former admission rule, which lets the caps act first
+    stretched.admission_anchor = clipped.admission_anchor = "shutdown"
     rec_s = rollout(stretched, scenario, 360.0, seed=3)
     rec_c = rollout(clipped, scenario, 360.0, seed=3)
     assert summarize(rec_s)["throttled_pct"] == 0.0
