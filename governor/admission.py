@@ -86,7 +86,7 @@ class Admission:
         self.anchor = anchor
         self.margin_c = MARGIN_C[anchor] if margin_c is None else margin_c
         self.band_c, self.horizon_s = band_c, horizon_s
-        self._below_trip_admits = anchor == "shutdown"
+        self._shutdown_anchor = anchor == "shutdown"  # the former rule: near shutdown, never below the trip
         self.grow, self.min_gap_s, self.max_gap_s, self.max_dt_s = grow, min_gap_s, max_gap_s, max_dt_s
         self._down_ns, self._up_ns = max(round(down_every_s * 1e9), 1), max(round(up_every_s * 1e9), 1)
         self.state = AdmissionState()
@@ -127,7 +127,7 @@ class Admission:
         t1 = st.clock_ns = t0 + round(dt * 1e9)
         rising = slope_c_per_s if slope_c_per_s > 0.0 else 0.0  # NaN -> 0
         predicted = temp_c + rising * self.horizon_s
-        hot_above = (shutdown_c if self.anchor == "shutdown" else trip_c) - self.margin_c
+        hot_above = (shutdown_c if self._shutdown_anchor else trip_c) - self.margin_c
         gap = st.gap_s
         if predicted > hot_above:
             steps = t1 // self._down_ns - t0 // self._down_ns
@@ -145,7 +145,7 @@ class Admission:
         admit = (
             gap == 0.0
             or not temp_c == temp_c  # NaN reading: admit
-            or (self._below_trip_admits and not temp_c >= trip_c)
+            or (self._shutdown_anchor and not temp_c >= trip_c)
             or last is None
             or (t1 - last) >= round(gap * 1e9)
         )

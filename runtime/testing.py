@@ -160,6 +160,14 @@ def bright_square_png(quadrant: int = 0, size: int = 128) -> bytes:
     return buf.getvalue()
 
 
+def write_frame_folder(directory: Path, n: int = 4) -> Path:
+    """``n`` PNG frames ``000.png``, ``001.png``, ... (:func:`bright_square_png` of quadrants 0..3) in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (directory / f"{i:03d}.png").write_bytes(bright_square_png(i % 4))
+    return directory
+
+
 class ServerThread:
     """A real uvicorn server for an app on a free 127.0.0.1 port, in a thread (tests).
 

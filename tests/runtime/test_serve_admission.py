@@ -14,7 +14,7 @@ pytest.importorskip("onnx")
 
 from lotus.runtime.api import create_app  # noqa: E402
 from lotus.runtime.config import load_settings  # noqa: E402
-from lotus.runtime.testing import ServerThread, bright_square_png, write_quadrant_model  # noqa: E402
+from lotus.runtime.testing import ServerThread, bright_square_png, write_frame_folder, write_quadrant_model  # noqa: E402
 
 SKIPPED = re.compile(r'^lotus_frames_skipped_total\{model="quadrants",reason="thermal"\} ([0-9.e+]+)$', re.M)
 FRAMES = re.compile(r'^lotus_frames_total\{model="quadrants",source="api"\} ([0-9.e+]+)$', re.M)
@@ -24,10 +24,7 @@ def test_hot_board_skips_stream_frames_and_counts_them(tmp_path: Path) -> None:
     from websockets.sync.client import connect
 
     repo = write_quadrant_model(tmp_path / "repo")
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i in range(4):
-        (frames / f"{i:03d}.png").write_bytes(bright_square_png(i))
+    frames = write_frame_folder(tmp_path / "frames")
     settings = load_settings(None, {
         "board": {"backend": "sim", "sim_ambient_c": 80.0},
         "governor": {"policy": "stock+shield", "mode": "active"},
@@ -80,10 +77,7 @@ def test_a_policy_that_serves_half_the_frames_skips_them_with_reason_policy(tmp_
     meta["served_share"] = [0.5] * len(meta["action_map"])  # whatever the tiny network picks, it serves half
     meta_path.write_text(json.dumps(meta))
     repo = write_quadrant_model(tmp_path / "repo")
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i in range(4):
-        (frames / f"{i:03d}.png").write_bytes(bright_square_png(i))
+    frames = write_frame_folder(tmp_path / "frames")
     settings = load_settings(None, {
         "board": {"backend": "sim", "sim_ambient_c": 25.0},
         "governor": {"policy": str(meta_path), "mode": "active"},

@@ -13,17 +13,14 @@ pytest.importorskip("onnx")
 
 from lotus.runtime.api import create_app  # noqa: E402
 from lotus.runtime.config import load_settings  # noqa: E402
-from lotus.runtime.testing import ServerThread, bright_square_png, write_quadrant_model  # noqa: E402
+from lotus.runtime.testing import ServerThread, write_frame_folder, write_quadrant_model  # noqa: E402
 
 
 def test_directory_source_streams_to_events_and_ws(tmp_path: Path) -> None:
     from websockets.sync.client import connect
 
     repo = write_quadrant_model(tmp_path / "repo")
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for i in range(4):
-        (frames / f"{i:03d}.png").write_bytes(bright_square_png(i))
+    frames = write_frame_folder(tmp_path / "frames")
     settings = load_settings(None, {
         "board": {"backend": "sim"},
         "models": {"repository": str(repo), "load": [{"name": "quadrants"}], "threads": 1, "warmup_frames": 1},
