@@ -77,6 +77,7 @@ N_FEATURES = len(FEATURE_NAMES)
 IDX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 LOW = np.array([lo for lo, _ in FEATURES.values()], dtype=np.float32)
 HIGH = np.array([hi for _, hi in FEATURES.values()], dtype=np.float32)
+_LOW_COLUMN, _HIGH_COLUMN = LOW[:, None].copy(), HIGH[:, None].copy()  # the bounds of features laid out as rows
 
 # Physical readings the observation is built from, with their units.
 RAW_FIELDS: dict[str, str] = {
@@ -139,12 +140,13 @@ def encode_observation(raw: Mapping[str, Any]) -> np.ndarray:
     """
     feats = _features(raw)
     if isinstance(raw["cpu_temp_c"], np.ndarray):
-        n = raw["cpu_temp_c"].shape[0]
-        out = np.empty((n, N_FEATURES), dtype=np.float32)
+        # filled feature by feature as rows (contiguous writes), clipped, then laid out [N, N_FEATURES]
+        rows = np.empty((N_FEATURES, raw["cpu_temp_c"].shape[0]), dtype=np.float32)
         for i, value in enumerate(feats):
-            out[:, i] = value
-        np.maximum(out, LOW, out=out)
-        return np.minimum(out, HIGH, out=out)
+            rows[i] = value
+        np.maximum(rows, _LOW_COLUMN, out=rows)
+        np.minimum(rows, _HIGH_COLUMN, out=rows)
+        return rows.T.copy()
     out = np.array(feats, dtype=np.float32)
     np.maximum(out, LOW, out=out)
     return np.minimum(out, HIGH, out=out)

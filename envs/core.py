@@ -41,7 +41,6 @@ from lotus.envs.physics import (
     segment_power,
     sensor_noise,
     sensor_reading,
-    sensor_readings,
     stage_activity,
     switch_stall_s,
     throttle_poll,
@@ -98,7 +97,7 @@ class AheadDraws:
     def get(self, rows: np.ndarray, keys: np.ndarray, counters: np.ndarray) -> np.ndarray:
         """Draws ``[width, m]`` of boards ``rows`` (``int [m]``) with ``keys`` and ``counters`` (``uint64 [m]``)."""
         j = counters - self.base[rows]  # wraps to a huge number below the block
-        if j.max() >= _DRAW_BLOCK_U64:  # uint64 against uint64: no cast to float
+        if np.count_nonzero(j >= _DRAW_BLOCK_U64):  # uint64 against uint64: no cast to float
             # refill too every board past half its block: boards whose counters run out at different
             # times (sensor samples) then share a refill instead of paying one draw call each
             refill = np.flatnonzero(j >= DRAW_BLOCK // 2)
@@ -121,17 +120,27 @@ class BoardDraws:
         self.draw = draw
         self._key: int | None = None
         self._base = 0
-        self._block: list[float] = []
+        self._block: list[list[float]] = []
         self._steps = np.arange(DRAW_BLOCK, dtype=np.uint64)
 
-    def get(self, key: int, counter: int) -> float:
-        """The first draw of ``(key, counter)`` (a float)."""
+    def _row(self, key: int, counter: int) -> int:
+        """The block's column of ``(key, counter)``, drawing a fresh block when it is not in this one."""
         j = counter - self._base
         if key != self._key or not 0 <= j < DRAW_BLOCK:
             keys = np.array([[key]], dtype=np.uint64)
-            self._block = self.draw(keys, np.uint64(counter) + self._steps[None])[0, 0].tolist()
+            self._block = self.draw(keys, np.uint64(counter) + self._steps[None])[:, 0].tolist()
             self._key, self._base, j = key, counter, 0
-        return self._block[j]
+        return j
+
+    def get(self, key: int, counter: int) -> float:
+        """The first draw of ``(key, counter)`` (a float)."""
+        j = self._row(key, counter)  # first: it may draw a fresh block
+        return self._block[0][j]
+
+    def pair(self, key: int, counter: int) -> tuple[float, float]:
+        """The first two draws of ``(key, counter)`` (for a ``draw`` of width 2)."""
+        j = self._row(key, counter)
+        return self._block[0][j], self._block[1][j]
 
 
 @dataclass(frozen=True)
@@ -339,6 +348,7 @@ class SimCore:
             self._noise = AheadDraws(n, 2, lambda k, c: np.stack(sensor_noise(k, c, ARRAY)))
         else:
             self._board_jitter = BoardDraws(self._jitter_draws)
+            self._board_noise = BoardDraws(lambda k, c: np.stack(sensor_noise(k, c, ARRAY)))
             self.cpu_ghz, self.gpu_ghz, self.gpu_speed = res.cpu_ghz, res.gpu_ghz, res.gpu_speed_ghz
             self.dyn_c, self.dyn_g = res.dyn_cpu_w, res.dyn_gpu_w
         # the clock tables in the readings' units (raw_readings)
@@ -429,6 +439,7 @@ class SimCore:
             self.trace = trace
             self.coef_table = table
             self.coef = table[self.fan_level]
+            self._update_fan_pwm()
             return
         rows = {"th_c": (self._theta, 0), "th_g": (self._theta, 1), "th_s": (self._theta, 2)}
         rows |= {"sen_c": (self._sen, 0), "sen_g": (self._sen, 1)}
@@ -446,6 +457,7 @@ class SimCore:
         self._noise.forget(i)
         self.coef_tables[i] = np.asarray(table)
         self.coef[:, i] = self.coef_tables[i, init["fan_level"]]
+        self._update_fan_pwm()
 
     # -- one segment of constant power --------------------------------------------------------
     def segment(self, dur_s: Value, fc_idx: Value, fg_idx: Value, act_c: Value, act_g: Value, mem_frac: Value) -> Value:
@@ -492,19 +504,18 @@ class SimCore:
         sample = o.floor(self.t / self.sensor_s)
         new = sample > o.floor(t0 / self.sensor_s)
         if not self.batched:
-            if new:
-                self.sen_c, self.sen_g = sensor_readings(
-                    self.sensors, self.th_c + self.amb, self.th_g + self.amb, self.key, o.to_int(sample), o
-                )
+            if new:  # the noise of a batch's draws, DRAW_BLOCK samples per numpy pass
+                n_c, n_g = self._board_noise.pair(self.key, int(sample)) if self.sensors.noise_c > 0 else (0.0, 0.0)
+                self.sen_c = sensor_reading(self.sensors, self.th_c + self.amb, n_c, o)
+                self.sen_g = sensor_reading(self.sensors, self.th_g + self.amb, n_g, o)
             return
-        # only the boards that crossed a sample boundary, both dies as rows [2, m] (elementwise: the same numbers)
-        due = np.flatnonzero(new)
-        if not due.size:
+        if not np.count_nonzero(new):
             return
-        idx = o.to_int(sample[due]).astype(np.uint64)
-        noise = self._noise.get(due, self.key[due], idx) if self.sensors.noise_c > 0 else 0.0
-        self._sen = self._sen.copy()  # a fresh array: readings handed out before keep their values
-        self._sen[:, due] = sensor_reading(self.sensors, self._theta[:2, due] + self.amb[due], noise, o)
+        # every board's reading, both dies as rows [2, n], kept where a sample boundary was crossed: a fifth
+        # of the boards each stage, and cheaper whole than picked out (elementwise: the same numbers)
+        noise = self._noise.get(self._rows, self.key, sample.astype(np.uint64)) if self.sensors.noise_c > 0 else 0.0
+        reading = sensor_reading(self.sensors, self._theta[:2] + self.amb, noise, o)
+        self._sen = np.where(new, reading, self._sen)  # a fresh array: readings handed out before keep their values
         self.sen_c, self.sen_g = self._sen
 
     def _poll(self, polls: Value) -> None:
@@ -531,6 +542,7 @@ class SimCore:
                 if level != self.fan_level:
                     self.fan_level = level
                     self.coef = self.coef_table[level]
+                    self._update_fan_pwm()
             return
         auto = self.fan_mode == FAN_AUTO
         if not np.count_nonzero(auto):
@@ -545,6 +557,7 @@ class SimCore:
             self.fan_level = self.fan_level.copy()
             self.fan_level[changed] = level[moved]
             self.coef[:, changed] = self.coef_tables[changed, level[moved]].T
+            self._update_fan_pwm()
 
     # -- one decision --------------------------------------------------------------------------
     def step(self, cpu_idx: Value, gpu_idx: Value) -> dict[str, Value]:
@@ -791,11 +804,17 @@ class SimCore:
             "cpu_util": self._last_cpu_util,
             "gpu_util": self._last_gpu_util,
             "throttled": self._pick(self._alike(is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu)), 1.0, 0.0),
-            "fan_pwm": o.where(
-                self.fan_mode == FAN_AUTO, self.fan_level / (FAN_LEVELS - 1), o.where(self.fan_mode == FAN_ON, 1.0, 0.0)
-            ),  # fmt: skip
+            "fan_pwm": self._fan_pwm,
         }
 
+    def _update_fan_pwm(self) -> None:
+        """The fan PWM reading (0..1) of the fan mode and level; kept as state, as both change rarely."""
+        o = self.ops
+        self._fan_pwm = o.where(
+            self.fan_mode == FAN_AUTO, self.fan_level / (FAN_LEVELS - 1), o.where(self.fan_mode == FAN_ON, 1.0, 0.0)
+        )
+
+    _fan_pwm: Value = 0.0
     _last_power: Value = 0.0
     _last_cpu_util: Value = 0.0
     _last_gpu_util: Value = 0.0

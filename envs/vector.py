@@ -91,7 +91,7 @@ class BatchedDetectorEnv:
             c, g = a[:, 0], a[:, 1]
             bad = c.min() < 0 or c.max() >= n_cpu or g.min() < 0 or g.max() >= n_gpu
         else:  # a joint index is in range exactly when both of its clock indices are
-            bad = a.min() < 0 or a.max() >= n_cpu * n_gpu
+            bad = np.count_nonzero(a.view(np.uint64) >= n_cpu * n_gpu)  # a negative index wraps to a huge one
             c, g = a % n_cpu, a // n_cpu
         if bad:
             raise ValueError("action index out of range")

@@ -171,6 +171,8 @@ def test_bench_env_json() -> None:
     assert min(doc["single_runs"]) <= doc["single_steps_per_s"] <= max(doc["single_runs"])
     assert min(doc["batched_runs"]) <= doc["batched_board_steps_per_s"] <= max(doc["batched_runs"])
     assert doc["targets"] == {"single_steps_per_s": 20_000, "batched_board_steps_per_s": 200_000}
+    assert doc["other_cpus_busy"] >= 0 and doc["steal_cpus"] >= 0
+    assert doc["machine_busy"] == (max(doc["other_cpus_busy"], doc["steal_cpus"]) > 0.2)
 
 
 def test_bench_env_table() -> None:
@@ -180,4 +182,4 @@ def test_bench_env_table() -> None:
     assert lines[0].split() == ["median", "min", "max", "target"]
     assert lines[1].startswith("single env") and "20,000" in lines[1]
     assert lines[2].startswith("batched env (N=64)") and "200,000" in lines[2]
-    assert "2 interleaved repeats" in lines[3]
+    assert "2 interleaved repeats" in lines[3] and "CPUs busy" in lines[3]
