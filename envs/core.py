@@ -71,6 +71,7 @@ STATE_FIELDS = (
 FILTER_FIELDS = ("slope", "tmax_prev", "lat_ema")  # state kept in SimCore.filters
 _MAX_CONSTANTS = 64  # distinct constants a batch keeps as arrays (SimCore._full)
 DRAW_BLOCK = 64  # counter-based draws a batch computes ahead per board (see AheadDraws)
+BOARD_DRAW_BLOCK = 512  # ... and one board (BoardDraws): a pass costs about as much for 512 as for 64
 _DRAW_BLOCK_U64 = np.uint64(DRAW_BLOCK)
 _STALE = np.uint64(1 << 63)  # AheadDraws.base of a board with no block: every counter falls outside it
 
@@ -109,7 +110,7 @@ class AheadDraws:
 
 
 class BoardDraws:
-    """:class:`AheadDraws` for one board (scalar state): Python floats, ``DRAW_BLOCK`` counters per numpy pass.
+    """:class:`AheadDraws` for one board (scalar state): Python floats, ``BOARD_DRAW_BLOCK`` counters per numpy pass.
 
     The same numbers as a batch's draws (the same vectorised ``draw``), at a fraction of the cost
     of a pure-Python counter-based hash per draw. The block is keyed on the board's key, so a
@@ -121,12 +122,12 @@ class BoardDraws:
         self._key: int | None = None
         self._base = 0
         self._block: list[list[float]] = []
-        self._steps = np.arange(DRAW_BLOCK, dtype=np.uint64)
+        self._steps = np.arange(BOARD_DRAW_BLOCK, dtype=np.uint64)
 
     def _row(self, key: int, counter: int) -> int:
         """The block's column of ``(key, counter)``, drawing a fresh block when it is not in this one."""
         j = counter - self._base
-        if key != self._key or not 0 <= j < DRAW_BLOCK:
+        if key != self._key or not 0 <= j < BOARD_DRAW_BLOCK:
             keys = np.array([[key]], dtype=np.uint64)
             self._block = self.draw(keys, np.uint64(counter) + self._steps[None])[:, 0].tolist()
             self._key, self._base, j = key, counter, 0

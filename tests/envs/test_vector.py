@@ -244,7 +244,7 @@ def test_ahead_draws_equal_direct_draws() -> None:
 
 def test_board_draws_equal_direct_draws() -> None:
     """The one-board blocks give the batch's draws, single and paired, across blocks, jumps and key changes."""
-    from lotus.envs.core import DRAW_BLOCK, BoardDraws
+    from lotus.envs.core import BOARD_DRAW_BLOCK, BoardDraws
     from lotus.envs.ops import ARRAY, SCALAR, normal
     from lotus.envs.physics import sensor_noise
 
@@ -253,11 +253,11 @@ def test_board_draws_equal_direct_draws() -> None:
 
     single, paired = BoardDraws(lambda k, c: normal(k, c, ARRAY)[None]), BoardDraws(pair)
     rng, key, counter = np.random.default_rng(1), 987654321, 0
-    for step in range(3 * DRAW_BLOCK):
+    for step in range(3 * BOARD_DRAW_BLOCK // 2):
         k, c = np.array([key], dtype=np.uint64), np.array([counter], dtype=np.uint64)
         assert single.get(key, counter) == normal(k, c, ARRAY)[0]
         assert paired.pair(key, counter) == tuple(float(x[0]) for x in sensor_noise(k, c, ARRAY))
         assert paired.pair(key, counter)[0] == pytest.approx(sensor_noise(key, counter, SCALAR)[0], rel=1e-12)
         counter += int(rng.integers(1, 4))  # jumps, as sensor samples do
-        if step == DRAW_BLOCK:  # a reset: a new key, its counters from 0
+        if step == BOARD_DRAW_BLOCK // 2:  # a reset: a new key, its counters from 0
             key, counter = 42, 0
