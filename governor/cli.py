@@ -259,7 +259,7 @@ def evaluate(
 ) -> None:
     """Compare governors on identical seeded scenarios: tables with 95 % CIs, JSON records and PNG plots."""
     with requires_extra("sim", "lotus eval"):
-        from lotus.governor.evaluate import DEFAULT_POLICIES, plot_eval
+        from lotus.governor.evaluate import DEFAULT_POLICIES, plot_eval, seeds_phrase
         from lotus.governor.evaluate import evaluate as run_eval
         from lotus.governor.report import format_suite_table
         from lotus.governor.suite import run_suite
@@ -304,7 +304,7 @@ def evaluate(
     doc = {"scenario": scenario.model_dump(mode="json"), "duration_s": dur, "records": result.records,
            "table": result.table}  # fmt: skip
     (out / "results.json").write_text(json.dumps(doc, indent=2, default=str))
-    title = f"{board} {ambient:g} C, {trace}, {fps:g} fps ({n_seeds} seeds; plots show seed 0)"
+    title = f"{board} {ambient:g} C, {trace}, {fps:g} fps ({seeds_phrase(range(n_seeds))})"
     plots = plot_eval(result, out, title)
     if json_out:
         print_json(result.records)

@@ -154,6 +154,33 @@ def aggregate(name: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+# one colour per policy family (tab10), a line style per variant: a legend of 15 policies stays readable
+_FAMILY_COLOURS = {
+    "foresight": "black", "stock": "tab:orange", "performance": "tab:red", "mpc-energy": "tab:olive",
+    "mpc": "tab:purple", "ztt": "tab:cyan", "lotus-dac24": "tab:green", "drl": "tab:blue",
+}  # fmt: skip
+_OTHER_COLOURS = ("tab:brown", "tab:pink", "tab:gray")
+
+
+def policy_style(name: str, index: int = 0) -> dict[str, Any]:
+    """Matplotlib line keywords of policy ``name``: its family's colour; dashed ``+shield``, dotted ``-pub``.
+
+    :param index: the policy's position in its plot, for the colour of a name outside the families.
+    """
+    base = name.removesuffix("+shield")
+    family = next((f for f in _FAMILY_COLOURS if base == f or base.startswith(f + "-")), None)
+    colour = _FAMILY_COLOURS[family] if family else _OTHER_COLOURS[index % len(_OTHER_COLOURS)]
+    ls = "--" if name.endswith("+shield") else ":" if base.endswith("-pub") else "-"
+    if family and base not in (family, family + "-pub"):  # another variant of a family, e.g. drl-stable
+        ls = "-."
+    return {"color": colour, "ls": ls, "lw": 1.6 if base == "drl" else 1.0}
+
+
+def seeds_phrase(seeds: Sequence[int]) -> str:
+    """``"5 seeds; plots show seed 0"``: what a plot title says of the seeds behind it."""
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}; plots show seed {seeds[0]}"
+
+
 def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
     """latency.png (1 s mean per policy), temperature.png, latency_hist.png."""
     import matplotlib
@@ -165,23 +192,24 @@ def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
     if not result.recordings:  # nothing ran (every policy lacked a variant for this board): no plots
         return paths
     fig, ax = plt.subplots(figsize=(11, 5))
-    for name, rec in result.recordings.items():
+    for i, (name, rec) in enumerate(result.recordings.items()):
         f = rec.frames
         k = 30
         if f["latency_ms"].size > k:
-            ax.plot(f["time_s"][k - 1 :], np.convolve(f["latency_ms"], np.ones(k) / k, mode="valid"), lw=1, label=name)
+            mean = np.convolve(f["latency_ms"], np.ones(k) / k, mode="valid")
+            ax.plot(f["time_s"][k - 1 :], mean, label=name, **policy_style(name, i))
     first = next(iter(result.recordings.values()))
-    ax.axhline(first.deadline_ms, color="red", ls="--", lw=1, label="deadline")
+    ax.axhline(first.deadline_ms, color="red", ls=(0, (6, 2, 1, 2)), lw=1.2, label="deadline")
     ax.set(xlabel="time (s)", ylabel="frame latency, 1 s mean (ms)", title=f"Latency over time: {title}")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     paths.append(_save(fig, out / "latency.png"))
 
     fig, ax = plt.subplots(figsize=(11, 5))
-    for name, rec in result.recordings.items():
+    for i, (name, rec) in enumerate(result.recordings.items()):
         s = rec.steps
-        ax.plot(s["time_s"], np.maximum(s["cpu_temp_c"], s["gpu_temp_c"]), lw=1, label=name)
+        ax.plot(s["time_s"], np.maximum(s["cpu_temp_c"], s["gpu_temp_c"]), label=name, **policy_style(name, i))
     trip = first.scenario.trip_c or 99.0
-    ax.axhline(trip, color="red", ls="--", lw=1, label=f"trip {trip:.0f} C")
+    ax.axhline(trip, color="red", ls=(0, (6, 2, 1, 2)), lw=1.2, label=f"trip {trip:.0f} C")
     ax.set(xlabel="time (s)", ylabel="hotter die (C)", title=f"Temperature over time: {title}")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     paths.append(_save(fig, out / "temperature.png"))
@@ -218,17 +246,20 @@ def plot_suite_scatter(doc: dict[str, Any], out: Path) -> Path:
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols + 2.4, 3.4 * rows), squeeze=False)
     policies = list(dict.fromkeys(r["policy"] for e in doc["scenarios"].values() for r in e["table"]))
-    colors = {p: plt.get_cmap("tab20")(i % 20) for i, p in enumerate(policies)}
+    # the line plots' colours; the marker tells the variant (as the line style does there)
+    markers = {"-": "o", "--": "s", ":": "^", "-.": "D"}
+    styles = {p: policy_style(p, i) for i, p in enumerate(policies)}
+    marks = {p: {"color": st["color"], "marker": markers[st["ls"]]} for p, st in styles.items()}
     for ax, name in zip(axes.flat, names):
         for row in doc["scenarios"][name]["table"]:
             x, y = row["energy_per_camera_frame_j"], row["on_time_pct"]
-            ax.errorbar(x, y, xerr=row["energy_per_camera_frame_j_ci95"], yerr=row["on_time_pct_ci95"], fmt="o", ms=4,
-                        color=colors[row["policy"]], label=row["policy"])  # fmt: skip
+            ax.errorbar(x, y, xerr=row["energy_per_camera_frame_j_ci95"], yerr=row["on_time_pct_ci95"], ls="", ms=4,
+                        label=row["policy"], **marks[row["policy"]])  # fmt: skip
         ax.set(title=name, xlabel="energy per camera frame (J)", ylabel="on time (%)")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
-    handles = [plt.Line2D([], [], marker="o", ls="", color=colors[p], label=p) for p in policies]
+    handles = [plt.Line2D([], [], ls="", label=p, **marks[p]) for p in policies]
     seeds = doc.get("seeds")
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                title=f"seeds {seeds}" if seeds else None)  # fmt: skip

@@ -218,7 +218,7 @@ def write_scenario(out: Path, sc: SuiteScenario, result: EvalResult, seed_list: 
     """``out/<scenario>/``: results.json, table.md and the plots (first seed) of one scenario's evaluation."""
     import json
 
-    from lotus.governor.evaluate import plot_eval
+    from lotus.governor.evaluate import plot_eval, seeds_phrase
 
     where = out / sc.name
     where.mkdir(parents=True, exist_ok=True)
@@ -226,7 +226,7 @@ def write_scenario(out: Path, sc: SuiteScenario, result: EvalResult, seed_list: 
              "records": result.records, "not_trained": result.unavailable}  # fmt: skip
     (where / "results.json").write_text(json.dumps(entry, indent=2, default=str))
     (where / "table.md").write_text(scenario_table_md(result.table, result.unavailable))
-    plot_eval(result, where, f"{sc.name} ({len(seed_list)} seeds; plots show seed {seed_list[0]})")
+    plot_eval(result, where, f"{sc.name} ({seeds_phrase(seed_list)})")
     return entry
 
 

@@ -204,3 +204,17 @@ def test_mpc_shield_variants_and_third_party_policies(tmp_path: Path) -> None:
     assert "shield_interventions" in _rec(result, "stock+shield", 0)
     with pytest.raises(PolicyError, match="no class Nope"):
         evaluate(Scenario(), [f"python:{mine}:Nope"], [0], 5.0)
+
+
+def test_policy_style_tells_families_and_variants_apart() -> None:
+    from lotus.governor.evaluate import policy_style, seeds_phrase
+
+    names = ["stock", "stock+shield", "ztt", "ztt-pub", "ztt+shield", "drl", "drl-stable", "mpc", "mpc-energy"]
+    styles = {n: policy_style(n) for n in names}
+    assert styles["stock"]["color"] == styles["stock+shield"]["color"] != styles["ztt"]["color"]
+    assert (styles["ztt"]["ls"], styles["ztt+shield"]["ls"], styles["ztt-pub"]["ls"]) == ("-", "--", ":")
+    assert styles["drl-stable"]["ls"] == "-." and styles["drl"]["lw"] > styles["mpc"]["lw"]
+    assert styles["mpc"]["color"] != styles["mpc-energy"]["color"]  # a family of its own, not an mpc variant
+    assert len({(s["color"], s["ls"]) for s in styles.values()}) == len(names)
+    assert policy_style("python:my.mod:Gov", 1)["color"] != policy_style("python:my.mod:Gov", 0)["color"]
+    assert seeds_phrase([0]) == "1 seed; plots show seed 0" and seeds_phrase(range(5)).startswith("5 seeds")
