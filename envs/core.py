@@ -647,16 +647,27 @@ class SimCore:
         # the inference thread is busy (computing or waiting on the GPU) for the whole stage
         self._last_cpu_util = stage_ms * S_PER_MS / dt_safe
         self._last_gpu_util = gpu_ms * S_PER_MS / dt_safe
+        return self._result(
+            self._full(frame_done), lat_ema_prev, tmax, stage_ms, latency_ms, pick(frame_done, stage_ms, 0.0),
+            idle_s, n_prop, frame_energy, e_start, dt, fc_idx, fg_idx, throttled, dropped_before,
+        )  # fmt: skip
+
+    def _result(
+        self, frame_done: Value, lat_ema_prev: Value, tmax: Value, stage_ms: Value, latency_ms: Value,
+        stage2_ms: Value, idle_s: Value, proposals: Value, frame_energy: Value, e_start: Value, dt: Value,
+        fc_idx: Value, fg_idx: Value, throttled: Value, dropped_before: Value,
+    ) -> dict[str, Value]:  # fmt: skip
+        """A step result (the keys :meth:`step` and :meth:`skip` return), after the step has run."""
         return {
-            "frame_done": self._full(frame_done),
+            "frame_done": frame_done,
             "lat_ema_prev_ms": lat_ema_prev,
             "max_temp_c": tmax,
             "stage_ms": stage_ms,
             "latency_ms": latency_ms,
             "stage1_ms": self.stage1_ms,
-            "stage2_ms": pick(frame_done, stage_ms, 0.0),
+            "stage2_ms": stage2_ms,
             "idle_ms": s_to_ms(idle_s),
-            "proposals": n_prop,
+            "proposals": proposals,
             "frame_energy_j": frame_energy,
             "energy_j": self.energy - e_start,
             "power_w": self._last_power,
@@ -716,29 +727,13 @@ class SimCore:
         self._last_gpu_util = o.where(sel, 0.0, self._last_gpu_util)
         tmax = o.maximum(self.th_c, self.th_g) + self.amb
         zero = 0.0 * self.t
-        return {
-            "frame_done": sel & False,
-            "lat_ema_prev_ms": self.filters.lat_ema,
-            "max_temp_c": tmax,
-            "stage_ms": zero,
-            "latency_ms": zero,
-            "stage1_ms": self.stage1_ms,
-            "stage2_ms": zero,
-            "idle_ms": s_to_ms(idle_s),
-            "proposals": self.proposals,
-            "frame_energy_j": self.frame_energy,
-            "energy_j": self.energy - e_start,
-            "power_w": self._last_power,
-            "dt_s": dt,
-            "cpu_util": self._last_cpu_util,
-            "gpu_util": self._last_gpu_util,
-            "applied_cpu_idx": fc_idx,
-            "applied_gpu_idx": fg_idx,
-            "throttled": is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu),
-            "shutdown": tmax > self.shutdown,
-            "dropped": self.dropped - dropped_before,
-            "skipped": sel,
-        }
+        throttled = is_capped(self.cap_c, self.cap_g, self.n_cpu, self.n_gpu)
+        out = self._result(
+            sel & False, self.filters.lat_ema, tmax, zero, zero, zero, idle_s, self.proposals, self.frame_energy,
+            e_start, dt, fc_idx, fg_idx, throttled, dropped_before,
+        )  # fmt: skip
+        out["skipped"] = sel
+        return out
 
     def _advance_frame(self, frame_done: Value) -> None:
         """After stage 2: next frame index, its proposals and its camera arrival time.
