@@ -69,6 +69,10 @@ STATE_FIELDS = (
     "amb", "trip", "wl_scale", "fan_mode", "r_scale", "d_scale",
 )  # fmt: skip
 FILTER_FIELDS = ("slope", "tmax_prev", "lat_ema")  # state kept in SimCore.filters
+# the batch state SimCore.snapshot keeps: the fields less the rows of _theta and _sen, and the last step's readings
+_SNAPSHOT_FIELDS = tuple(f for f in STATE_FIELDS if f not in ("th_c", "th_g", "th_s", "sen_c", "sen_g")) + (
+    "_last_power", "_last_cpu_util", "_last_gpu_util", "_fan_pwm",
+)  # fmt: skip
 _MAX_CONSTANTS = 64  # distinct constants a batch keeps as arrays (SimCore._full)
 DRAW_BLOCK = 64  # counter-based draws a batch computes ahead per board (see AheadDraws)
 BOARD_DRAW_BLOCK = 512  # ... and one board (BoardDraws): a pass costs about as much for 512 as for 64
@@ -459,6 +463,27 @@ class SimCore:
         self.coef_tables[i] = np.asarray(table)
         self.coef[:, i] = self.coef_tables[i, init["fan_level"]]
         self._update_fan_pwm()
+
+    # -- masked steps (a batch) -----------------------------------------------------------------
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """A copy of a batch's state for :meth:`restore` (not the traces and tables, fixed per episode)."""
+        if not self.batched:
+            raise ValueError("snapshots are for a batch (batched=True)")
+        snap = {name: np.array(getattr(self, name), copy=True) for name in _SNAPSHOT_FIELDS}
+        snap |= {"filters." + name: np.array(getattr(self.filters, name), copy=True) for name in FILTER_FIELDS}
+        snap |= {"_theta": self._theta.copy(), "_sen": self._sen.copy(), "coef": self.coef.copy()}
+        return snap
+
+    def restore(self, snap: dict[str, np.ndarray], boards: np.ndarray) -> None:
+        """Put the boards in ``boards`` (``bool [n]``) back to :meth:`snapshot` ``snap``; the others stay."""
+        for name in _SNAPSHOT_FIELDS:
+            setattr(self, name, np.where(boards, snap[name], getattr(self, name)))  # fresh arrays, dtypes kept
+        for name in FILTER_FIELDS:
+            setattr(self.filters, name, np.where(boards, snap["filters." + name], getattr(self.filters, name)))
+        self._theta[:, boards] = snap["_theta"][:, boards]  # in place: th_c, th_g and th_s are its rows
+        self._sen = np.where(boards, snap["_sen"], self._sen)
+        self.sen_c, self.sen_g = self._sen
+        self.coef[:, boards] = snap["coef"][:, boards]
 
     # -- one segment of constant power --------------------------------------------------------
     def segment(self, dur_s: Value, fc_idx: Value, fg_idx: Value, act_c: Value, act_g: Value, mem_frac: Value) -> Value:

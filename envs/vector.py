@@ -78,10 +78,14 @@ class BatchedDetectorEnv:
         truncated = np.zeros(self.n, dtype=bool)
         return self._finish(out, reward, terminated, truncated)
 
-    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray, active: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every board; finished boards are reset (their last observation in ``final_obs``).
 
         :param actions: joint indices ``[n]`` (or ``[n, 2]`` with ``multi_discrete``).
+        :param active: ``bool [n]``: step only these boards; the others keep their state, get reward 0
+            and are not done, and their entries of the result dict are not meaningful (None: all).
         :return: ``obs [n, F]``, ``reward [n]``, ``terminated [n]``, ``truncated [n]`` and a dict of
             per-board arrays (the step results: latency_ms, stage times, temperatures, ...).
         """
@@ -96,14 +100,20 @@ class BatchedDetectorEnv:
         if bad:
             raise ValueError("action index out of range")
         core, res = self.core, self.res
+        frozen = None if active is None else ~np.asarray(active, dtype=bool)
+        snap = core.snapshot() if frozen is not None and frozen.any() else None
         out = core.step(c, g)
         reward = compute_reward(self.scenario.reward, out, core, res.deadline_ms * core.d_scale, res.budget_w, ARRAY)
+        terminated = np.asarray(out["shutdown"], dtype=bool)
+        truncated = np.asarray(out["frame_done"], dtype=bool) & (core.frame >= self.scenario.episode_frames)
+        if snap is not None and frozen is not None:  # the frozen boards are put back as they were
+            core.restore(snap, frozen)
+            reward = np.where(frozen, 0.0, reward)
+            terminated, truncated = terminated & ~frozen, truncated & ~frozen
         out["cpu_temp_c"] = core.th_c + core.amb
         out["gpu_temp_c"] = core.th_g + core.amb
         out["time_s"] = core.t.copy()
         out["requested_cpu_idx"], out["requested_gpu_idx"] = c, g
-        terminated = np.asarray(out["shutdown"], dtype=bool)
-        truncated = np.asarray(out["frame_done"], dtype=bool) & (core.frame >= self.scenario.episode_frames)
         return self._finish(out, reward, terminated, truncated)
 
     def _finish(

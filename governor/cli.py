@@ -61,6 +61,9 @@ def train(
     ),
     hyperparam: list[str] = typer.Option(None, help="KEY=VALUE override of an SB3 hyperparameter (repeatable)"),
     envs: int = typer.Option(32, min=1, help="boards simulated in parallel"),
+    admission_in_loop: bool = typer.Option(
+        False, help="drl: skip the frames the shield's admission rule refuses in training too, as deployed"
+    ),
     out: Path = typer.Option(Path("runs/train"), help="output directory"),
     seed: int = typer.Option(0, help="random seed"),
     resume: bool = typer.Option(False, help="continue from the latest checkpoint in OUT"),
@@ -117,6 +120,7 @@ def train(
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
                       steps=steps, n_envs=envs, seed=seed, recipe=recipe, reward=reward, reward_scale=reward_scale,
                       hot_start_prob=hot_start_prob, clocks=clocks, served_shares=_parse_shares(served_shares),
+                      admission_in_loop=admission_in_loop,
                       hyperparams=_parse_hyperparams(hyperparam or []))  # fmt: skip
     training_spec(cfg)  # a bad --clocks or --served-shares fails here, before any work
     _scenario(board=board, power_mode=power_mode)

@@ -241,6 +241,16 @@ class Shield(PolicyBase):
         dts = np.broadcast_to(np.asarray(2.0 * NOMINAL_DECISION_S if dt_s is None else dt_s, dtype=np.float64), (n,))
         return np.array([self._admit_row(i, obs[i], float(dts[i]), shutdown_gap_c) for i in range(n)], dtype=bool)
 
+    def admit_row(self, i: int, row: np.ndarray, dt_s: float | None, shutdown_gap_c: float | None = None) -> bool:
+        """The shield's own rule of :meth:`admit` for board ``i`` alone (its observation ``row`` ``[F]``).
+
+        For callers whose boards reach their camera frames at different times (training); the other
+        boards' admission clocks do not move. :meth:`reset` first, for at least ``i + 1`` boards.
+        """
+        if not 0 <= i < len(self._admissions):
+            raise IndexError(f"board {i} of a shield reset for {len(self._admissions)} boards")
+        return self._admit_row(i, row, dt_s, shutdown_gap_c)
+
     def _admit_row(self, i: int, row: np.ndarray, dt_s: float | None, shutdown_gap_c: float | None) -> bool:
         if not self.admission:
             return True

@@ -63,6 +63,8 @@ class TrainConfig:
     :param episode_frames: frames per training episode.
     :param shield_in_loop: clip actions with the safety shield during training too (off: the
         shipped drl was trained without it; with it, training did not get better here).
+    :param admission_in_loop: skip the camera frames the shield's admission rule refuses during
+        training too, as where the policy is deployed (``DetectorVecEnv(admission=True)``).
     :param recipe: ``equal`` (drl's randomisation for every policy) or ``published`` (the
         reproductions' nominal-room training; artifacts named ``NAME-pub``).
     :param reward: the reward kind to train on; None: the family's (``objective`` for drl).
@@ -84,6 +86,7 @@ class TrainConfig:
     episode_frames: int = 3000
     seed: int = 0
     shield_in_loop: bool = False
+    admission_in_loop: bool = False
     recipe: str = "equal"
     reward: str | None = None
     reward_scale: float = 1.0
@@ -203,7 +206,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, progress: bool = Tr
     out.mkdir(parents=True, exist_ok=True)
     scenario = training_scenario(cfg, spec)
     venv = DetectorVecEnv(BatchedDetectorEnv(cfg.n_envs, scenario), spec, shield=cfg.shield_in_loop,
-                          reward_scale=cfg.reward_scale)  # fmt: skip
+                          reward_scale=cfg.reward_scale, admission=cfg.admission_in_loop)  # fmt: skip
     venv.seed(cfg.seed)
     algo_cls: type[PPO] | type[DQN] = PPO if cfg.algo == "ppo" else DQN
     extra: dict[str, Any] = {}

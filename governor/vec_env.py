@@ -14,6 +14,8 @@ from lotus.envs.vector import BatchedDetectorEnv
 from lotus.governor.admission import ServedShare
 from lotus.governor.features import FeatureSpec
 
+MAX_SKIPS_PER_HOLD = 10_000  # a guard: skips one held step may take (the rule's floor is 1 frame per 4 s)
+
 
 class DetectorVecEnv(VecEnv):
     """``n`` simulated boards behind SB3's ``VecEnv`` API, seen through a :class:`FeatureSpec`.
@@ -23,26 +25,36 @@ class DetectorVecEnv(VecEnv):
     simulated seconds on the action (its stage decisions repeat it), with the rewards summed: the
     policy decides at its deployed period. With ``shield=True`` the safety shield the policy is
     deployed with clips every action during training too, so the policy learns with the same guard
-    it will run under. ``reward_scale`` multiplies every reward the learner sees (a held second's
-    return is in the hundreds; docs/governor.md, ablation G, scales it to order one).
+    it will run under. With ``admission=True`` (a held spec, no ``shield``, no served shares) the
+    shield's admission rule is asked before every camera frame, as where the policy is deployed,
+    and the frames it refuses are skipped (a drop in the reward). Each board then runs exactly its
+    own held second: a board whose second is up waits (a masked step) while the others finish
+    theirs, so a hot board's skips do not stretch the others' hold. ``reward_scale`` multiplies
+    every reward the learner sees (a held second's return is in the hundreds; docs/governor.md,
+    ablation G, scales it to order one).
     """
 
     def __init__(self, benv: BatchedDetectorEnv, spec: FeatureSpec, shield: bool = False,
-                 reward_scale: float = 1.0) -> None:  # fmt: skip
+                 reward_scale: float = 1.0, admission: bool = False) -> None:  # fmt: skip
         if not reward_scale > 0:
             raise ValueError(f"reward_scale must be positive, got {reward_scale}")
-        self.benv, self.spec, self.reward_scale = benv, spec, reward_scale
+        self.benv, self.spec, self.reward_scale, self.admission = benv, spec, reward_scale, admission
         self.shield = None
-        if shield:
+        if shield or admission:
             from lotus.governor.baselines import StockPolicy
             from lotus.governor.shield import Shield
 
             self.shield = Shield(None, benv.actions, StockPolicy(benv.actions))
+        self._clip = shield
+        self._admit_t = np.zeros(benv.n)  # board time of each board's previous admission call, s
+        self.skipped_frames = 0  # frames the admission rule skipped since construction
         self._raw_obs: np.ndarray | None = None
         self._dt_s = np.zeros(benv.n)  # simulated seconds since each board's previous decision
         self.action_map = spec.action_map(benv.actions)
         self.share_map = spec.share_map(benv.actions)
         self._serves = ServedShare(benv.n) if (self.share_map < 1.0).any() else None
+        if admission and (shield or spec.hold_s <= 0 or self._serves is not None):
+            raise ValueError("admission in the loop is for a held policy without the clipping shield or served shares")
         obs_space = spaces.Box(-5.0, 5.0, shape=(spec.n_inputs,), dtype=np.float32)
         super().__init__(benv.n, obs_space, spaces.Discrete(len(self.action_map)))
         self._actions: np.ndarray | None = None
@@ -56,6 +68,7 @@ class DetectorVecEnv(VecEnv):
         self._reset_seeds()
         self._raw_obs = obs
         self._dt_s = np.zeros(self.num_envs)
+        self._admit_t = np.zeros(self.num_envs)
         if self._serves is not None:
             self._serves.reset(np.ones(self.num_envs, dtype=bool))
         if self.shield is not None:
@@ -76,6 +89,8 @@ class DetectorVecEnv(VecEnv):
         if self.spec.hold_s <= 0:
             return self._one_step(self.action_map[self._actions])
         joint = self.action_map[self._actions]
+        if self.admission:
+            return self._held_with_admission(joint)
         share = self.share_map[self._actions]
         total = np.zeros(self.num_envs, dtype=np.float32)
         elapsed = np.zeros(self.num_envs)
@@ -102,13 +117,55 @@ class DetectorVecEnv(VecEnv):
             if bool(np.all(ended | (elapsed >= self.spec.hold_s))):
                 return obs, total, ended, infos
 
-    def _one_step(self, joint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-        """One stage decision of every board with joint actions ``joint`` ``[n]``."""
-        if self.shield is not None and self._raw_obs is not None:
+    def _held_with_admission(self, joint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """One held second of every board on ``joint`` ``[n]``, the admission rule asked at each camera frame."""
+        assert self.shield is not None and self._raw_obs is not None
+        core, n = self.benv.core, self.num_envs
+        gap_c = core.shutdown - np.broadcast_to(np.asarray(core.trip, dtype=np.float64), (n,))
+        total, elapsed = np.zeros(n, dtype=np.float32), np.zeros(n)
+        ended = np.zeros(n, dtype=bool)
+        infos: list[dict[str, Any]] = [{} for _ in range(n)]
+        obs = self._inputs(self._raw_obs)
+        for _ in range(MAX_SKIPS_PER_HOLD):
+            live = ~ended & (elapsed < self.spec.hold_s)
+            if not live.any():
+                break
+            refused = np.zeros(n, dtype=bool)
+            t_now = np.asarray(core.t, dtype=np.float64)
+            for i in np.flatnonzero(live & (self._raw_obs[:, IDX["stage2_next"]] < 0.5)).tolist():
+                refused[i] = not self.shield.admit_row(i, self._raw_obs[i], float(t_now[i] - self._admit_t[i]),
+                                                       float(gap_c[i]))  # fmt: skip
+                self._admit_t[i] = t_now[i]
+            if refused.any():  # these boards idle until their next camera frame (a drop), then are asked again
+                self.skipped_frames += int(np.count_nonzero(refused))
+                obs, reward, dones, step_infos = self._skip_step(refused)
+                self._add(refused, reward, dones, step_infos, total, elapsed, ended, infos)
+            run = live & ~refused
+            if run.any():
+                obs, reward, dones, step_infos = self._one_step(joint, active=run)
+                self._add(run, reward, dones, step_infos, total, elapsed, ended, infos)
+        return obs, total, ended, infos
+
+    def _add(self, boards: np.ndarray, reward: np.ndarray, dones: np.ndarray, step_infos: list[dict],
+             total: np.ndarray, elapsed: np.ndarray, ended: np.ndarray, infos: list[dict]) -> None:  # fmt: skip
+        """Add a (masked) step of ``boards`` to the held step's sums, in place."""
+        total[boards] += reward[boards]
+        elapsed[boards] += self._dt_s[boards]
+        for i in np.nonzero(dones & boards)[0]:  # an episode ended inside the hold: that is the step's end
+            infos[i] = step_infos[i]
+        ended |= dones & boards
+
+    def _one_step(
+        self, joint: np.ndarray, active: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """One stage decision of every board (or of the ``active`` ones) with joint actions ``joint`` ``[n]``."""
+        if self._clip and self.shield is not None and self._raw_obs is not None:
             joint = self.shield.clip(self._raw_obs, joint, self._dt_s)
-        obs, reward, terminated, truncated, out = self.benv.step(joint)
+        step = self.benv.step(joint) if active is None else self.benv.step(joint, active=active)
+        obs, reward, terminated, truncated, out = step
         dones = terminated | truncated
-        self._dt_s = np.where(dones, 0.0, out["dt_s"])  # a restarted board's episode starts now
+        dt = np.where(dones, 0.0, out["dt_s"])  # a restarted board's episode starts now
+        self._dt_s = dt if active is None else np.where(active, dt, self._dt_s)
         return self._after(obs, reward, terminated, truncated, dones)
 
     def _skip_step(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
@@ -127,6 +184,7 @@ class DetectorVecEnv(VecEnv):
             self._serves.reset(dones)
         if self.shield is not None and dones.any():
             self.shield.reset_boards(dones)
+            self._admit_t[dones] = 0.0  # a restarted board's clock starts at 0
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if dones.any():
             final = self._inputs(self.benv.final_obs)

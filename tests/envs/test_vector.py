@@ -261,3 +261,26 @@ def test_board_draws_equal_direct_draws() -> None:
         counter += int(rng.integers(1, 4))  # jumps, as sensor samples do
         if step == BOARD_DRAW_BLOCK // 2:  # a reset: a new key, its counters from 0
             key, counter = 42, 0
+
+
+def test_masked_step_equals_stepping_the_active_boards_alone() -> None:
+    """``step(actions, active)``: the active boards move as if alone; the frozen ones keep every bit of state."""
+    kw = {"episode_frames": 300, "ambient_c": 40.0, "fan": "auto", "r_scale": 1.3, "init_temp_c": 95.0}
+    venv = BatchedDetectorEnv(4, **kw)
+    venv.reset(seed=0)
+    alone = [BatchedDetectorEnv(1, **kw) for _ in range(4)]
+    for i, env in enumerate(alone):
+        env.reset(seed=[i])
+    rng, resets = np.random.default_rng(0), 0
+    for _ in range(2500):
+        actions, active = rng.integers(0, venv.actions.n, 4), rng.random(4) < 0.6
+        before = venv.observe()
+        obs, reward, terminated, truncated, _ = venv.step(actions, active=active)
+        np.testing.assert_array_equal(obs[~active], before[~active])
+        assert not (reward[~active] != 0).any() and not (terminated | truncated)[~active].any()
+        for i in np.flatnonzero(active):
+            o, r, te, tr, _ = alone[i].step(actions[i : i + 1])
+            np.testing.assert_array_equal(obs[i], o[0])
+            assert reward[i] == pytest.approx(r[0], rel=1e-9) and (terminated[i], truncated[i]) == (te[0], tr[0])
+            resets += int(te[0] or tr[0])
+    assert resets >= 2, "episodes must end (and the boards reset) inside the run"
