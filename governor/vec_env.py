@@ -102,11 +102,7 @@ class DetectorVecEnv(VecEnv):
                 skip = self._serves.skip(at_frame, share)
                 if skip.any():  # the skipped boards idle until their next camera frame (a drop)
                     _, reward, dones, step_infos = self._skip_step(skip)
-                    total[skip] += reward[skip]
-                    elapsed[skip] += self._dt_s[skip]
-                    for i in np.nonzero(dones & skip)[0]:
-                        infos[i] = step_infos[i]
-                    ended |= dones & skip
+                    self._add(skip, reward, dones, step_infos, total, elapsed, ended, infos)
             obs, reward, dones, step_infos = self._one_step(joint)
             live = ~ended
             total[live] += reward[live]
