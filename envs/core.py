@@ -530,7 +530,7 @@ class SimCore:
         sample = o.floor(self.t / self.sensor_s)
         new = sample > o.floor(t0 / self.sensor_s)
         if not self.batched:
-            if new:  # the noise of a batch's draws, DRAW_BLOCK samples per numpy pass
+            if new:  # the noise of a batch's draws, BOARD_DRAW_BLOCK samples per numpy pass
                 n_c, n_g = self._board_noise.pair(self.key, int(sample)) if self.sensors.noise_c > 0 else (0.0, 0.0)
                 self.sen_c = sensor_reading(self.sensors, self.th_c + self.amb, n_c, o)
                 self.sen_g = sensor_reading(self.sensors, self.th_g + self.amb, n_g, o)
