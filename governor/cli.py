@@ -250,7 +250,8 @@ def evaluate(
     seeds: int = typer.Option(None, min=1, help="seeds per policy, 0..N-1 (default 3, or the suite's)"),
     policies: str = typer.Option(
         None,
-        help="comma-separated names: stock, performance, mpc, ztt, lotus-dac24, drl, foresight, NAME+shield, "
+        help="comma-separated names: stock, performance, mpc, ztt, lotus-dac24, drl, foresight, foresight-cool "
+        "(the reference under the no-throttling constraint), NAME+shield, "
         "policy JSON paths, python:PATH_OR_MODULE:CLASS (default: the suite's, else the classic six plus mpc)",
     ),
     suite: str = typer.Option(None, help="run a named suite instead of one scenario: smoke | standard"),

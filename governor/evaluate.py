@@ -22,13 +22,14 @@ from lotus.core.errors import NoTrainedPolicyError, PolicyError
 from lotus.envs.core import Resolved
 from lotus.envs.scenario import Scenario
 from lotus.governor.context import PolicyContext
+from lotus.governor.foresight import NAME as REFERENCE
+from lotus.governor.foresight import REFERENCES, foresight_rollout
 from lotus.governor.metrics import failed_run_metrics, mean_ci95, recording_metrics
 from lotus.governor.registry import build_policy
 from lotus.governor.report import summarize
 from lotus.governor.rollout import Recording, rollout
 from lotus.governor.shield import Shield
 
-REFERENCE = "foresight"  # the name of the foresight reference (lotus.governor.foresight)
 DEFAULT_POLICIES = ("stock", "performance", "mpc", "ztt", "lotus-dac24", "drl", "foresight")
 
 
@@ -47,11 +48,9 @@ def policy_context(res: Resolved) -> PolicyContext:
                          board=sc.board, power_mode=sc.power_mode, workload=sc.workload)  # fmt: skip
 
 
-def _reference_rollout(scenario: Scenario, duration_s: float, seed: int, progress: Callable[[float], None] | None
-                       ) -> tuple[Recording | None, dict[str, Any]]:  # fmt: skip
-    from lotus.governor.foresight import foresight_rollout
-
-    rec, chosen = foresight_rollout(scenario, duration_s, seed=seed, progress=progress)
+def _reference_rollout(scenario: Scenario, duration_s: float, seed: int, progress: Callable[[float], None] | None,
+                       cool: bool = False) -> tuple[Recording | None, dict[str, Any]]:  # fmt: skip
+    rec, chosen = foresight_rollout(scenario, duration_s, seed=seed, progress=progress, cool=cool)
     return rec, dict(chosen)
 
 
@@ -75,18 +74,18 @@ def evaluate(
     records: list[dict[str, Any]] = []
     recordings: dict[str, Recording] = {}
     ref_obj: dict[int, float] = {}
-    ordered = sorted(policies, key=lambda p: p != REFERENCE)  # the reference first: the others divide by it
+    ordered = sorted(policies, key=lambda p: p not in REFERENCES)  # the references first: the others divide by one
     unavailable = {}
     for name in ordered:  # fail on a bad name now, not after hours of rollouts
-        if name != REFERENCE and (why := _untrained_for_board(name, res.actions, context)) is not None:
+        if name not in REFERENCES and (why := _untrained_for_board(name, res.actions, context)) is not None:
             unavailable[name] = why
     ordered = [name for name in ordered if name not in unavailable]
     for name in ordered:
         for seed in seeds:
             extra: dict[str, Any] = {}
             rec: Recording | None
-            if name == REFERENCE:
-                rec, extra = _reference_rollout(scenario, duration_s, seed, progress)
+            if name in REFERENCES:
+                rec, extra = _reference_rollout(scenario, duration_s, seed, progress, cool=name != REFERENCE)
             else:
                 policy = build_policy(name, res.actions, context=context)
                 rec = rollout(policy, scenario, duration_s, seed=seed, progress=progress)
@@ -104,7 +103,7 @@ def evaluate(
                 ref_obj[seed] = obj
             ref = ref_obj.get(seed, float("nan"))
             ratio = obj / ref if math.isfinite(ref) and ref > 0 else float("nan")
-            beats = name != REFERENCE and math.isfinite(ref) and obj < ref
+            beats = name not in REFERENCES and math.isfinite(ref) and obj < ref
             records.append({"policy": name, "seed": seed, **summary, **metrics, "objective_vs_foresight": ratio,
                             "beats_foresight": beats, **extra})  # fmt: skip
             if rec is not None:

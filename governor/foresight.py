@@ -42,6 +42,15 @@ the objective is the minimum over ``mu`` of frame-separable objectives.
 One scalar price for the whole run is the limit of this reference: it spends the thermal budget
 at a constant exchange rate, which is optimal for an energy budget and close to optimal for a peak
 temperature when the room is steady. docs/simulator.md says more.
+
+**Under the no-throttling constraint** (:data:`COOL_NAME`, ``foresight-cool``): the same search,
+with the rollouts ranked first by their throttled share of the run and only then by the
+objective, two more prices (:data:`COOL_LAM_GRID`) so that a price high enough to keep the die
+under the trip is among those tried, and then a bisection for the lowest price that still never
+throttles (:func:`_bisect_cool_price`; a grid price above it buys coolness with frames). It
+answers "what could a policy that never throttles score here": issue 11 asks ``drl`` for 0 %
+throttling, and the plain reference may throttle for a third of a hot run (as the firmware lets
+it) to score lower.
 """
 
 from __future__ import annotations
@@ -57,10 +66,15 @@ from lotus.envs.scenario import Scenario
 from lotus.governor.metrics import ALPHA_PER_MS, recording_metrics
 from lotus.governor.rollout import Recording, episode_frames_for, run_env
 
+NAME = "foresight"  # the reference's policy name in evaluations
+COOL_NAME = "foresight-cool"  # the reference under the no-throttling constraint
+REFERENCES = (NAME, COOL_NAME)  # names that are references, not policies: excluded from rankings and bests
 LAM_GRID = (10.0, 50.0, 250.0, 1250.0)  # energy prices tried when lam = 0 heats the board, ms per J
+COOL_LAM_GRID = LAM_GRID + (6250.0, 31250.0)  # with the no-throttling constraint: prices high enough to stay cool
 MU_FACTORS = (0.8, 1.0, 1.3, 1.7)  # fixed mean latencies tried, times the best run's mean so far
 LAM_STEPS = (1.0 / 3.0, 3.0)  # last round: the best price times these
-MAX_ROLLOUTS = 2 + len(LAM_GRID) + len(MU_FACTORS) + len(LAM_STEPS)
+COOL_BISECT_STEPS = 5  # with the constraint: bisections for the lowest price that keeps the run cool
+MAX_ROLLOUTS = 2 + len(COOL_LAM_GRID) + COOL_BISECT_STEPS + len(MU_FACTORS) + len(LAM_STEPS)
 
 
 def pareto_front(t: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -231,6 +245,7 @@ def foresight_rollout(
     duration_s: float,
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
+    cool: bool = False,
 ) -> tuple[Recording, dict[str, float | None]]:
     """The foresight reference's best recording over its energy-price search, and what it chose.
 
@@ -238,7 +253,10 @@ def foresight_rollout(
     it runs again with skipping allowed, and the better of the two is kept (ties: the first), so
     the skip action can only lower the reference's objective.
 
-    :return: the recording with the lowest objective (a shutdown ranks last) and
+    :param cool: rank the rollouts by throttled share first, then by objective
+        (:data:`COOL_NAME`), over :data:`COOL_LAM_GRID`.
+    :return: the recording with the lowest objective (a shutdown ranks last; with ``cool``, the
+        least throttled first) and
         ``{"foresight_lam_ms_per_j": lam, "foresight_mu_ms": mu (None: the running mean),
         "foresight_rollouts": n, "foresight_skips": 1.0 if the kept run may skip else 0.0}``.
     """
@@ -247,13 +265,13 @@ def foresight_rollout(
     fps = 1.0 / probe.res.period_s if probe.res.period_s > 0 else 0.0
     scenario = scenario.model_copy(update={"episode_frames": episode_frames_for(duration_s, fps)})
     share = duration_s / (2 * MAX_ROLLOUTS)  # progress per rollout: two searches at most
-    plain = _search(scenario, duration_s, seed, fps, False, progress, share)
+    plain = _search(scenario, duration_s, seed, fps, False, progress, share, cool)
     runs = len(plain)
     key, lam, mu, rec = min(plain, key=lambda item: item[0])
     skips = 0.0
     m = recording_metrics(rec, duration_s, fps)
     if m["shutdown"] or m["on_time_pct"] < 100.0:  # a miss to trade: try the skip action too
-        skipping = _search(scenario, duration_s, seed, fps, True, progress, share)
+        skipping = _search(scenario, duration_s, seed, fps, True, progress, share, cool)
         runs += len(skipping)
         best_skip = min(skipping, key=lambda item: item[0])
         if best_skip[0] < key:
@@ -265,32 +283,64 @@ def foresight_rollout(
                  "foresight_skips": skips}  # fmt: skip
 
 
+RankKey = tuple[float, float]  # (throttled % or 0, objective ms; a shutdown: infinity), lower is better
+
+
+def _bisect_cool_price(tried: list[tuple[RankKey, float, float | None, Recording]],
+                       attempt: Callable[[float], Recording]) -> None:  # fmt: skip
+    """Bisect (geometrically, :data:`COOL_BISECT_STEPS` times) for the lowest energy price that never throttles.
+
+    The throttled share falls as the price rises, and by Lagrangian duality the lowest price that
+    meets the constraint is the one that spends the whole thermal budget; a coarse grid overshoots it
+    and buys coolness with frames. Nothing happens when no price of the grid kept the run cool.
+    """
+    cool = sorted(lam for key, lam, mu, _ in tried if mu is None and key[0] == 0.0 and lam > 0)
+    hot = sorted(lam for key, lam, mu, _ in tried if mu is None and key[0] > 0.0 and lam > 0)
+    if not cool:
+        return
+    hi = cool[0]
+    lo = max((lam for lam in hot if lam < hi), default=hi / 5.0)
+    for _ in range(COOL_BISECT_STEPS):
+        mid = math.sqrt(lo * hi)
+        rec = attempt(mid)
+        if np.any(rec.steps["throttled"]) or rec.shutdown:
+            lo = mid
+        else:
+            hi = mid
+
+
 def _search(
     scenario: Scenario, duration_s: float, seed: int, fps: float, skips: bool,
-    progress: Callable[[float], None] | None, share: float,
-) -> list[tuple[float, float, float | None, Recording]]:  # fmt: skip
+    progress: Callable[[float], None] | None, share: float, cool: bool = False,
+) -> list[tuple[RankKey, float, float | None, Recording]]:  # fmt: skip
     """One search over the energy price and the mean (see the module docstring): every rollout tried,
-    as ``(rank key, lam, mu, recording)`` with the objective as the key (a shutdown: infinity)."""
-    tried: list[tuple[float, float, float | None, Recording]] = []
+    as ``(rank key, lam, mu, recording)``. The key is ``(0, objective)``, with ``cool``
+    ``(throttled %, objective)``; a shutdown is ``(inf, inf)``."""
+    tried: list[tuple[RankKey, float, float | None, Recording]] = []
 
     def attempt(lam: float, mu: float | None = None) -> Recording:
         rec = _run(scenario, duration_s, seed, lam, mu, skips)
         m = recording_metrics(rec, duration_s, fps)
-        key = math.inf if m["shutdown"] else float(m["objective"])
+        if m["shutdown"]:
+            key = (math.inf, math.inf)
+        else:
+            key = (float(m["throttled_pct"]) if cool else 0.0, float(m["objective"]))
         tried.append((key, lam, mu, rec))
         if progress is not None:
             progress(share)
         return rec
 
-    def best() -> tuple[float, float, float | None, Recording]:
+    def best() -> tuple[RankKey, float, float | None, Recording]:
         return min(tried, key=lambda item: item[0])
 
     first = attempt(0.0)
     if len(first.frames["latency_ms"]):  # the fixed point of mu: the first run's own mean
         attempt(0.0, float(np.mean(first.frames["latency_ms"])))
     if first.shutdown or np.any(first.steps["throttled"]):  # heat binds: search (lam, mu) on the objective
-        for lam in LAM_GRID:
+        for lam in COOL_LAM_GRID if cool else LAM_GRID:
             attempt(lam)
+        if cool:  # the lowest price that keeps the run cool: bisect between the grid's neighbours
+            _bisect_cool_price(tried, attempt)
         _, lam, _, rec = best()
         mean_ms = float(np.mean(rec.frames["latency_ms"])) if len(rec.frames["latency_ms"]) else 0.0
         for factor in MU_FACTORS:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lotus.governor.foresight import REFERENCES
 from lotus.governor.rollout import Recording
 
 SUMMARY_KEYS = (
@@ -158,7 +159,7 @@ def format_suite_matrix(doc: dict, key: str = "objective", digits: int = 1, high
     }
     best: dict[str, float] = {}
     for name in scenarios:
-        values = [cell[(name, p)][key] for p in policies if (name, p) in cell and p != "foresight"]
+        values = [cell[(name, p)][key] for p in policies if (name, p) in cell and p not in REFERENCES]
         best[name] = (max(values) if higher_is_better else min(values)) if values else float("nan")
     head = ["policy", *(f"{n}{' (held out)' if doc['scenarios'][n].get('held_out') else ''}" for n in scenarios)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -170,7 +171,7 @@ def format_suite_matrix(doc: dict, key: str = "objective", digits: int = 1, high
                 cells.append("not trained" if p in doc["scenarios"][name].get("not_trained", {}) else "")
                 continue
             text = f"{row[key]:.{digits}f} ± {row.get(f'{key}_ci95', float('nan')):.{digits}f}"
-            if p != "foresight" and row[key] == best[name]:
+            if p not in REFERENCES and row[key] == best[name]:
                 text = f"**{text}**"
             if row.get("shutdowns"):
                 text += f" ({row['shutdowns']} off)"

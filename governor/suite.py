@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lotus.core.errors import ConfigError
 from lotus.envs.scenario import Randomization, Scenario
+from lotus.governor.foresight import REFERENCES
 
 if TYPE_CHECKING:
     from lotus.governor.evaluate import EvalResult
@@ -178,7 +179,7 @@ def run_suite_parallel(
     """
     import json
 
-    from lotus.governor.evaluate import REFERENCE, EvalResult, aggregate, plot_suite_scatter
+    from lotus.governor.evaluate import EvalResult, aggregate, plot_suite_scatter
     from lotus.governor.parallel import run_tasks
 
     scenarios, dur, n_seeds, default = suite(name)
@@ -199,7 +200,7 @@ def run_suite_parallel(
             progress(dur * len(names))
 
     results = run_tasks(evaluate_unit, units, ray_address=ray_address, workers=workers, progress=report)
-    ordered = sorted(names, key=lambda p: p != REFERENCE)  # evaluate's record order: the reference first
+    ordered = sorted(names, key=lambda p: p not in REFERENCES)  # evaluate's record order: the references first
     doc: dict[str, Any] = {"suite": name, "duration_s": dur, "seeds": seed_list, "policies": names, "scenarios": {}}
     for k, sc in enumerate(scenarios):
         parts = results[k * len(seed_list) : (k + 1) * len(seed_list)]
@@ -247,7 +248,7 @@ def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
     ranks: dict[str, list[int]] = {}
     wins: dict[str, int] = {}
     for entry in doc["scenarios"].values():
-        rows = [r for r in entry["table"] if r["policy"] != "foresight"]
+        rows = [r for r in entry["table"] if r["policy"] not in REFERENCES]
         ordered = sorted(rows, key=lambda r: (r["shutdowns"] > 0, r["objective"]))
         for k, row in enumerate(ordered):
             ranks.setdefault(row["policy"], []).append(k + 1)
@@ -292,7 +293,7 @@ def merge_suites(parts: Sequence[Path], out: Path) -> dict[str, Any]:
             base = ref.get(r["seed"], math.nan)
             obj = float(r["objective"])
             r["objective_vs_foresight"] = obj / base if math.isfinite(base) and base > 0 else math.nan
-            r["beats_foresight"] = r["policy"] != "foresight" and math.isfinite(base) and obj < base
+            r["beats_foresight"] = r["policy"] not in REFERENCES and math.isfinite(base) and obj < base
         names = list(dict.fromkeys(r["policy"] for r in entry["records"]))
         # a policy another part did run (a variant trained since) is no longer "not trained"
         entry["not_trained"] = {p: why for p, why in entry.get("not_trained", {}).items() if p not in names}

@@ -134,7 +134,7 @@ def test_foresight_rollout_reports_its_choice() -> None:
     from lotus.governor.rollout import episode_frames_for
 
     hot = HOT.model_copy(update={"decision": "stage", "episode_frames": episode_frames_for(20.0, 30.0)})
-    plain = min(key for key, *_ in _search(hot, 20.0, 3, 30.0, False, None, 0.0))
+    plain = min(key for key, *_ in _search(hot, 20.0, 3, 30.0, False, None, 0.0))[1]
     assert recording_metrics(rec, 20.0, 30.0)["objective"] <= plain + 1e-9
 
 
@@ -218,3 +218,48 @@ def test_policy_style_tells_families_and_variants_apart() -> None:
     assert len({(s["color"], s["ls"]) for s in styles.values()}) == len(names)
     assert policy_style("python:my.mod:Gov", 1)["color"] != policy_style("python:my.mod:Gov", 0)["color"]
     assert seeds_phrase([0]) == "1 seed; plots show seed 0" and seeds_phrase(range(5)).startswith("5 seeds")
+
+
+def test_cool_price_bisection_finds_the_lowest_price_that_never_throttles() -> None:
+    """Throttling stops at a price of 3000 ms/J: the bisection closes in on it from the grid's neighbours."""
+    from types import SimpleNamespace
+
+    from lotus.governor.foresight import COOL_BISECT_STEPS, _bisect_cool_price
+
+    def fake(lam: float) -> SimpleNamespace:
+        return SimpleNamespace(steps={"throttled": np.array([lam < 3000.0])}, shutdown=False)
+
+    tried: list = [((1.0, 50.0), 1250.0, None, fake(1250.0)), ((0.0, 60.0), 6250.0, None, fake(6250.0))]
+    asked: list[float] = []
+
+    def attempt(lam: float) -> SimpleNamespace:
+        asked.append(lam)
+        return fake(lam)
+
+    _bisect_cool_price(tried, attempt)
+    assert len(asked) == COOL_BISECT_STEPS and all(1250.0 < lam < 6250.0 for lam in asked)
+    kept_cool = min(lam for lam in asked if lam >= 3000.0)
+    assert kept_cool / 3000.0 < (6250.0 / 1250.0) ** (1 / 2**COOL_BISECT_STEPS) + 1e-9  # within one last step
+    asked.clear()
+    _bisect_cool_price([((1.0, 50.0), 1250.0, None, fake(1250.0))], attempt)  # no cool price: nothing to bisect
+    assert asked == []
+
+
+def test_foresight_cool_never_throttles_where_a_policy_can_stay_cool() -> None:
+    """The constrained reference: no throttling in the sealed box (it may skip), not a policy in any ranking."""
+    from lotus.governor.evaluate import aggregate
+    from lotus.governor.report import format_suite_matrix
+    from lotus.governor.suite import ranking
+
+    res = evaluate(HOT, ["stock", "foresight", "foresight-cool"], [0], 20.0)
+    plain, cool = _rec(res, "foresight", 0), _rec(res, "foresight-cool", 0)
+    assert plain["throttled_pct"] > 0 and cool["throttled_pct"] == 0.0
+    assert cool["objective"] >= plain["objective"] - 1e-9  # a constraint can only cost the objective
+    assert not cool["beats_foresight"] and cool["foresight_rollouts"] > plain["foresight_rollouts"]
+    table = [
+        aggregate(p, [r for r in res.records if r["policy"] == p]) for p in ("stock", "foresight", "foresight-cool")
+    ]
+    doc = {"scenarios": {"hot": {"table": table}}}
+    assert [r["policy"] for r in ranking(doc)] == ["stock"]  # the references rank nothing, win nothing
+    matrix = format_suite_matrix(doc)
+    assert "| foresight-cool | **" not in matrix and "| stock | **" in matrix
