@@ -243,17 +243,41 @@ def scenario_table_md(table: list[dict[str, Any]], not_trained: dict[str, str]) 
     return text
 
 
+TIE_MS = 1e-3
+"""Objectives closer than this (ms) tie in the ranking: a microsecond of mean latency is rounding."""
+
+
 def ranking(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Policies by mean rank of their objective over the suite's scenarios (the foresight reference excluded)."""
-    ranks: dict[str, list[int]] = {}
+    """Policies by mean rank of their objective over the suite's scenarios (the foresight reference excluded).
+
+    Runs with shutdowns rank after those without. Policies whose objectives are within ``TIE_MS``
+    share the mean of the ranks they span (as ``scipy.stats.rankdata(method="average")``), and a tie
+    for first is a win for each of them, so list order never decides.
+    """
+    ranks: dict[str, list[float]] = {}
     wins: dict[str, int] = {}
     for entry in doc["scenarios"].values():
         rows = [r for r in entry["table"] if r["policy"] not in REFERENCES]
         ordered = sorted(rows, key=lambda r: (r["shutdowns"] > 0, r["objective"]))
-        for k, row in enumerate(ordered):
-            ranks.setdefault(row["policy"], []).append(k + 1)
-        if ordered:
-            wins[ordered[0]["policy"]] = wins.get(ordered[0]["policy"], 0) + 1
+        groups: list[list[dict[str, Any]]] = []
+        for row in ordered:
+            head = groups[-1][0] if groups else None
+            if (
+                head is not None
+                and (head["shutdowns"] > 0) == (row["shutdowns"] > 0)
+                and abs(float(row["objective"]) - float(head["objective"])) <= TIE_MS
+            ):
+                groups[-1].append(row)
+            else:
+                groups.append([row])
+        first = 1
+        for k, group in enumerate(groups):
+            shared = first + (len(group) - 1) / 2
+            for row in group:
+                ranks.setdefault(row["policy"], []).append(shared)
+                if k == 0:
+                    wins[row["policy"]] = wins.get(row["policy"], 0) + 1
+            first += len(group)
     out = [{"policy": p, "mean_rank": sum(r) / len(r), "wins": wins.get(p, 0)} for p, r in ranks.items()]
     return sorted(out, key=lambda r: r["mean_rank"])
 

@@ -94,3 +94,23 @@ def test_suite_matrix_has_a_row_per_policy_and_bolds_the_best() -> None:
     assert lines[0] == "| policy | a | b (held out) |" and len(lines) == 5
     assert "**25.0 ± 0.5**" in lines[3] and "**" not in lines[4]  # the reference is never bold
     assert "(2 off)" in lines[2]
+
+
+def test_ranking_shares_tied_ranks_and_wins_whatever_the_listing_order() -> None:
+    from lotus.governor.suite import ranking
+
+    def room(*rows: tuple[str, float, int]) -> dict:
+        return {"table": [{"policy": p, "objective": obj, "shutdowns": off} for p, obj, off in rows]}
+
+    doc = {"scenarios": {
+        # a and b tie within a microsecond for first; c is third; d shut down, so it ranks last
+        "x": room(("d", 10.0, 1), ("c", 26.0, 0), ("b", 24.0000004, 0), ("a", 24.0, 0), ("foresight", 23.0, 0)),
+        "y": room(("a", 30.0, 0), ("b", 31.0, 0), ("c", 32.0, 0), ("d", 33.0, 0)),
+    }}  # fmt: skip
+    out = {r["policy"]: r for r in ranking(doc)}
+    assert out["a"]["mean_rank"] == (1.5 + 1) / 2 and out["b"]["mean_rank"] == (1.5 + 2) / 2
+    assert out["c"]["mean_rank"] == 3 and out["d"]["mean_rank"] == 4
+    assert (out["a"]["wins"], out["b"]["wins"], out["c"]["wins"]) == (2, 1, 0)
+    assert "foresight" not in out
+    flipped = {"scenarios": {k: {"table": v["table"][::-1]} for k, v in doc["scenarios"].items()}}
+    assert ranking(flipped) == ranking(doc)
