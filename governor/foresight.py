@@ -74,7 +74,8 @@ COOL_LAM_GRID = LAM_GRID + (6250.0, 31250.0)  # with the no-throttling constrain
 MU_FACTORS = (0.8, 1.0, 1.3, 1.7)  # fixed mean latencies tried, times the best run's mean so far
 LAM_STEPS = (1.0 / 3.0, 3.0)  # last round: the best price times these
 COOL_BISECT_STEPS = 5  # with the constraint: bisections for the lowest price that keeps the run cool
-MAX_ROLLOUTS = 2 + len(COOL_LAM_GRID) + COOL_BISECT_STEPS + len(MU_FACTORS) + len(LAM_STEPS)
+COOL_ONSETS_C = (None, 6.0, 3.0)  # with the constraint: the price acts only within this of the trip (None: always)
+MAX_ROLLOUTS = 2 + len(COOL_ONSETS_C) * (len(COOL_LAM_GRID) + COOL_BISECT_STEPS) + len(MU_FACTORS) + len(LAM_STEPS)
 
 
 def pareto_front(t: np.ndarray, e: np.ndarray) -> np.ndarray:
@@ -90,12 +91,15 @@ class ForesightController:
 
     ``mu_ms`` None: the running mean latency of the run so far. ``skips``: it may also skip a
     camera frame (:meth:`admit`), as the shield's admission rule and a served-share ``drl`` can.
+    ``onset_c``: the price applies only while the hotter die is within this many degrees of the
+    trip (0 below that); None: always.
     """
 
     name = "foresight"
 
-    def __init__(self, env: TwoStageDetectorEnv, lam: float, mu_ms: float | None = None, skips: bool = True) -> None:
-        self.env, self.lam, self.mu_ms, self.skips = env, lam, mu_ms, skips
+    def __init__(self, env: TwoStageDetectorEnv, lam: float, mu_ms: float | None = None, skips: bool = True,
+                 onset_c: float | None = None) -> None:  # fmt: skip
+        self.env, self.lam, self.mu_ms, self.skips, self.onset_c = env, lam, mu_ms, skips, onset_c
         self._planned: tuple[int, int] | None = None  # the plan admit() made for the frame about to start
         res = env.res
         a = res.actions
@@ -110,6 +114,14 @@ class ForesightController:
         self._lat_sum, self._frames = 0.0, 0
 
     # -- exact costs ---------------------------------------------------------------------------
+    def _price(self) -> float:
+        """The energy price (ms/J) now: ``lam``, or 0 while the hotter die is further than ``onset_c`` from the trip."""
+        if self.onset_c is None or self.lam == 0.0:
+            return self.lam
+        core = self.env.core
+        hottest = max(float(np.max(core.th_c)), float(np.max(core.th_g))) + float(np.max(core.amb))
+        return self.lam if hottest >= float(np.max(core.trip)) - self.onset_c else 0.0
+
     def _applied(self) -> tuple[np.ndarray, np.ndarray]:
         core = self.env.core
         return np.minimum(self.c_idx, core.cap_c), np.minimum(self.g_idx, core.cap_g)
@@ -171,7 +183,7 @@ class ForesightController:
         if period > 0:
             overrun_s = start_s + latency_ms * 1e-3 - (self.env.core.arrival + period)
             miss = miss + self.deadline * np.maximum(np.floor(overrun_s / period + 0.5), 0.0)
-        return latency_ms + ALPHA_PER_MS * (latency_ms - mu) ** 2 + miss + self.lam * energy_j
+        return latency_ms + ALPHA_PER_MS * (latency_ms - mu) ** 2 + miss + self._price() * energy_j
 
     # -- decisions -----------------------------------------------------------------------------
     def _plan_frame(self) -> tuple[int, int, float]:
@@ -206,7 +218,7 @@ class ForesightController:
         fc = np.array([min(core.req_c, core.cap_c)])
         fg = np.array([min(core.req_g, core.cap_g)])
         mu = self.mu_ms if self.mu_ms is not None else (self._lat_sum / self._frames if self._frames else 0.0)
-        skip = self.deadline + mu + self.lam * float(self._idle(wait_s, fc, fg)[0])
+        skip = self.deadline + mu + self._price() * float(self._idle(wait_s, fc, fg)[0])
         if self._frames and skip < serve:
             return False
         self._planned = (first, second)
@@ -230,9 +242,9 @@ class ForesightController:
 
 
 def _run(scenario: Scenario, duration_s: float, seed: int, lam: float, mu_ms: float | None,
-         skips: bool = True) -> Recording:  # fmt: skip
+         skips: bool = True, onset_c: float | None = None) -> Recording:  # fmt: skip
     env = TwoStageDetectorEnv(scenario)
-    ctrl = ForesightController(env, lam, mu_ms, skips)
+    ctrl = ForesightController(env, lam, mu_ms, skips, onset_c)
 
     def decide(_obs: np.ndarray, _dt_s: float, c: ForesightController = ctrl) -> int:
         return c.act()
@@ -258,6 +270,7 @@ def foresight_rollout(
     :return: the recording with the lowest objective (a shutdown ranks last; with ``cool``, the
         least throttled first) and
         ``{"foresight_lam_ms_per_j": lam, "foresight_mu_ms": mu (None: the running mean),
+        "foresight_onset_c": the price's onset below the trip (None: always priced),
         "foresight_rollouts": n, "foresight_skips": 1.0 if the kept run may skip else 0.0}``.
     """
     scenario = scenario.model_copy(update={"decision": "stage"})
@@ -267,7 +280,7 @@ def foresight_rollout(
     share = duration_s / (2 * MAX_ROLLOUTS)  # progress per rollout: two searches at most
     plain = _search(scenario, duration_s, seed, fps, False, progress, share, cool)
     runs = len(plain)
-    key, lam, mu, rec = min(plain, key=lambda item: item[0])
+    key, lam, mu, onset, rec = min(plain, key=lambda item: item[0])
     skips = 0.0
     m = recording_metrics(rec, duration_s, fps)
     if m["shutdown"] or m["on_time_pct"] < 100.0:  # a miss to trade: try the skip action too
@@ -275,27 +288,28 @@ def foresight_rollout(
         runs += len(skipping)
         best_skip = min(skipping, key=lambda item: item[0])
         if best_skip[0] < key:
-            key, lam, mu, rec = best_skip
+            key, lam, mu, onset, rec = best_skip
             skips = 1.0
     if progress is not None:  # the searches may stop early: account for the rollouts not run
         progress(max(0.0, duration_s - share * runs))
-    return rec, {"foresight_lam_ms_per_j": lam, "foresight_mu_ms": mu, "foresight_rollouts": float(runs),
-                 "foresight_skips": skips}  # fmt: skip
+    return rec, {"foresight_lam_ms_per_j": lam, "foresight_mu_ms": mu, "foresight_onset_c": onset,
+                 "foresight_rollouts": float(runs), "foresight_skips": skips}  # fmt: skip
 
 
 RankKey = tuple[float, float]  # (throttled % or 0, objective ms; a shutdown: infinity), lower is better
+Tried = tuple[RankKey, float, float | None, float | None, Recording]  # (key, lam, mu, onset_c, recording)
 
 
-def _bisect_cool_price(tried: list[tuple[RankKey, float, float | None, Recording]],
-                       attempt: Callable[[float], Recording]) -> None:  # fmt: skip
+def _bisect_cool_price(tried: list[Tried], attempt: Callable[[float], Recording]) -> None:
     """Bisect (geometrically, :data:`COOL_BISECT_STEPS` times) for the lowest energy price that never throttles.
 
-    The throttled share falls as the price rises, and by Lagrangian duality the lowest price that
-    meets the constraint is the one that spends the whole thermal budget; a coarse grid overshoots it
-    and buys coolness with frames. Nothing happens when no price of the grid kept the run cool.
+    ``tried`` holds the grid's rollouts at one price onset. The throttled share falls as the price
+    rises, and by Lagrangian duality the lowest price that meets the constraint is the one that
+    spends the whole thermal budget; a coarse grid overshoots it and buys coolness with frames.
+    Nothing happens when no price of the grid kept the run cool.
     """
-    cool = sorted(lam for key, lam, mu, _ in tried if mu is None and key[0] == 0.0 and lam > 0)
-    hot = sorted(lam for key, lam, mu, _ in tried if mu is None and key[0] > 0.0 and lam > 0)
+    cool = sorted(lam for key, lam, mu, _, _ in tried if mu is None and key[0] == 0.0 and lam > 0)
+    hot = sorted(lam for key, lam, mu, _, _ in tried if mu is None and key[0] > 0.0 and lam > 0)
     if not cool:
         return
     hi = cool[0]
@@ -312,40 +326,43 @@ def _bisect_cool_price(tried: list[tuple[RankKey, float, float | None, Recording
 def _search(
     scenario: Scenario, duration_s: float, seed: int, fps: float, skips: bool,
     progress: Callable[[float], None] | None, share: float, cool: bool = False,
-) -> list[tuple[RankKey, float, float | None, Recording]]:  # fmt: skip
+) -> list[Tried]:  # fmt: skip
     """One search over the energy price and the mean (see the module docstring): every rollout tried,
-    as ``(rank key, lam, mu, recording)``. The key is ``(0, objective)``, with ``cool``
-    ``(throttled %, objective)``; a shutdown is ``(inf, inf)``."""
-    tried: list[tuple[RankKey, float, float | None, Recording]] = []
+    as ``(rank key, lam, mu, onset_c, recording)``. The key is ``(0, objective)``, with ``cool``
+    ``(throttled %, objective)``; a shutdown is ``(inf, inf)``. With ``cool`` the price is also
+    tried gated to the last degrees before the trip (:data:`COOL_ONSETS_C`)."""
+    tried: list[Tried] = []
 
-    def attempt(lam: float, mu: float | None = None) -> Recording:
-        rec = _run(scenario, duration_s, seed, lam, mu, skips)
+    def attempt(lam: float, mu: float | None = None, onset_c: float | None = None) -> Recording:
+        rec = _run(scenario, duration_s, seed, lam, mu, skips, onset_c)
         m = recording_metrics(rec, duration_s, fps)
         if m["shutdown"]:
             key = (math.inf, math.inf)
         else:
             key = (float(m["throttled_pct"]) if cool else 0.0, float(m["objective"]))
-        tried.append((key, lam, mu, rec))
+        tried.append((key, lam, mu, onset_c, rec))
         if progress is not None:
             progress(share)
         return rec
 
-    def best() -> tuple[RankKey, float, float | None, Recording]:
+    def best() -> Tried:
         return min(tried, key=lambda item: item[0])
 
     first = attempt(0.0)
     if len(first.frames["latency_ms"]):  # the fixed point of mu: the first run's own mean
         attempt(0.0, float(np.mean(first.frames["latency_ms"])))
     if first.shutdown or np.any(first.steps["throttled"]):  # heat binds: search (lam, mu) on the objective
-        for lam in COOL_LAM_GRID if cool else LAM_GRID:
-            attempt(lam)
-        if cool:  # the lowest price that keeps the run cool: bisect between the grid's neighbours
-            _bisect_cool_price(tried, attempt)
-        _, lam, _, rec = best()
+        for onset in COOL_ONSETS_C if cool else (None,):
+            n = len(tried)
+            for lam in COOL_LAM_GRID if cool else LAM_GRID:
+                attempt(lam, None, onset)
+            if cool:  # the lowest price that keeps the run cool: bisect between the grid's neighbours
+                _bisect_cool_price(tried[n:], lambda lam, o=onset: attempt(lam, None, o))
+        _, lam, _, onset, rec = best()
         mean_ms = float(np.mean(rec.frames["latency_ms"])) if len(rec.frames["latency_ms"]) else 0.0
         for factor in MU_FACTORS:
-            attempt(lam, factor * mean_ms)
-        _, lam, mu, _ = best()
+            attempt(lam, factor * mean_ms, onset)
+        _, lam, mu, onset, _ = best()
         for factor in LAM_STEPS:
-            attempt(lam * factor if lam > 0 else LAM_GRID[0] * factor, mu)
+            attempt(lam * factor if lam > 0 else LAM_GRID[0] * factor, mu, onset)
     return tried

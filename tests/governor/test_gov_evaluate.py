@@ -126,7 +126,10 @@ def test_foresight_skips_a_frame_only_when_its_heat_costs_more_than_a_miss() -> 
 
 def test_foresight_rollout_reports_its_choice() -> None:
     rec, chosen = foresight_rollout(HOT, 20.0, seed=3)
-    assert set(chosen) == {"foresight_lam_ms_per_j", "foresight_mu_ms", "foresight_rollouts", "foresight_skips"}
+    assert set(chosen) == {
+        "foresight_lam_ms_per_j", "foresight_mu_ms", "foresight_onset_c", "foresight_rollouts", "foresight_skips"
+    }  # fmt: skip
+    assert chosen["foresight_onset_c"] is None  # the plain reference prices energy everywhere
     assert rec.policy == "foresight" and len(rec.frames["latency_ms"]) > 100
     # the skip action can only lower the reference: never above the search without it
     from lotus.governor.foresight import _search
@@ -229,7 +232,7 @@ def test_cool_price_bisection_finds_the_lowest_price_that_never_throttles() -> N
     def fake(lam: float) -> SimpleNamespace:
         return SimpleNamespace(steps={"throttled": np.array([lam < 3000.0])}, shutdown=False)
 
-    tried: list = [((1.0, 50.0), 1250.0, None, fake(1250.0)), ((0.0, 60.0), 6250.0, None, fake(6250.0))]
+    tried: list = [((1.0, 50.0), 1250.0, None, None, fake(1250.0)), ((0.0, 60.0), 6250.0, None, None, fake(6250.0))]
     asked: list[float] = []
 
     def attempt(lam: float) -> SimpleNamespace:
@@ -241,8 +244,25 @@ def test_cool_price_bisection_finds_the_lowest_price_that_never_throttles() -> N
     kept_cool = min(lam for lam in asked if lam >= 3000.0)
     assert kept_cool / 3000.0 < (6250.0 / 1250.0) ** (1 / 2**COOL_BISECT_STEPS) + 1e-9  # within one last step
     asked.clear()
-    _bisect_cool_price([((1.0, 50.0), 1250.0, None, fake(1250.0))], attempt)  # no cool price: nothing to bisect
+    _bisect_cool_price([((1.0, 50.0), 1250.0, None, None, fake(1250.0))], attempt)  # no cool price: nothing to bisect
     assert asked == []
+
+
+def test_a_gated_price_acts_only_within_its_onset_of_the_trip() -> None:
+    """``onset_c``: the energy price is the full ``lam`` near the trip and nothing further from it."""
+    from lotus.envs.detector_env import TwoStageDetectorEnv
+    from lotus.governor.foresight import ForesightController
+
+    env = TwoStageDetectorEnv(HOT)
+    env.reset(seed=0)
+    core = env.core
+    hottest = max(float(core.th_c), float(core.th_g)) + float(core.amb)
+    gap = float(core.trip) - hottest
+    assert gap > 1.0  # the room starts below its trip
+    assert ForesightController(env, 500.0, onset_c=None)._price() == 500.0
+    assert ForesightController(env, 500.0, onset_c=gap + 0.5)._price() == 500.0
+    assert ForesightController(env, 500.0, onset_c=gap - 0.5)._price() == 0.0
+    assert ForesightController(env, 0.0, onset_c=gap + 0.5)._price() == 0.0
 
 
 def test_foresight_cool_never_throttles_where_a_policy_can_stay_cool() -> None:
