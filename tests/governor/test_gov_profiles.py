@@ -75,6 +75,17 @@ def test_the_primary_profile_ships_as_the_plain_name(trained: tuple[Path, dict],
     assert ship_median(seeds, tmp_path / "src", tmp_path / "dest").name == "drl.json"
 
 
+def test_seeds_are_scored_in_a_room_the_mode_can_serve() -> None:
+    """Orin Nano 7 W cannot hold 30 fps at any clock: its seeds are scored at 15 fps, 80 ms (the suite's 7 W room)."""
+    from lotus.governor.sweep import score_scenario
+    from lotus.governor.train import TrainConfig
+
+    fast = score_scenario(TrainConfig(policy="drl", board="orin-nano", power_mode="15W"))
+    slow = score_scenario(TrainConfig(policy="drl", board="orin-nano", power_mode="7W"))
+    assert (fast.fps, fast.deadline_ms) == (30.0, None)
+    assert (slow.fps, slow.deadline_ms) == (15.0, 80.0) and slow.power_mode == "7W"
+
+
 def test_parse_profiles() -> None:
     assert parse_profiles("all") == list(TRAINED_PROFILES)
     assert parse_profiles("orin-nx:15W, tx2:MAXQ") == [("orin-nx", "15W"), ("tx2", "MAXQ")]
