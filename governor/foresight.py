@@ -55,6 +55,7 @@ it) to score lower.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -357,7 +358,7 @@ def _search(
             for lam in COOL_LAM_GRID if cool else LAM_GRID:
                 attempt(lam, None, onset)
             if cool:  # the lowest price that keeps the run cool: bisect between the grid's neighbours
-                _bisect_cool_price(tried[n:], lambda lam, o=onset: attempt(lam, None, o))
+                _bisect_cool_price(tried[n:], functools.partial(attempt, mu=None, onset_c=onset))
         _, lam, _, onset, rec = best()
         mean_ms = float(np.mean(rec.frames["latency_ms"])) if len(rec.frames["latency_ms"]) else 0.0
         for factor in MU_FACTORS:

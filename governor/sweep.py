@@ -20,7 +20,8 @@ from lotus.envs.scenario import Scenario
 from lotus.governor.train import TrainConfig, artifact_name
 
 SCORE_S = 60.0  # simulated seconds of the scoring run
-SCORE_ROOM = {"fps": 30.0, "ambient_c": 30.0, "trace": "video"}  # the scoring scenario, on the trained board
+SCORE_FPS = 30.0  # the scoring room's camera rate, frames/s
+SCORE_ROOM = {"fps": SCORE_FPS, "ambient_c": 30.0, "trace": "video"}  # the scoring scenario, on the trained board
 SCORE_SLOW_FPS = 15.0  # the rate of a mode whose top clocks cannot hold SCORE_ROOM's (the suite's 7 W room)
 SCORE_PROBE_S = 5.0  # simulated seconds of the top-clocks probe that decides between the two
 SCORE_PROBE_ON_TIME_PCT = 90.0  # top clocks must finish this share of the frames in time at 30 fps
@@ -51,7 +52,7 @@ def score_scenario(cfg: TrainConfig) -> Scenario:
     room = Scenario.model_validate(base)
     if evaluate(room, ["performance"], [0], SCORE_PROBE_S).records[0]["on_time_pct"] >= SCORE_PROBE_ON_TIME_PCT:
         return room
-    deadline_ms = TwoStageDetectorEnv(room).res.deadline_ms * SCORE_ROOM["fps"] / SCORE_SLOW_FPS
+    deadline_ms = TwoStageDetectorEnv(room).res.deadline_ms * SCORE_FPS / SCORE_SLOW_FPS
     return Scenario.model_validate({**base, "fps": SCORE_SLOW_FPS, "deadline_ms": deadline_ms})
 
 
