@@ -17,14 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from lotus.envs.scenario import Scenario
-from lotus.governor.train import TrainConfig, artifact_name
+from lotus.governor.train import TrainConfig, artifact_name, serving_rate
 
 SCORE_S = 60.0  # simulated seconds of the scoring run
-SCORE_FPS = 30.0  # the scoring room's camera rate, frames/s
-SCORE_ROOM = {"fps": SCORE_FPS, "ambient_c": 30.0, "trace": "video"}  # the scoring scenario, on the trained board
-SCORE_SLOW_FPS = 15.0  # the rate of a mode whose top clocks cannot hold SCORE_ROOM's (the suite's 7 W room)
-SCORE_PROBE_S = 5.0  # simulated seconds of the top-clocks probe that decides between the two
-SCORE_PROBE_ON_TIME_PCT = 90.0  # top clocks must finish this share of the frames in time at 30 fps
+SCORE_ROOM = {"ambient_c": 30.0, "trace": "video"}  # the scoring scenario, on the trained board
 
 
 @dataclass(frozen=True)
@@ -37,23 +33,11 @@ class SeedJob:
 
 
 def score_scenario(cfg: TrainConfig) -> Scenario:
-    """The fixed room every seed is scored in: the trained board and workload, 30 C, video trace.
-
-    At 30 fps, when the mode's top clocks finish at least :data:`SCORE_PROBE_ON_TIME_PCT` of the
-    frames in time (a :data:`SCORE_PROBE_S` probe); otherwise (Orin Nano 7 W: ~56 ms a frame) at
-    :data:`SCORE_SLOW_FPS` with the deadline scaled by the period, as the suite's 7 W room. In a
-    room that no clock can serve every seed misses every frame, and the scores cannot tell the
-    seeds apart.
-    """
-    from lotus.envs.detector_env import TwoStageDetectorEnv
-    from lotus.governor.evaluate import evaluate
-
+    """The fixed room every seed is scored in: the trained board and workload, 30 C, video trace,
+    at the profile's :func:`~lotus.governor.train.serving_rate` (the rate it was trained at)."""
+    fps, deadline_ms = serving_rate(cfg.board, cfg.power_mode, cfg.workload)
     base = {"board": cfg.board, "power_mode": cfg.power_mode, "workload": cfg.workload, **SCORE_ROOM}
-    room = Scenario.model_validate(base)
-    if evaluate(room, ["performance"], [0], SCORE_PROBE_S).records[0]["on_time_pct"] >= SCORE_PROBE_ON_TIME_PCT:
-        return room
-    deadline_ms = TwoStageDetectorEnv(room).res.deadline_ms * SCORE_FPS / SCORE_SLOW_FPS
-    return Scenario.model_validate({**base, "fps": SCORE_SLOW_FPS, "deadline_ms": deadline_ms})
+    return Scenario.model_validate({**base, "fps": fps, "deadline_ms": deadline_ms})
 
 
 def train_seed(job: SeedJob) -> tuple[dict[str, Any], dict[str, bytes]]:

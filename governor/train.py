@@ -132,7 +132,35 @@ def training_spec(cfg: TrainConfig) -> FeatureSpec:
     return replace(spec, **update)
 
 
+PROBE_S = 5.0  # simulated seconds of the top-clocks probe in :func:`serving_rate`
+PROBE_ON_TIME_PCT = 90.0  # share of the frames top clocks must finish in time at the workload's rate
+
+
+def serving_rate(board: str, power_mode: str | None, workload: str) -> tuple[float, float]:
+    """Camera rate (frames/s) and deadline (ms) a profile is trained and scored at.
+
+    The workload's own rate and deadline when the mode's top clocks finish at least
+    :data:`PROBE_ON_TIME_PCT` of the frames in time in a :data:`PROBE_S` probe at 30 C; otherwise
+    half the rate with the deadline scaled by the period (Orin Nano 7 W: ~56 ms a frame against
+    frcnn-lite's 40 ms, so 15 fps and 80 ms, the suite's 7 W room). A policy trained where no clock
+    can serve the rate only ever sees missed frames, and seeds scored there cannot be told apart.
+    """
+    from lotus.envs.core import Resolved
+    from lotus.governor.evaluate import evaluate
+
+    room = Scenario.model_validate(
+        {"board": board, "power_mode": power_mode, "workload": workload, "ambient_c": 30.0, "trace": "video"}
+    )
+    res = Resolved.from_scenario(room)
+    fps = float(res.workload.default_fps)
+    if fps == 0 or evaluate(room, ["performance"], [0], PROBE_S).records[0]["on_time_pct"] >= PROBE_ON_TIME_PCT:
+        return fps, res.deadline_ms
+    return fps / 2, res.deadline_ms * 2
+
+
 def training_scenario(cfg: TrainConfig, spec: FeatureSpec) -> Scenario:
+    """The randomised rooms ``cfg`` trains in, at the profile's :func:`serving_rate`."""
+    fps, deadline_ms = serving_rate(cfg.board, cfg.power_mode, cfg.workload)
     randomize = BASELINE_RANDOMIZATION if cfg.recipe == "published" else DRL_RANDOMIZATION
     if cfg.hot_start_prob > 0:
         if cfg.recipe == "published":
@@ -143,6 +171,8 @@ def training_scenario(cfg: TrainConfig, spec: FeatureSpec) -> Scenario:
             "board": cfg.board,
             "power_mode": cfg.power_mode,
             "workload": cfg.workload,
+            "fps": fps,
+            "deadline_ms": deadline_ms,
             "decision": spec.decision,
             "reward": cfg.reward or spec.reward,
             "episode_frames": cfg.episode_frames,

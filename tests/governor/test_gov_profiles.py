@@ -82,7 +82,7 @@ def test_seeds_are_scored_in_a_room_the_mode_can_serve() -> None:
 
     fast = score_scenario(TrainConfig(policy="drl", board="orin-nano", power_mode="15W"))
     slow = score_scenario(TrainConfig(policy="drl", board="orin-nano", power_mode="7W"))
-    assert (fast.fps, fast.deadline_ms) == (30.0, None)
+    assert (fast.fps, fast.deadline_ms) == (30.0, 40.0)
     assert (slow.fps, slow.deadline_ms) == (15.0, 80.0) and slow.power_mode == "7W"
 
 
@@ -119,3 +119,15 @@ def test_a_suite_scenario_where_nothing_can_run_writes_its_table(tmp_path: Path)
     entry = doc["scenarios"]["nx-30c-video"]
     assert entry["table"] == [] and "ztt-pub" in entry["not_trained"]  # as published: Orin Nano 15W only
     assert "no variant trained for this board" in (tmp_path / "nx-30c-video" / "table.md").read_text()
+
+
+def test_a_mode_trains_at_a_rate_it_can_serve() -> None:
+    """Training rooms use the same rate as the scoring room: 7 W trains at 15 fps / 80 ms, 15 W at 30 fps / 40 ms."""
+    from lotus.governor.features import FEATURE_SPECS
+    from lotus.governor.train import TrainConfig, serving_rate, training_scenario
+
+    slow = training_scenario(TrainConfig(power_mode="7W"), FEATURE_SPECS["drl"])
+    fast = training_scenario(TrainConfig(power_mode="15W"), FEATURE_SPECS["drl"])
+    assert (slow.fps, slow.deadline_ms) == (15.0, 80.0) and slow.randomize is not None
+    assert (fast.fps, fast.deadline_ms) == (30.0, 40.0)
+    assert serving_rate("orin-nano", "15W", "ppocr-v4") == (10.0, 120.0)  # the workload's own rate where it holds
