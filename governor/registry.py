@@ -31,7 +31,11 @@ def shielded(name_or_path: str | Path, actions: ActionTable, **shield_kw: Any) -
 
 
 def build_policy(
-    spec: str, actions: ActionTable, shield: bool | None = None, context: PolicyContext | None = None
+    spec: str,
+    actions: ActionTable,
+    shield: bool | None = None,
+    context: PolicyContext | None = None,
+    margin_c: float | None = None,
 ) -> Policy:
     """Any policy by name (see :func:`governor.policies.policy_names`) or by ``.json``/``.onnx`` path.
 
@@ -40,9 +44,12 @@ def build_policy(
     scenario's ``context`` (the nominal profiles, deadline and camera rate).
 
     :param shield: force the shield on or off; by default only ``drl`` and policy files get it.
+    :param margin_c: the shield's thermal margin below the trip, C (None: its default,
+        :data:`~lotus.governor.shield.MARGIN_C`).
     """
+    kw: dict[str, Any] = {} if margin_c is None else {"margin_c": margin_c}
     if spec.endswith("+shield"):
-        return build_policy(spec.removesuffix("+shield"), actions, shield=True, context=context)
+        return build_policy(spec.removesuffix("+shield"), actions, shield=True, context=context, margin_c=margin_c)
     if spec in ("mpc", "mpc-energy") or spec.startswith("python:"):
         if context is None:
             raise PolicyError(f"policy {spec!r} needs the scenario (deadline, camera rate, profiles)")
@@ -50,13 +57,13 @@ def build_policy(
             policy = load_python_policy(spec[7:], actions, context)
         else:
             policy = build_mpc(actions, context, "latency" if spec == "mpc" else "energy")
-        return Shield(policy, actions, make_policy("stock", actions)) if shield else policy
+        return Shield(policy, actions, make_policy("stock", actions), **kw) if shield else policy
     is_file = spec.endswith((".json", ".onnx"))
     if spec in LEARNED or is_file:
         use_shield = shield if shield is not None else (spec in ("drl", "drl-stable") or is_file)
-        return shielded(spec, actions) if use_shield else _onnx(spec, actions)
+        return shielded(spec, actions, **kw) if use_shield else _onnx(spec, actions)
     policy = make_policy(spec, actions)
-    return Shield(policy, actions, make_policy("stock", actions)) if shield else policy
+    return Shield(policy, actions, make_policy("stock", actions), **kw) if shield else policy
 
 
 for _name in LEARNED:

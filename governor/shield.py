@@ -76,6 +76,7 @@ DOWN_EVERY_S = 8 * NOMINAL_DECISION_S  # 0.133 s between cap steps down while ho
 UP_EVERY_S = 20 * NOMINAL_DECISION_S  # 0.333 s between cap steps up once cool (was 20 decisions)
 STRETCH_RATE_PER_S = 5e-4 / NOMINAL_DECISION_S  # 3 % per second (was 0.05 % per decision)
 MAX_DT_S = 1.0  # longest gap between two decisions the shield credits, s
+MARGIN_C = 2.0  # default thermal margin under the passive trip, C (docs/governor.md, shield-margin ablation)
 ADMISSION_LEAD_C = 0.5  # admission engages this far below the caps' limit (trip - margin_c), C
 
 
@@ -114,7 +115,7 @@ class Shield(PolicyBase):
         inner: Policy | BarePolicy | Callable[[], object] | None,
         actions: ActionTable,
         fallback: Policy | BarePolicy,
-        margin_c: float = 2.0,
+        margin_c: float = MARGIN_C,
         horizon_s: float = 1.5,
         band_c: float = 1.0,
         down_every_s: float = DOWN_EVERY_S,
@@ -129,6 +130,8 @@ class Shield(PolicyBase):
     ) -> None:
         if not (down_every_s > 0 and up_every_s > 0 and max_dt_s > 0):
             raise ValueError("down_every_s, up_every_s and max_dt_s must be positive")
+        if not margin_c >= 0:
+            raise ValueError(f"margin_c must be >= 0 C, got {margin_c}")
         self.actions, self.fallback = actions, as_policy(fallback)
         self.margin_c, self.horizon_s, self.band_c = margin_c, horizon_s, band_c
         self.down_every_s, self.up_every_s, self.max_dt_s = down_every_s, up_every_s, max_dt_s

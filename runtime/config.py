@@ -289,6 +289,13 @@ class GovernorConfig(_Section):
     policy: str = Field(
         default="drl", description="performance, powersave, stock, fixed:<khz>,<hz>, drl, ... or a .json path"
     )
+    shield_margin_c: float = Field(
+        default=2.0,
+        ge=0.5,
+        le=10.0,
+        description="the safety shield keeps the predicted die this far under the passive trip, C "
+        "(narrower: faster in hot rooms, less room for sensor error; docs/governor.md)",
+    )
     token: str | None = Field(
         default=None,
         min_length=8,

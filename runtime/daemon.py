@@ -160,7 +160,13 @@ class Daemon:
         if s.governor.mode == "active":
             self._take_control()
         self.governor = GovernorController(
-            board, actions, s.governor.policy, s.governor.mode, on_control=self._control, has_gpu=has_gpu
+            board,
+            actions,
+            s.governor.policy,
+            s.governor.mode,
+            on_control=self._control,
+            has_gpu=has_gpu,
+            margin_c=s.governor.shield_margin_c,
         )
         self._status("loading models")
         self.models = load_models(s.models)

@@ -41,11 +41,12 @@ class Decision:
     clock_set_s: float
 
 
-def build_policy(spec: str, actions: ActionTable) -> Policy:
-    """``governor.registry.build_policy`` (numpy + onnxruntime only; never SB3/torch)."""
+def build_policy(spec: str, actions: ActionTable, margin_c: float | None = None) -> Policy:
+    """``governor.registry.build_policy`` (numpy + onnxruntime only; never SB3/torch); ``margin_c``:
+    the shield's thermal margin under the trip, C (None: the shield's default)."""
     from lotus.governor.registry import build_policy as _build
 
-    return _build(spec, actions)
+    return _build(spec, actions, margin_c=margin_c)
 
 
 class GovernorController:
@@ -55,6 +56,8 @@ class GovernorController:
     :param actions: the joint clock table the policy indexes.
     :param on_control: called with ``True`` when control must be taken (entering active) and with
         ``False`` when the kernel governors must get it back (leaving active).
+    :param margin_c: the safety shield's thermal margin under the trip, C, for every policy this
+        controller builds (None: the shield's default).
     """
 
     def __init__(
@@ -65,13 +68,14 @@ class GovernorController:
         mode: GovernorMode,
         on_control: Callable[[bool], None] | None = None,
         has_gpu: bool = True,
+        margin_c: float | None = None,
     ) -> None:
-        self.board, self.actions = board, actions
+        self.board, self.actions, self.margin_c = board, actions, margin_c
         self._lock = threading.Lock()
         self._on_control = on_control
         self.has_gpu = has_gpu
         self.policy_spec = policy
-        self.policy = build_policy(policy, actions)
+        self.policy = build_policy(policy, actions, margin_c)
         self.policy.reset(1)
         self.version = self.policy.diagnostics().version
         self.mode: GovernorMode = mode
@@ -86,7 +90,7 @@ class GovernorController:
     # --- run-time changes ---------------------------------------------------------------------
     def set_policy(self, spec: str) -> None:
         """Switch policy; PolicyError for unknown names (a broken ``drl`` file falls back to stock)."""
-        policy = build_policy(spec, self.actions)
+        policy = build_policy(spec, self.actions, self.margin_c)
         policy.reset(1)
         version = policy.diagnostics().version
         with self._lock:
@@ -214,6 +218,7 @@ class GovernorController:
             "fallbacks": diag.fallbacks,
             "interventions": diag.interventions,
             "deadline_stretch": diag.deadline_stretch,
+            "shield_margin_c": getattr(self.policy, "margin_c", None),
             "skipped_frames": diag.skipped_frames,
             "served_fps_cap": diag.served_fps_cap,
             "decisions": self.decisions,

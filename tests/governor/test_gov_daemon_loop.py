@@ -52,7 +52,7 @@ def _obs() -> np.ndarray:
 @pytest.fixture
 def timed(monkeypatch: pytest.MonkeyPatch) -> Timed:
     policy = Timed()
-    monkeypatch.setattr(governor_loop, "build_policy", lambda spec, actions: policy)
+    monkeypatch.setattr(governor_loop, "build_policy", lambda spec, actions, margin_c=None: policy)
     return policy
 
 

@@ -1,0 +1,77 @@
+"""The shield's thermal margin as a setting: ``governor.shield_margin_c`` reaches every policy the
+daemon builds, is reported by GET /v1/governor, and moves where the die is held."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lotus.core.errors import ConfigError
+from lotus.envs.scenario import Scenario
+from lotus.governor.registry import build_policy
+from lotus.governor.report import summarize
+from lotus.governor.rollout import rollout
+from lotus.governor.shield import MARGIN_C, Shield
+from lotus.runtime.config import GovernorConfig, load_settings
+from lotus.runtime.governor_loop import GovernorController
+
+TRIP_C = 99.0
+
+
+class _Board:
+    def set_clocks(self, cpu: int | None = None, gpu: int | None = None) -> None:
+        pass
+
+    def firmware_throttled(self) -> bool | None:
+        return None
+
+
+def test_a_wider_margin_holds_the_die_further_under_the_trip(actions) -> None:  # noqa: ANN001
+    """Top clocks in a hot box (the shield's caps do the work): the die peaks about one margin under the trip."""
+    scenario = Scenario(ambient_c=30.0, r_scale=1.3, init_temp_c=90.0)
+    peaks = {}
+    for margin in (1.0, 5.0):
+        policy = build_policy("performance+shield", actions, margin_c=margin)
+        assert isinstance(policy, Shield) and policy.margin_c == margin
+        s = summarize(rollout(policy, scenario, 300.0, seed=0))
+        peaks[margin] = max(s["max_cpu_temp_c"], s["max_gpu_temp_c"])
+        assert s["throttled_pct"] == 0.0
+    assert peaks[5.0] < TRIP_C - 3.0 < peaks[1.0] < TRIP_C
+    assert build_policy("performance+shield", actions).margin_c == MARGIN_C  # type: ignore[attr-defined]
+
+
+def test_the_margin_reaches_every_policy_the_controller_builds(actions) -> None:  # noqa: ANN001
+    gov = GovernorController(_Board(), actions, "drl", "shadow", margin_c=1.5)  # type: ignore[arg-type]
+    assert gov.policy.margin_c == 1.5 and gov.status()["shield_margin_c"] == 1.5  # type: ignore[attr-defined]
+    gov.set_policy("stock+shield")  # a run-time switch keeps the configured margin
+    assert gov.status()["shield_margin_c"] == 1.5
+    gov.set_policy("performance")  # no shield, no margin
+    assert gov.status()["shield_margin_c"] is None
+
+
+def test_the_setting_is_validated_with_a_clear_error(actions) -> None:  # noqa: ANN001
+    assert GovernorConfig().shield_margin_c == MARGIN_C  # the daemon's default is the shield's
+    for bad in (0.1, 25.0, "wide"):
+        with pytest.raises(ConfigError, match="shield_margin_c"):
+            load_settings(None, {"governor": {"shield_margin_c": bad}})
+    with pytest.raises(ValueError, match="margin_c"):
+        build_policy("stock+shield", actions, margin_c=-1.0)
+
+
+def test_get_governor_reports_the_configured_margin(tmp_path: Path) -> None:
+    from lotus.runtime.api import create_app
+    from lotus.runtime.testing import ServerThread
+
+    settings = load_settings(
+        None,
+        {
+            "board": {"backend": "sim", "state_file": str(tmp_path / "state.json")},
+            "models": {"threads": 1, "warmup_frames": 1},
+            "governor": {"policy": "drl", "shield_margin_c": 3.0},
+        },
+    )
+    with ServerThread(create_app(settings)) as url:
+        status = httpx.get(url + "/v1/governor").json()
+    assert status["shield_margin_c"] == 3.0 and status["deciding"] == "drl"
