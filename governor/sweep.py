@@ -19,7 +19,10 @@ from typing import Any
 from lotus.envs.scenario import Scenario
 from lotus.governor.train import TrainConfig, artifact_name, serving_rate
 
-SCORE_S = 60.0  # simulated seconds of the scoring run
+SCORE_S = 300.0  # simulated seconds of the scoring run (60 s gave Orin NX's three seeds one score)
+# The scoring run's evaluation seed: disjoint from the suite's 0..N-1, so the median is picked on
+# other frames, traces and sensor noise than it is reported on (Orin NX's scoring room is its suite room).
+SCORE_SEED = 1000
 SCORE_ROOM = {"ambient_c": 30.0, "trace": "video"}  # the scoring scenario, on the trained board
 
 
@@ -42,25 +45,68 @@ def score_scenario(cfg: TrainConfig) -> Scenario:
 
 def train_seed(job: SeedJob) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Train, export and score one seed; a task. Returns its summary and its files (relative path: bytes)."""
-    from lotus.governor.evaluate import evaluate
     from lotus.governor.train import set_threads, train
 
     set_threads(job.threads)
     with tempfile.TemporaryDirectory(prefix="lotus-seed-") as tmp:
         where = Path(tmp)
         meta = train(job.cfg, where, progress=False)
-        policy = str(where / f"{artifact_name(job.cfg)}.json")  # the shipped form: ONNX, in its shield
-        record = evaluate(score_scenario(job.cfg), [policy], [0], job.score_s).records[0]
+        record = score_export(job.cfg, where / f"{artifact_name(job.cfg)}.json", job.score_s)
         files = {p.relative_to(where).as_posix(): p.read_bytes() for p in sorted(where.rglob("*")) if p.is_file()}
     summary = {
         "seed": job.cfg.seed,
         "export_agreement": meta["export_agreement"],
         "train_seconds": meta["train_seconds"],
+        **record,
+    }
+    return summary, files
+
+
+def score_export(cfg: TrainConfig, policy: Path, score_s: float = SCORE_S) -> dict[str, Any]:
+    """Score one exported policy file (in its shield, as shipped) on :func:`score_scenario`, seed
+    :data:`SCORE_SEED`: its objective (ms), on-time share (%) and whether the board shut down."""
+    from lotus.governor.evaluate import evaluate
+
+    record = evaluate(score_scenario(cfg), [str(policy)], [SCORE_SEED], score_s).records[0]
+    return {
         "objective": float(record["objective"]),
         "on_time_pct": float(record["on_time_pct"]),
         "shutdown": bool(record["shutdown"]),
     }
-    return summary, files
+
+
+def rescore_seeds(where: Path, score_s: float = SCORE_S) -> dict[str, Any]:
+    """Score again every seed of a finished sweep (``where/seeds.json`` and its ``seed-K/``
+    exports) by the current rule, name the median again and rewrite ``seeds.json``; returns it.
+
+    For sweeps made before a change of the scoring rule, without training again.
+    """
+    from lotus.core.errors import ConfigError
+
+    path = where / "seeds.json"
+    if not path.is_file():
+        raise ConfigError(f"{where} holds no seeds.json (a `lotus train --seeds` output folder)")
+    doc = json.loads(path.read_text())
+    cfg = TrainConfig(**{**doc["training"], "served_shares": _tuple_or_none(doc["training"].get("served_shares"))})
+    rows = [
+        {**row, **score_export(cfg, where / row["dir"] / f"{doc['artifact']}.json", score_s)} for row in doc["seeds"]
+    ]
+    doc.update(_median_and_score(cfg, rows, score_s))
+    doc["seeds"] = rows
+    path.write_text(json.dumps(doc, indent=2, default=str))
+    return doc
+
+
+def _tuple_or_none(value: Any) -> tuple[float, ...] | None:
+    return None if value is None else tuple(float(x) for x in value)
+
+
+def _median_and_score(cfg: TrainConfig, rows: list[dict[str, Any]], score_s: float) -> dict[str, Any]:
+    """The median row by score (the lower middle for an even count; ties broken by seed) and the scoring rule."""
+    median = sorted(rows, key=lambda r: (r["objective"], r["seed"]))[(len(rows) - 1) // 2]
+    score = {"metric": "objective (ms, lower is better)", "duration_s": score_s, "seed": SCORE_SEED,
+             "scenario": score_scenario(cfg).model_dump(mode="json")}  # fmt: skip
+    return {"score": score, "median_seed": median["seed"], "median_dir": median["dir"]}
 
 
 def train_seeds(
@@ -76,7 +122,8 @@ def train_seeds(
     """Train ``cfg`` on seeds ``cfg.seed .. cfg.seed + n_seeds - 1`` into ``out/seed-K/``; write ``out/seeds.json``.
 
     Each seed is scored by the Lotus objective (ms, lower is better) of its exported policy, in its
-    shield, on :func:`score_scenario` for ``score_s`` simulated seconds, seed 0. The median seed is
+    shield, on :func:`score_scenario` for ``score_s`` simulated seconds, evaluation seed
+    :data:`SCORE_SEED` (never one the suite reports). The median seed is
     the middle one by score (the lower middle for an even count; ties broken by seed).
 
     :param progress: called with a seed's index each time one finishes.
@@ -102,17 +149,12 @@ def _write_seeds(
             (where / rel).parent.mkdir(parents=True, exist_ok=True)
             (where / rel).write_bytes(data)
         rows.append({**summary, "dir": where.name})
-    median = sorted(rows, key=lambda r: (r["objective"], r["seed"]))[(len(rows) - 1) // 2]
-    score = {"metric": "objective (ms, lower is better)", "duration_s": score_s, "seed": 0,
-             "scenario": score_scenario(cfg).model_dump(mode="json")}  # fmt: skip
     doc = {
         "policy": cfg.policy,
         "artifact": artifact_name(cfg),
         "training": asdict(cfg),
-        "score": score,
         "seeds": rows,
-        "median_seed": median["seed"],
-        "median_dir": median["dir"],
+        **_median_and_score(cfg, rows, score_s),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "seeds.json").write_text(json.dumps(doc, indent=2, default=str))

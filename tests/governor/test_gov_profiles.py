@@ -131,3 +131,28 @@ def test_a_mode_trains_at_a_rate_it_can_serve() -> None:
     assert (slow.fps, slow.deadline_ms) == (15.0, 80.0) and slow.randomize is not None
     assert (fast.fps, fast.deadline_ms) == (30.0, 40.0)
     assert serving_rate("orin-nano", "15W", "ppocr-v4") == (10.0, 120.0)  # the workload's own rate where it holds
+
+
+def test_rescoring_names_the_median_again_on_a_held_out_evaluation_seed(
+    trained: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """Seeds are scored on evaluation seed SCORE_SEED, never one of the suite's 0..N-1; a finished
+    sweep can be scored again by the current rule without training again."""
+    import shutil
+
+    from lotus.governor.evaluate import evaluate
+    from lotus.governor.sweep import SCORE_SEED, rescore_seeds, score_scenario
+    from lotus.governor.train import TrainConfig
+
+    out, _ = trained
+    where = tmp_path / "nx"
+    shutil.copytree(out / "orin-nx-15W", where)
+    again = rescore_seeds(where, score_s=20.0)
+    assert again["score"]["seed"] == SCORE_SEED >= 1000 and again["score"]["duration_s"] == 20.0
+    assert json.loads((where / "seeds.json").read_text()) == again
+    row = again["seeds"][0]
+    room = score_scenario(TrainConfig(policy="drl", board="orin-nx", power_mode="15W"))
+    direct = evaluate(room, [str(where / row["dir"] / "drl.json")], [SCORE_SEED], 20.0).records[0]
+    assert row["objective"] == float(direct["objective"]) and again["median_dir"] == row["dir"]
+    with pytest.raises(ConfigError, match="seeds.json"):
+        rescore_seeds(tmp_path / "nothing")
