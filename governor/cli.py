@@ -251,7 +251,7 @@ def evaluate(
     policies: str = typer.Option(
         None,
         help="comma-separated names: stock, performance, mpc, ztt, lotus-dac24, drl, foresight, foresight-cool "
-        "(the reference under the no-throttling constraint), NAME+shield, "
+        "(the reference under the no-throttling constraint), NAME+shield, NAME+shield@M (shield margin M C), "
         "policy JSON paths, python:PATH_OR_MODULE:CLASS (default: the suite's, else the classic six plus mpc)",
     ),
     suite: str = typer.Option(None, help="run a named suite instead of one scenario: smoke | standard"),

@@ -25,7 +25,7 @@ from lotus.governor.context import PolicyContext
 from lotus.governor.foresight import NAME as REFERENCE
 from lotus.governor.foresight import REFERENCES, foresight_rollout
 from lotus.governor.metrics import failed_run_metrics, mean_ci95, recording_metrics
-from lotus.governor.registry import build_policy
+from lotus.governor.registry import build_policy, split_margin
 from lotus.governor.report import summarize
 from lotus.governor.rollout import Recording, rollout
 from lotus.governor.shield import Shield
@@ -166,6 +166,7 @@ def policy_style(name: str, index: int = 0) -> dict[str, Any]:
 
     :param index: the policy's position in its plot, for the colour of a name outside the families.
     """
+    name = split_margin(name)[0]
     base = name.removesuffix("+shield")
     family = next((f for f in _FAMILY_COLOURS if base == f or base.startswith(f + "-")), None)
     colour = _FAMILY_COLOURS[family] if family else _OTHER_COLOURS[index % len(_OTHER_COLOURS)]

@@ -30,6 +30,26 @@ def shielded(name_or_path: str | Path, actions: ActionTable, **shield_kw: Any) -
     return Shield(lambda: _onnx(name_or_path, actions), actions, make_policy("stock", actions), **shield_kw)
 
 
+def split_margin(spec: str) -> tuple[str, float | None]:
+    """``NAME+shield@M`` -> (``NAME+shield``, M): a shielded policy with the shield's margin set to
+    M C (the suite's shield-margin ablation, from the command line); any other spec -> (spec, None).
+
+    :raises PolicyError: ``@`` after something other than ``+shield``, or M not a number >= 0.
+    """
+    base, at, text = spec.rpartition("@")
+    if not at or spec.endswith((".json", ".onnx")) or spec.startswith("python:"):
+        return spec, None
+    if not base.endswith("+shield"):
+        raise PolicyError(f"policy {spec!r}: a margin (@M, C) goes after +shield, e.g. ztt+shield@1")
+    try:
+        margin = float(text)
+    except ValueError:
+        margin = float("nan")
+    if not margin >= 0:
+        raise PolicyError(f"policy {spec!r}: the shield margin after @ must be a number of C >= 0")
+    return base, margin
+
+
 def build_policy(
     spec: str,
     actions: ActionTable,
@@ -40,13 +60,16 @@ def build_policy(
     """Any policy by name (see :func:`governor.policies.policy_names`) or by ``.json``/``.onnx`` path.
 
     ``NAME+shield`` is ``NAME`` inside the safety shield (stock as its fallback), so an evaluation
-    shows the shield's share of a result. ``mpc`` and ``python:PATH_OR_MODULE:CLASS`` need the
-    scenario's ``context`` (the nominal profiles, deadline and camera rate).
+    shows the shield's share of a result; ``NAME+shield@M`` sets that shield's margin to M C.
+    ``mpc`` and ``python:PATH_OR_MODULE:CLASS`` need the scenario's ``context`` (the nominal
+    profiles, deadline and camera rate).
 
     :param shield: force the shield on or off; by default only ``drl`` and policy files get it.
     :param margin_c: the shield's thermal margin below the trip, C (None: its default,
         :data:`~lotus.governor.shield.MARGIN_C`).
     """
+    spec, at_margin = split_margin(spec)
+    margin_c = at_margin if at_margin is not None else margin_c
     kw: dict[str, Any] = {} if margin_c is None else {"margin_c": margin_c}
     if spec.endswith("+shield"):
         return build_policy(spec.removesuffix("+shield"), actions, shield=True, context=context, margin_c=margin_c)

@@ -75,3 +75,22 @@ def test_get_governor_reports_the_configured_margin(tmp_path: Path) -> None:
     with ServerThread(create_app(settings)) as url:
         status = httpx.get(url + "/v1/governor").json()
     assert status["shield_margin_c"] == 3.0 and status["deciding"] == "drl"
+
+
+def test_a_policy_spec_sets_the_margin_from_the_command_line(actions) -> None:  # noqa: ANN001
+    """``NAME+shield@M``: the ablation's policies by name, through evaluate, the suite and Ray alike."""
+    from lotus.core.errors import PolicyError
+    from lotus.governor.evaluate import evaluate, policy_style
+    from lotus.governor.registry import split_margin
+
+    assert split_margin("ztt+shield@1.5") == ("ztt+shield", 1.5) and split_margin("drl") == ("drl", None)
+    assert build_policy("ztt+shield@1.5", actions).margin_c == 1.5  # type: ignore[attr-defined]
+    assert build_policy("drl+shield@0.5", actions, margin_c=3.0).margin_c == 0.5  # type: ignore[attr-defined]
+    for bad, why in (("ztt@1", "after \\+shield"), ("ztt+shield@hot", "number"), ("ztt+shield@-1", "number")):
+        with pytest.raises(PolicyError, match=why):
+            build_policy(bad, actions)
+    assert policy_style("ztt+shield@1") == policy_style("ztt+shield")
+    hot = Scenario(ambient_c=30.0, r_scale=1.3, init_temp_c=90.0)
+    records = evaluate(hot, ["performance+shield@1", "performance+shield@5"], [0], 300.0).records
+    assert [r["policy"] for r in records] == ["performance+shield@1", "performance+shield@5"]
+    assert records[1]["max_temp_c"] < TRIP_C - 3.0 < records[0]["max_temp_c"] < TRIP_C
