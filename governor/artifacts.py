@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lotus.core.errors import NoTrainedPolicyError, PolicyError
+from lotus.core.errors import LotusError, NoTrainedPolicyError, PolicyError
 from lotus.core.files import sha256_file
 from lotus.core.schema import SCHEMA_VERSION, ActionTable
 
@@ -40,6 +40,21 @@ class PolicyArtifact:
         except (KeyError, TypeError, IndexError, ValueError):
             return 1.0
         return high if math.isfinite(high) and high >= 1.0 else 1.0
+
+    @property
+    def trained_deadline_ms(self) -> tuple[float, float] | None:
+        """The range of latency targets (ms) the policy was trained on: its training rooms' deadline
+        (the workload's default when unset) times the deadline randomisation; None when unknown."""
+        from lotus.envs.workload import load_workload
+
+        scenario = self.meta.get("scenario") or {}
+        try:
+            deadline = scenario.get("deadline_ms") or load_workload(scenario["workload"]).default_deadline_ms
+            scale = (scenario.get("randomize") or {}).get("deadline_scale") or (1.0, 1.0)
+            low, high = float(deadline) * float(scale[0]), float(deadline) * float(scale[1])
+        except (KeyError, TypeError, IndexError, ValueError, OSError, LotusError):
+            return None
+        return (low, high) if math.isfinite(low) and math.isfinite(high) and 0 < low <= high else None
 
 
 def resolve_artifact(name_or_path: str | Path) -> Path:

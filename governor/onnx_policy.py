@@ -72,7 +72,9 @@ class OnnxPolicy(PolicyBase):
         return cls(load_artifact(name_or_path, actions), threads)
 
     def diagnostics(self) -> PolicyDiagnostics:
-        return PolicyDiagnostics(policy_name=self.name, version=self.version)
+        return PolicyDiagnostics(
+            policy_name=self.name, version=self.version, trained_deadline_ms=self.artifact.trained_deadline_ms
+        )
 
     def reset(self, n: int = 1) -> None:
         self._held = np.zeros(0, dtype=np.int64)

@@ -52,6 +52,8 @@ class PolicyDiagnostics:
     :param skipped_frames: camera frames the shield skipped, summed over boards: its admission rule's,
         and those a wrapped policy with a served share refused.
     :param served_fps_cap: board 0's served-rate cap now, frames/s (None: every frame is served).
+    :param trained_deadline_ms: the latency targets (low, high; ms) a learned policy was trained
+        on (None: a policy not trained on a deadline, or unknown).
     """
 
     policy_name: str
@@ -63,6 +65,7 @@ class PolicyDiagnostics:
     deadline_stretch: float = 1.0
     skipped_frames: int = 0
     served_fps_cap: float | None = None
+    trained_deadline_ms: tuple[float, float] | None = None
 
 
 @runtime_checkable

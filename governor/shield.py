@@ -191,15 +191,17 @@ class Shield(PolicyBase):
         return self._clip_many(predicted_n, self._proposed(obs, shown, dt_s), dts)
 
     def diagnostics(self) -> PolicyDiagnostics:
+        trained: tuple[float, float] | None = None
         if self.inner is not None:
-            version = self.inner.diagnostics().version
+            inner = self.inner.diagnostics()
+            version, trained = inner.version, inner.trained_deadline_ms
         else:
             version = "fallback" if self.load_error else "builtin"
         return PolicyDiagnostics(
             policy_name=self.name, version=version, load_error=self.load_error, shielded=True,
             fallbacks=self.fallbacks, interventions=self.interventions, deadline_stretch=float(self._stretch[0]),
             skipped_frames=sum(a.skipped for a in self._admissions) + self._policy_skips,
-            served_fps_cap=self._admissions[0].served_fps_cap,
+            served_fps_cap=self._admissions[0].served_fps_cap, trained_deadline_ms=trained,
         )  # fmt: skip
 
     # --- admission ------------------------------------------------------------------------------

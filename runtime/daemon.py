@@ -173,6 +173,7 @@ class Daemon:
         for name, model in self.models.items():
             self._status(f"warming up {name} on {model.provider}")
             warm_up(model, s.models.warmup_frames)
+        self.governor.set_served_deadlines({name: m.deadline_ms for name, m in self.models.items()})
         self.pipeline = FramePipeline(board, self.models, self.governor, builder, self.metrics, self._on_frame)
         import onnxruntime as ort
 
@@ -344,6 +345,8 @@ class Daemon:
                 table.pop(name, None)
             else:
                 table[name] = model
+        if self.governor is not None:
+            self.governor.set_served_deadlines({n: m.deadline_ms for n, m in self.models.items()})
 
     def check_model(self, name: str | None) -> str:
         name = name or self.default_model

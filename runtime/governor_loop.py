@@ -41,6 +41,10 @@ class Decision:
     clock_set_s: float
 
 
+# a model served at a latency target this far outside the range the policy was trained on is warned about
+DEADLINE_TOLERANCE = 0.25
+
+
 def build_policy(spec: str, actions: ActionTable, margin_c: float | None = None) -> Policy:
     """``governor.registry.build_policy`` (numpy + onnxruntime only; never SB3/torch); ``margin_c``:
     the shield's thermal margin under the trip, C (None: the shield's default)."""
@@ -86,6 +90,7 @@ class GovernorController:
         self.requested: tuple[int | None, int | None] = (None, None)
         self._last_decision_t: float | None = None  # time.perf_counter() of the previous decision, s
         self._last_admit_t: float | None = None  # time.perf_counter() of the previous admit call, s
+        self.served_deadlines_ms: dict[str, float] = {}  # model name -> the latency target it is served at
 
     # --- run-time changes ---------------------------------------------------------------------
     def set_policy(self, spec: str) -> None:
@@ -96,6 +101,33 @@ class GovernorController:
         with self._lock:
             self.policy, self.policy_spec, self.version = policy, spec, version
         log.info("governor policy -> %s (%s)", spec, self.version)
+        self._warn_deadlines()
+
+    def set_served_deadlines(self, deadlines_ms: dict[str, float]) -> None:
+        """The latency target (ms) each loaded model is served at; logs a warning for each one
+        outside the targets the policy was trained on (see :meth:`deadline_mismatch`)."""
+        self.served_deadlines_ms = dict(deadlines_ms)
+        self._warn_deadlines()
+
+    def deadline_mismatch(self) -> dict[str, float]:
+        """Models served at a latency target (ms) more than :data:`DEADLINE_TOLERANCE` outside the
+        range the live policy was trained on: its inputs (latency / deadline) are then outside
+        what it saw in training. Empty for policies not trained on a deadline."""
+        trained = self.diagnostics().trained_deadline_ms
+        if trained is None:
+            return {}
+        low, high = trained[0] * (1 - DEADLINE_TOLERANCE), trained[1] * (1 + DEADLINE_TOLERANCE)
+        return {name: d for name, d in self.served_deadlines_ms.items() if not low <= d <= high}
+
+    def _warn_deadlines(self) -> None:
+        trained = self.diagnostics().trained_deadline_ms
+        for name, deadline in self.deadline_mismatch().items():
+            assert trained is not None
+            log.warning(
+                "model %s is served at a %.0f ms latency target; policy %s was trained on %.0f-%.0f ms "
+                "(set the model's slo_ms, and the camera rate, to what the policy was trained for)",
+                name, deadline, self.version, trained[0], trained[1],
+            )  # fmt: skip
 
     def set_mode(self, mode: str) -> None:
         if mode not in GOVERNOR_MODES:
@@ -219,6 +251,8 @@ class GovernorController:
             "interventions": diag.interventions,
             "deadline_stretch": diag.deadline_stretch,
             "shield_margin_c": getattr(self.policy, "margin_c", None),
+            "trained_deadline_ms": None if diag.trained_deadline_ms is None else list(diag.trained_deadline_ms),
+            "deadline_mismatch_ms": self.deadline_mismatch(),
             "skipped_frames": diag.skipped_frames,
             "served_fps_cap": diag.served_fps_cap,
             "decisions": self.decisions,
