@@ -25,11 +25,13 @@ class DetectorVecEnv(VecEnv):
     simulated seconds on the action (its stage decisions repeat it), with the rewards summed: the
     policy decides at its deployed period. With ``shield=True`` the safety shield the policy is
     deployed with clips every action during training too, so the policy learns with the same guard
-    it will run under. With ``admission=True`` (a held spec, no ``shield``, no served shares) the
-    shield's admission rule is asked before every camera frame, as where the policy is deployed,
-    and the frames it refuses are skipped (a drop in the reward). Each board then runs exactly its
-    own held second: a board whose second is up waits (a masked step) while the others finish
-    theirs, so a hot board's skips do not stretch the others' hold. ``reward_scale`` multiplies
+    it will run under. With ``admission=True`` (no ``shield``, no served shares) the shield's
+    admission rule is asked before every camera frame, as where the policy is deployed, and the
+    frames it refuses are skipped (a drop in the reward). A held policy's boards then run exactly
+    their own held second: a board whose second is up waits (a masked step) while the others
+    finish theirs, so a hot board's skips do not stretch the others' hold. A per-stage policy's
+    step is, for each board, either its stage decision or, where the rule refuses the frame about
+    to start, that frame's skip (the action is not applied; the reward is the drop). ``reward_scale`` multiplies
     every reward the learner sees (a held second's return is in the hundreds; docs/governor.md,
     ablation G, scales it to order one).
     """
@@ -53,8 +55,8 @@ class DetectorVecEnv(VecEnv):
         self.action_map = spec.action_map(benv.actions)
         self.share_map = spec.share_map(benv.actions)
         self._serves = ServedShare(benv.n) if (self.share_map < 1.0).any() else None
-        if admission and (shield or spec.hold_s <= 0 or self._serves is not None):
-            raise ValueError("admission in the loop is for a held policy without the clipping shield or served shares")
+        if admission and (shield or self._serves is not None):
+            raise ValueError("admission in the loop is for a policy without the clipping shield or served shares")
         obs_space = spaces.Box(-5.0, 5.0, shape=(spec.n_inputs,), dtype=np.float32)
         super().__init__(benv.n, obs_space, spaces.Discrete(len(self.action_map)))
         self._actions: np.ndarray | None = None
@@ -87,7 +89,8 @@ class DetectorVecEnv(VecEnv):
     def _step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         assert self._actions is not None, "step_async first"
         if self.spec.hold_s <= 0:
-            return self._one_step(self.action_map[self._actions])
+            joint = self.action_map[self._actions]
+            return self._stage_with_admission(joint) if self.admission else self._one_step(joint)
         joint = self.action_map[self._actions]
         if self.admission:
             return self._held_with_admission(joint)
@@ -116,8 +119,7 @@ class DetectorVecEnv(VecEnv):
     def _held_with_admission(self, joint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         """One held second of every board on ``joint`` ``[n]``, the admission rule asked at each camera frame."""
         assert self.shield is not None and self._raw_obs is not None
-        core, n = self.benv.core, self.num_envs
-        gap_c = core.shutdown - np.broadcast_to(np.asarray(core.trip, dtype=np.float64), (n,))
+        n = self.num_envs
         total, elapsed = np.zeros(n, dtype=np.float32), np.zeros(n)
         ended = np.zeros(n, dtype=bool)
         infos: list[dict[str, Any]] = [{} for _ in range(n)]
@@ -126,20 +128,45 @@ class DetectorVecEnv(VecEnv):
             live = ~ended & (elapsed < self.spec.hold_s)
             if not live.any():
                 break
-            refused = np.zeros(n, dtype=bool)
-            t_now = np.asarray(core.t, dtype=np.float64)
-            for i in np.flatnonzero(live & (self._raw_obs[:, IDX["stage2_next"]] < 0.5)).tolist():
-                refused[i] = not self.shield.admit_row(i, self._raw_obs[i], float(t_now[i] - self._admit_t[i]),
-                                                       float(gap_c[i]))  # fmt: skip
-                self._admit_t[i] = t_now[i]
+            refused = self._refused(live)
             if refused.any():  # these boards idle until their next camera frame (a drop), then are asked again
-                self.skipped_frames += int(np.count_nonzero(refused))
                 obs, reward, dones, step_infos = self._skip_step(refused)
                 self._add(refused, reward, dones, step_infos, total, elapsed, ended, infos)
             run = live & ~refused
             if run.any():
                 obs, reward, dones, step_infos = self._one_step(joint, active=run)
                 self._add(run, reward, dones, step_infos, total, elapsed, ended, infos)
+        return obs, total, ended, infos
+
+    def _refused(self, boards: np.ndarray) -> np.ndarray:
+        """Which of ``boards`` (bool ``[n]``) the admission rule refuses the camera frame about to
+        start; asks the rule at every board that is at a camera frame."""
+        assert self.shield is not None and self._raw_obs is not None
+        core, n = self.benv.core, self.num_envs
+        gap_c = core.shutdown - np.broadcast_to(np.asarray(core.trip, dtype=np.float64), (n,))
+        refused = np.zeros(n, dtype=bool)
+        t_now = np.asarray(core.t, dtype=np.float64)
+        for i in np.flatnonzero(boards & (self._raw_obs[:, IDX["stage2_next"]] < 0.5)).tolist():
+            refused[i] = not self.shield.admit_row(i, self._raw_obs[i], float(t_now[i] - self._admit_t[i]),
+                                                   float(gap_c[i]))  # fmt: skip
+            self._admit_t[i] = t_now[i]
+        self.skipped_frames += int(np.count_nonzero(refused))
+        return refused
+
+    def _stage_with_admission(self, joint: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        """One step of a per-stage policy: each board's stage decision on ``joint`` ``[n]``, or the
+        skip of the frame the admission rule refuses."""
+        n = self.num_envs
+        refused = self._refused(np.ones(n, dtype=bool))
+        total = np.zeros(n, dtype=np.float32)
+        ended = np.zeros(n, dtype=bool)
+        infos: list[dict[str, Any]] = [{} for _ in range(n)]
+        obs = self._inputs(self._raw_obs) if self._raw_obs is not None else None
+        for mask, stepper in ((refused, self._skip_step), (~refused, lambda m: self._one_step(joint, active=m))):
+            if mask.any():
+                obs, reward, dones, step_infos = stepper(mask)
+                self._add(mask, reward, dones, step_infos, total, np.zeros(n), ended, infos)
+        assert obs is not None
         return obs, total, ended, infos
 
     def _add(self, boards: np.ndarray, reward: np.ndarray, dones: np.ndarray, step_infos: list[dict],

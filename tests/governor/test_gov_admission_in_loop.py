@@ -64,10 +64,29 @@ def test_a_hot_room_sheds_frames_and_each_board_holds_its_own_second() -> None:
 
 def test_admission_in_the_loop_rejects_what_it_does_not_support() -> None:
     benv = BatchedDetectorEnv(2, HOT)
-    with pytest.raises(ValueError, match="held policy"):
+    with pytest.raises(ValueError, match="clipping shield"):
         DetectorVecEnv(benv, FEATURE_SPECS["drl"], shield=True, admission=True)
-    with pytest.raises(ValueError, match="held policy"):
-        DetectorVecEnv(benv, FEATURE_SPECS["ztt"], admission=True)
+
+
+@pytest.mark.parametrize("family", ["ztt", "lotus-dac24"])
+def test_per_stage_policies_train_with_the_rule_too(family: str) -> None:
+    """zTT (a decision per frame) and Lotus-DAC24 (per stage): cool rooms equal training without
+    the rule; in a hot room a refused frame is one step that skips it (the reward is the drop)."""
+    spec = FEATURE_SPECS[family]
+    cool = Scenario(ambient_c=25.0, episode_frames=18000)
+    plain = DetectorVecEnv(BatchedDetectorEnv(2, cool), spec)
+    ruled = DetectorVecEnv(BatchedDetectorEnv(2, cool), spec, admission=True)
+    top = plain.action_space.n - 1
+    r_plain, _ = _run(plain, top, 300)
+    r_ruled, _ = _run(ruled, top, 300)
+    assert ruled.skipped_frames == 0
+    np.testing.assert_array_equal(r_plain, r_ruled)
+    hot = DetectorVecEnv(BatchedDetectorEnv(2, HOT), spec, admission=True)
+    rewards, _ = _run(hot, top, 4000)
+    core = hot.benv.core
+    assert hot.skipped_frames > 20 and np.all(core.dropped > 0)
+    hottest = float((np.maximum(core.th_c, core.th_g) + core.amb).max())
+    assert hottest < 99.0 and np.isfinite(rewards).all()
 
 
 def test_train_cli_admission_in_loop_is_recorded(tmp_path: Path, one_thread) -> None:  # noqa: ANN001
