@@ -32,16 +32,23 @@ def _run(venv: DetectorVecEnv, action: int, held_steps: int) -> tuple[np.ndarray
     return np.array(rewards), times
 
 
-def test_a_cool_room_skips_nothing_and_equals_training_without_the_rule() -> None:
+def _cool_room_equals_training_without_the_rule(family: str, boards: int, steps: int) -> int:
+    """Top clocks in a 25 C room with and without the rule: nothing skipped, the same rewards.
+    Returns the top action's index."""
     cool = Scenario(ambient_c=25.0, episode_frames=18000)
-    spec = FEATURE_SPECS["drl"]
-    plain = DetectorVecEnv(BatchedDetectorEnv(1, cool), spec)
-    ruled = DetectorVecEnv(BatchedDetectorEnv(1, cool), spec, admission=True)
+    spec = FEATURE_SPECS[family]
+    plain = DetectorVecEnv(BatchedDetectorEnv(boards, cool), spec)
+    ruled = DetectorVecEnv(BatchedDetectorEnv(boards, cool), spec, admission=True)
     top = plain.action_space.n - 1
-    r_plain, _ = _run(plain, top, 20)
-    r_ruled, _ = _run(ruled, top, 20)
+    r_plain, _ = _run(plain, top, steps)
+    r_ruled, _ = _run(ruled, top, steps)
     assert ruled.skipped_frames == 0
     np.testing.assert_array_equal(r_plain, r_ruled)
+    return top
+
+
+def test_a_cool_room_skips_nothing_and_equals_training_without_the_rule() -> None:
+    _cool_room_equals_training_without_the_rule("drl", 1, 20)
 
 
 def test_a_hot_room_sheds_frames_and_each_board_holds_its_own_second() -> None:
@@ -72,16 +79,8 @@ def test_admission_in_the_loop_rejects_what_it_does_not_support() -> None:
 def test_per_stage_policies_train_with_the_rule_too(family: str) -> None:
     """zTT (a decision per frame) and Lotus-DAC24 (per stage): cool rooms equal training without
     the rule; in a hot room a refused frame is one step that skips it (the reward is the drop)."""
-    spec = FEATURE_SPECS[family]
-    cool = Scenario(ambient_c=25.0, episode_frames=18000)
-    plain = DetectorVecEnv(BatchedDetectorEnv(2, cool), spec)
-    ruled = DetectorVecEnv(BatchedDetectorEnv(2, cool), spec, admission=True)
-    top = plain.action_space.n - 1
-    r_plain, _ = _run(plain, top, 300)
-    r_ruled, _ = _run(ruled, top, 300)
-    assert ruled.skipped_frames == 0
-    np.testing.assert_array_equal(r_plain, r_ruled)
-    hot = DetectorVecEnv(BatchedDetectorEnv(2, HOT), spec, admission=True)
+    top = _cool_room_equals_training_without_the_rule(family, 2, 300)
+    hot = DetectorVecEnv(BatchedDetectorEnv(2, HOT), FEATURE_SPECS[family], admission=True)
     rewards, _ = _run(hot, top, 4000)
     core = hot.benv.core
     assert hot.skipped_frames > 20 and np.all(core.dropped > 0)
