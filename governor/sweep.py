@@ -24,6 +24,10 @@ SCORE_S = 300.0  # simulated seconds of the scoring run (60 s gave Orin NX's thr
 # other frames, traces and sensor noise than it is reported on (Orin NX's scoring room is its suite room).
 SCORE_SEED = 1000
 SCORE_ROOM = {"ambient_c": 30.0, "trace": "video"}  # the scoring scenario, on the trained board
+# ... and its hot part: a sealed box (heatsink resistance x1.25) in a 33 C room, bursty trace, the
+# board at 85 C; like none of the suite's rooms. A cool room alone cannot tell a seed that holds its
+# clocks near the trip from one that backs off early (docs/governor.md, zTT with the rule in the loop).
+SCORE_HOT_ROOM = {"ambient_c": 33.0, "trace": "bursty", "r_scale": 1.25, "init_temp_c": 85.0}
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,11 @@ def score_scenario(cfg: TrainConfig) -> Scenario:
     fps, deadline_ms = serving_rate(cfg.board, cfg.power_mode, cfg.workload)
     base = {"board": cfg.board, "power_mode": cfg.power_mode, "workload": cfg.workload, **SCORE_ROOM}
     return Scenario.model_validate({**base, "fps": fps, "deadline_ms": deadline_ms})
+
+
+def score_hot_scenario(cfg: TrainConfig) -> Scenario:
+    """The hot part of the score: :func:`score_scenario` with :data:`SCORE_HOT_ROOM`'s conditions."""
+    return Scenario.model_validate({**score_scenario(cfg).model_dump(mode="json"), **SCORE_HOT_ROOM})
 
 
 def train_seed(job: SeedJob) -> tuple[dict[str, Any], dict[str, bytes]]:
@@ -63,15 +72,20 @@ def train_seed(job: SeedJob) -> tuple[dict[str, Any], dict[str, bytes]]:
 
 
 def score_export(cfg: TrainConfig, policy: Path, score_s: float = SCORE_S) -> dict[str, Any]:
-    """Score one exported policy file (in its shield, as shipped) on :func:`score_scenario`, seed
-    :data:`SCORE_SEED`: its objective (ms), on-time share (%) and whether the board shut down."""
+    """Score one exported policy file (in its shield, as shipped) on :func:`score_scenario` and
+    :func:`score_hot_scenario`, seed :data:`SCORE_SEED`: ``objective`` is the mean of the two rooms'
+    objectives (ms), each also given; on-time shares (%); whether the board shut down in either."""
     from lotus.governor.evaluate import evaluate
 
-    record = evaluate(score_scenario(cfg), [str(policy)], [SCORE_SEED], score_s).records[0]
+    cool = evaluate(score_scenario(cfg), [str(policy)], [SCORE_SEED], score_s).records[0]
+    hot = evaluate(score_hot_scenario(cfg), [str(policy)], [SCORE_SEED], score_s).records[0]
     return {
-        "objective": float(record["objective"]),
-        "on_time_pct": float(record["on_time_pct"]),
-        "shutdown": bool(record["shutdown"]),
+        "objective": (float(cool["objective"]) + float(hot["objective"])) / 2,
+        "objective_cool": float(cool["objective"]),
+        "objective_hot": float(hot["objective"]),
+        "on_time_pct": float(cool["on_time_pct"]),
+        "on_time_hot_pct": float(hot["on_time_pct"]),
+        "shutdown": bool(cool["shutdown"] or hot["shutdown"]),
     }
 
 
@@ -104,8 +118,9 @@ def _tuple_or_none(value: Any) -> tuple[float, ...] | None:
 def _median_and_score(cfg: TrainConfig, rows: list[dict[str, Any]], score_s: float) -> dict[str, Any]:
     """The median row by score (the lower middle for an even count; ties broken by seed) and the scoring rule."""
     median = sorted(rows, key=lambda r: (r["objective"], r["seed"]))[(len(rows) - 1) // 2]
-    score = {"metric": "objective (ms, lower is better)", "duration_s": score_s, "seed": SCORE_SEED,
-             "scenario": score_scenario(cfg).model_dump(mode="json")}  # fmt: skip
+    score = {"metric": "mean objective of the two rooms (ms, lower is better)", "duration_s": score_s,
+             "seed": SCORE_SEED, "scenario": score_scenario(cfg).model_dump(mode="json"),
+             "hot_scenario": score_hot_scenario(cfg).model_dump(mode="json")}  # fmt: skip
     return {"score": score, "median_seed": median["seed"], "median_dir": median["dir"]}
 
 

@@ -141,7 +141,7 @@ def test_rescoring_names_the_median_again_on_a_held_out_evaluation_seed(
     import shutil
 
     from lotus.governor.evaluate import evaluate
-    from lotus.governor.sweep import SCORE_SEED, rescore_seeds, score_scenario
+    from lotus.governor.sweep import SCORE_SEED, rescore_seeds, score_hot_scenario, score_scenario
     from lotus.governor.train import TrainConfig
 
     out, _ = trained
@@ -151,8 +151,12 @@ def test_rescoring_names_the_median_again_on_a_held_out_evaluation_seed(
     assert again["score"]["seed"] == SCORE_SEED >= 1000 and again["score"]["duration_s"] == 20.0
     assert json.loads((where / "seeds.json").read_text()) == again
     row = again["seeds"][0]
-    room = score_scenario(TrainConfig(policy="drl", board="orin-nx", power_mode="15W"))
-    direct = evaluate(room, [str(where / row["dir"] / "drl.json")], [SCORE_SEED], 20.0).records[0]
-    assert row["objective"] == float(direct["objective"]) and again["median_dir"] == row["dir"]
+    cfg = TrainConfig(policy="drl", board="orin-nx", power_mode="15W")
+    cool, hot = score_scenario(cfg), score_hot_scenario(cfg)
+    assert hot.ambient_c > cool.ambient_c and hot.r_scale > 1.0 and hot.fps == cool.fps  # a hot part, same rate
+    export = [str(where / row["dir"] / "drl.json")]
+    direct = [float(evaluate(room, export, [SCORE_SEED], 20.0).records[0]["objective"]) for room in (cool, hot)]
+    assert (row["objective_cool"], row["objective_hot"]) == tuple(direct)
+    assert row["objective"] == sum(direct) / 2 and again["median_dir"] == row["dir"]
     with pytest.raises(ConfigError, match="seeds.json"):
         rescore_seeds(tmp_path / "nothing")
