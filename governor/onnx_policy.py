@@ -42,6 +42,7 @@ class OnnxPolicy(PolicyBase):
         self.share_map = np.asarray(artifact.meta.get("served_share") or [1.0] * len(self.action_map), dtype=float)
         self._held_out = np.zeros(0, dtype=np.int64)  # per board: the network output being held
         self.deadline_scale_max = artifact.deadline_scale_max
+        self.trained_deadline_ms = artifact.trained_deadline_ms  # read once: diagnostics() runs every frame
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -73,7 +74,7 @@ class OnnxPolicy(PolicyBase):
 
     def diagnostics(self) -> PolicyDiagnostics:
         return PolicyDiagnostics(
-            policy_name=self.name, version=self.version, trained_deadline_ms=self.artifact.trained_deadline_ms
+            policy_name=self.name, version=self.version, trained_deadline_ms=self.trained_deadline_ms
         )
 
     def reset(self, n: int = 1) -> None:

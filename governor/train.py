@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,7 @@ PROBE_S = 5.0  # simulated seconds of the top-clocks probe in :func:`serving_rat
 PROBE_ON_TIME_PCT = 90.0  # share of the frames top clocks must finish in time at the workload's rate
 
 
+@lru_cache(maxsize=64)
 def serving_rate(board: str, power_mode: str | None, workload: str) -> tuple[float, float]:
     """Camera rate (frames/s) and deadline (ms) a profile is trained and scored at.
 
@@ -144,6 +146,7 @@ def serving_rate(board: str, power_mode: str | None, workload: str) -> tuple[flo
     half the rate with the deadline scaled by the period (Orin Nano 7 W: ~56 ms a frame against
     frcnn-lite's 40 ms, so 15 fps and 80 ms, the suite's 7 W room). A policy trained where no clock
     can serve the rate only ever sees missed frames, and seeds scored there cannot be told apart.
+    Cached per process: training and every seed's two scoring rooms ask for the same profile.
     """
     from lotus.envs.core import Resolved
     from lotus.governor.evaluate import evaluate
