@@ -176,16 +176,17 @@ def test_vec_env_maps_subset_actions_to_joint_clocks(actions) -> None:  # noqa: 
     assert actions.clocks(sent[0][2]) == (actions.cpu_khz[-1], actions.gpu_hz[-1])
 
 
-@pytest.mark.parametrize(("policy", "algo", "hyper"), [
-    ("drl", "ppo", {"n_steps": 16, "batch_size": 32}),
-    ("ztt", "dqn", {"learning_starts": 64}),
+@pytest.mark.parametrize(("policy", "algo", "steps", "hyper"), [
+    ("drl", "ppo", 128, {"n_steps": 16, "batch_size": 32}),  # a drl step is a held second (~60 stages)
+    ("ztt", "dqn", 1024, {"learning_starts": 64}),
 ])  # fmt: skip
-def test_training_is_deterministic_on_cpu(tmp_path: Path, one_thread, policy: str, algo: str, hyper: dict) -> None:  # noqa: ANN001
+def test_training_is_deterministic_on_cpu(tmp_path: Path, one_thread, policy: str, algo: str, steps: int,  # noqa: ANN001
+                                          hyper: dict) -> None:  # fmt: skip
     """Same config and seed -> byte-identical ONNX export (the seed sweeps re-pick medians without
     retraining on this); another seed gives another network. Admission rule in the loop."""
 
     def export(seed: int, where: str) -> bytes:
-        cfg = TrainConfig(policy=policy, algo=algo, steps=1024, n_envs=4, episode_frames=300, seed=seed,
+        cfg = TrainConfig(policy=policy, algo=algo, steps=steps, n_envs=4, episode_frames=300, seed=seed,
                           admission_in_loop=True, hyperparams=hyper)  # fmt: skip
         train(cfg, tmp_path / where, progress=False)
         return (tmp_path / where / f"{policy}.onnx").read_bytes()
