@@ -181,8 +181,22 @@ def seeds_phrase(seeds: Sequence[int]) -> str:
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}; plots show seed {seeds[0]}"
 
 
+def trailing_mean(time_s: np.ndarray, values: np.ndarray, window_s: float = 1.0) -> np.ndarray:
+    """``[F]`` mean of the values whose time is in ``(t_i - window_s, t_i]``, for each ``t_i``.
+
+    A window in time, not in frames: where frames are skipped or dropped, fewer of them count (a
+    30-frame mean would average over many seconds there and draw a smooth line that no second had).
+    ``time_s`` must be non-decreasing.
+    """
+    t, v = np.asarray(time_s, dtype=float), np.asarray(values, dtype=float)
+    csum = np.concatenate(([0.0], np.cumsum(v)))
+    start = np.searchsorted(t, t - window_s, side="right")
+    end = np.arange(1, t.size + 1)
+    return (csum[end] - csum[start]) / (end - start)
+
+
 def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
-    """latency.png (1 s mean per policy), temperature.png, latency_hist.png."""
+    """latency.png (trailing 1 s mean per policy), temperature.png, latency_distribution.png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,13 +208,12 @@ def plot_eval(result: EvalResult, out: Path, title: str) -> list[Path]:
     fig, ax = plt.subplots(figsize=(11, 5))
     for i, (name, rec) in enumerate(result.recordings.items()):
         f = rec.frames
-        k = 30
-        if f["latency_ms"].size > k:
-            mean = np.convolve(f["latency_ms"], np.ones(k) / k, mode="valid")
-            ax.plot(f["time_s"][k - 1 :], mean, label=name, **policy_style(name, i))
+        if f["latency_ms"].size:
+            ax.plot(f["time_s"], trailing_mean(f["time_s"], f["latency_ms"]), label=name, **policy_style(name, i))
     first = next(iter(result.recordings.values()))
     ax.axhline(first.deadline_ms, color="red", ls=(0, (6, 2, 1, 2)), lw=1.2, label="deadline")
-    ax.set(xlabel="time (s)", ylabel="frame latency, 1 s mean (ms)", title=f"Latency over time: {title}")
+    ax.set(xlabel="time (s)", ylabel="processed frames' latency, mean over the last 1 s (ms)",
+           title=f"Latency over time: {title}")  # fmt: skip
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     paths.append(_save(fig, out / "latency.png"))
 

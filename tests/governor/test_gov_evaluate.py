@@ -11,7 +11,7 @@ import pytest
 from lotus.core.errors import PolicyError
 from lotus.envs.core import Resolved
 from lotus.envs.scenario import Scenario
-from lotus.governor.evaluate import EvalResult, evaluate, plot_eval
+from lotus.governor.evaluate import EvalResult, evaluate, plot_eval, trailing_mean
 from lotus.governor.foresight import ForesightController, foresight_rollout, pareto_front
 from lotus.governor.metrics import METRIC_KEYS
 
@@ -283,3 +283,15 @@ def test_foresight_cool_never_throttles_where_a_policy_can_stay_cool() -> None:
     assert [r["policy"] for r in ranking(doc)] == ["stock"]  # the references rank nothing, win nothing
     matrix = format_suite_matrix(doc)
     assert "| foresight-cool | **" not in matrix and "| stock | **" in matrix
+
+
+def test_latency_plot_averages_over_time_not_frames() -> None:
+    """At about 30 fps the trailing 1 s mean is a 30-frame mean; where frames are sparse (skipped),
+    a window holds only the frames of its own second."""
+    t = np.arange(1, 91) * 0.034  # 30 frames span 0.986 s, 31 span 1.02 s: no frame on a boundary
+    lat = np.random.default_rng(0).uniform(20, 40, t.size)
+    got = trailing_mean(t, lat)
+    np.testing.assert_allclose(got[29:], np.convolve(lat, np.ones(30) / 30, mode="valid"))
+    np.testing.assert_allclose(got[:3], [lat[0], lat[:2].mean(), lat[:3].mean()])
+    sparse_t, sparse_lat = np.array([0.0, 0.5, 3.0, 6.0, 6.2]), np.array([20.0, 30.0, 70.0, 40.0, 60.0])
+    np.testing.assert_allclose(trailing_mean(sparse_t, sparse_lat), [20.0, 25.0, 70.0, 40.0, 50.0])
