@@ -109,11 +109,20 @@ class OnnxPolicy(PolicyBase):
     def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
         if self.hold_s <= 0:
             return self._decide(obs)
-        obs = np.atleast_2d(obs)
+        obs = obs if obs.ndim == 2 else np.atleast_2d(obs)
         n = obs.shape[0]
         if len(self._held) != n:  # first call (or a new board count): ask now
             self._held_out, self._since = self._choose(obs).copy(), np.zeros(n)
             self._held = self.action_map[self._held_out]
+            return self._held.copy()
+        if n == 1 and not isinstance(dt_s, np.ndarray):
+            # the daemon's path (one board, a scalar dt): Python floats, no array ops; the same
+            # float64 sums and comparison as the vector path below, so the same decisions
+            since = float(self._since[0]) + (NOMINAL_DECISION_S if dt_s is None else float(dt_s))
+            if since >= self.hold_s - 1e-9:
+                pick = int(self._choose(obs.astype(np.float32, copy=False))[0])
+                self._held_out[0], self._held[0], since = pick, self.action_map[pick], 0.0
+            self._since[0] = since
             return self._held.copy()
         self._since += NOMINAL_DECISION_S if dt_s is None else np.asarray(dt_s, dtype=float)
         due = self._since >= self.hold_s - 1e-9

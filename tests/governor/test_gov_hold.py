@@ -71,3 +71,22 @@ def test_deployed_policy_asks_its_network_once_per_held_second(held: Path) -> No
     policy.reset(1)
     policy.act(np.zeros((1, 17), dtype=np.float32))
     assert len(asked) == 3  # a reset asks again at once
+
+
+def test_one_board_scalar_path_decides_as_the_vector_path(held: Path) -> None:
+    """The daemon's path (one board, a float dt) and the batched path (an array dt) hold and renew
+    the same choices on the same observations, at uneven steps and across held-second boundaries."""
+    benv = BatchedDetectorEnv(1, Scenario(ambient_c=35.0, init_temp_c=90.0))
+    obs = benv.reset(seed=3)
+    rng = np.random.default_rng(3)
+    scalar, vector = OnnxPolicy.load(held), OnnxPolicy.load(held)
+    scalar.reset(1), vector.reset(1)
+    renewals = 0
+    for _ in range(400):
+        dt = float(rng.uniform(0.0, 0.05))
+        a = scalar.act(obs, dt)
+        b = vector.act(obs, np.array([dt]))
+        assert np.array_equal(a, b) and np.array_equal(scalar._since, vector._since)
+        renewals += int(scalar._since[0] == 0.0)
+        obs, *_ = benv.step(rng.integers(0, benv.actions.n, size=1))
+    assert renewals >= 5  # ~10 s of steps: the held second was renewed several times
