@@ -121,8 +121,9 @@ class GovernorController:
 
     def _warn_deadlines(self) -> None:
         trained = self.diagnostics().trained_deadline_ms
+        if trained is None:  # a policy not trained on a deadline has nothing to mismatch
+            return
         for name, deadline in self.deadline_mismatch().items():
-            assert trained is not None
             log.warning(
                 "model %s is served at a %.0f ms latency target; policy %s was trained on %.0f-%.0f ms "
                 "(set the model's slo_ms, and the camera rate, to what the policy was trained for)",
