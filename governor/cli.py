@@ -59,6 +59,9 @@ def train(
     served_shares: str = typer.Option(
         None, help="drl's served shares of camera frames, comma-separated in 0.5..1 (e.g. 1,0.83,0.67,0.5)"
     ),
+    hold: float = typer.Option(
+        None, min=0.0, max=60.0, help="drl: seconds each choice is held (default 1; 0: a decision before every stage)"
+    ),
     hyperparam: list[str] = typer.Option(None, help="KEY=VALUE override of an SB3 hyperparameter (repeatable)"),
     envs: int = typer.Option(32, min=1, help="boards simulated in parallel"),
     admission_in_loop: bool = typer.Option(
@@ -120,9 +123,9 @@ def train(
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
                       steps=steps, n_envs=envs, seed=seed, recipe=recipe, reward=reward, reward_scale=reward_scale,
                       hot_start_prob=hot_start_prob, clocks=clocks, served_shares=_parse_shares(served_shares),
-                      admission_in_loop=admission_in_loop,
+                      admission_in_loop=admission_in_loop, hold_s=hold,
                       hyperparams=_parse_hyperparams(hyperparam or []))  # fmt: skip
-    training_spec(cfg)  # a bad --clocks or --served-shares fails here, before any work
+    training_spec(cfg)  # a bad --clocks, --served-shares or --hold fails here, before any work
     _scenario(board=board, power_mode=power_mode)
     if profiles is not None:
         _train_profiles(cfg, profiles, out, seeds or 1, ray_address, workers, threads, json_out, ship)

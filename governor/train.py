@@ -75,6 +75,8 @@ class TrainConfig:
     :param clocks: drl's clock choices instead of its family's: ``grid`` (5 x 5) or ``ladder``
         (:func:`~lotus.governor.features.power_ladder`).
     :param served_shares: drl's served shares of camera frames instead of its family's (each in 0.5..1).
+    :param hold_s: drl's seconds each choice is held instead of its family's 1 s; 0: a decision
+        before every stage (the stage-1 and stage-2 clocks chosen apart, as ``lotus-dac24`` decides).
     """
 
     policy: str = "drl"
@@ -94,6 +96,7 @@ class TrainConfig:
     hot_start_prob: float = 0.0
     clocks: str | None = None
     served_shares: tuple[float, ...] | None = None
+    hold_s: float | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,15 +115,19 @@ CLOCK_CHOICES: dict[str, Callable[[ActionTable], list[int]]] = {"grid": clock_gr
 
 
 def training_spec(cfg: TrainConfig) -> FeatureSpec:
-    """The family's :class:`FeatureSpec` with the run's ``clocks`` and ``served_shares``, if given."""
+    """The family's :class:`FeatureSpec` with the run's ``clocks``, ``served_shares`` and ``hold_s``, if given."""
     spec = FEATURE_SPECS[cfg.policy]
-    if cfg.clocks is None and cfg.served_shares is None:
+    if cfg.clocks is None and cfg.served_shares is None and cfg.hold_s is None:
         return spec
     if cfg.policy != "drl":
-        raise ConfigError("clocks and served shares are drl's options (the baselines keep their papers' actions)")
-    if spec.hold_s <= 0:
-        raise ConfigError("served shares need a held decision (hold_s > 0)")
+        raise ConfigError("clocks, served shares and hold are drl's options (the baselines keep their papers' actions)")
     update: dict[str, Any] = {}
+    if cfg.hold_s is not None:
+        if not 0.0 <= cfg.hold_s <= 60.0:
+            raise ConfigError(f"hold must be 0 (per stage) to 60 s, got {cfg.hold_s}")
+        spec = replace(spec, hold_s=float(cfg.hold_s))
+    if cfg.served_shares is not None and spec.hold_s <= 0:
+        raise ConfigError("served shares need a held decision (hold_s > 0)")
     if cfg.clocks is not None:
         if cfg.clocks not in CLOCK_CHOICES:
             raise ConfigError(f"unknown clocks {cfg.clocks!r}; choose one of {', '.join(CLOCK_CHOICES)}")
@@ -190,7 +197,7 @@ def artifact_name(cfg: TrainConfig) -> str:
 
 
 def _hyperparams(cfg: TrainConfig) -> dict[str, Any]:
-    if cfg.algo == "ppo" and FEATURE_SPECS[cfg.policy].hold_s > 0:
+    if cfg.algo == "ppo" and training_spec(cfg).hold_s > 0:
         # one decision per held second: gamma 0.98 looks ~50 s ahead, against a heatsink of minutes
         # and a die of ~1.4 s; short rollouts because each step is ~60 simulated stages
         base = dict(

@@ -96,3 +96,35 @@ def test_train_cli_admission_in_loop_is_recorded(tmp_path: Path, one_thread) -> 
     assert result.exit_code == 0, (result.output, result.exception)
     meta = json.loads(result.stdout)
     assert meta["training"]["admission_in_loop"] is True and (out / "drl.onnx").is_file()
+
+
+def test_train_cli_hold_zero_trains_a_per_stage_drl(tmp_path: Path, one_thread) -> None:  # noqa: ANN001
+    from lotus.governor.onnx_policy import OnnxPolicy
+
+    out = tmp_path / "g"
+    args = ["train", "--policy", "drl", "--hold", "0", "--steps", "1024", "--envs", "4", "--out", str(out),
+            "--json", "--hyperparam", "n_steps=16", "--hyperparam", "batch_size=32"]  # fmt: skip
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    meta = json.loads(result.stdout)
+    assert meta["hold_s"] == 0.0 and meta["training"]["hold_s"] == 0.0
+    assert meta["training"]["hyperparams"]["gamma"] == 0.995  # the per-stage PPO settings, not the held ones
+    policy = OnnxPolicy.load(out / "drl.json")
+    assert policy.hold_s == 0.0  # asked before every stage, nothing held
+    obs = np.zeros((1, 17), dtype=np.float32)
+    first = policy.act(obs, 1 / 60)
+    assert first.shape == (1,) and 0 <= int(first[0]) < policy.actions.n
+
+
+def test_hold_is_drl_only_and_bounded() -> None:
+    from lotus.core.errors import ConfigError
+    from lotus.governor.train import TrainConfig, training_spec
+
+    assert training_spec(TrainConfig(hold_s=0.0)).hold_s == 0.0
+    assert training_spec(TrainConfig()).hold_s == 1.0
+    with pytest.raises(ConfigError, match="drl's options"):
+        training_spec(TrainConfig(policy="ztt", hold_s=0.0))
+    with pytest.raises(ConfigError, match="hold must be"):
+        training_spec(TrainConfig(hold_s=-1.0))
+    with pytest.raises(ConfigError, match="served shares need a held decision"):
+        training_spec(TrainConfig(hold_s=0.0, served_shares=(1.0, 0.5)))
