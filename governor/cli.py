@@ -62,6 +62,9 @@ def train(
     hold: float = typer.Option(
         None, min=0.0, max=60.0, help="drl: seconds each choice is held (default 1; 0: a decision before every stage)"
     ),
+    levels: str = typer.Option(
+        None, help="drl: latency levels (comma-separated in (0, 1]) the network may hand the per-stage allocator"
+    ),
     hyperparam: list[str] = typer.Option(None, help="KEY=VALUE override of an SB3 hyperparameter (repeatable)"),
     envs: int = typer.Option(32, min=1, help="boards simulated in parallel"),
     admission_in_loop: bool = typer.Option(
@@ -123,9 +126,9 @@ def train(
     cfg = TrainConfig(policy=policy, algo=algo or default_algo(policy), board=board, power_mode=power_mode,
                       steps=steps, n_envs=envs, seed=seed, recipe=recipe, reward=reward, reward_scale=reward_scale,
                       hot_start_prob=hot_start_prob, clocks=clocks, served_shares=_parse_shares(served_shares),
-                      admission_in_loop=admission_in_loop, hold_s=hold,
+                      admission_in_loop=admission_in_loop, hold_s=hold, levels=_parse_shares(levels, "--levels"),
                       hyperparams=_parse_hyperparams(hyperparam or []))  # fmt: skip
-    training_spec(cfg)  # a bad --clocks, --served-shares or --hold fails here, before any work
+    training_spec(cfg)  # a bad --clocks, --served-shares, --hold or --levels fails here, before any work
     _scenario(board=board, power_mode=power_mode)
     if profiles is not None:
         _train_profiles(cfg, profiles, out, seeds or 1, ray_address, workers, threads, json_out, ship)
@@ -145,8 +148,8 @@ def train(
     print(f"wrote {out / (name + '.onnx')} and {out / (name + '.json')}")
 
 
-def _parse_shares(text: str | None) -> tuple[float, ...] | None:
-    """``--served-shares 1,0.83,0.67``: the shares as floats (None when not given)."""
+def _parse_shares(text: str | None, option: str = "--served-shares") -> tuple[float, ...] | None:
+    """``--served-shares 1,0.83,0.67`` (or ``--levels``): the numbers as floats (None when not given)."""
     from lotus.core.errors import ConfigError
 
     if text is None:
@@ -154,7 +157,7 @@ def _parse_shares(text: str | None) -> tuple[float, ...] | None:
     try:
         return tuple(float(x) for x in text.split(","))
     except ValueError:
-        raise ConfigError(f"--served-shares wants comma-separated numbers, got {text!r}") from None
+        raise ConfigError(f"{option} wants comma-separated numbers, got {text!r}") from None
 
 
 def _parse_hyperparams(pairs: list[str]) -> dict[str, object]:

@@ -118,6 +118,11 @@ class FeatureSpec:
     With ``served_shares`` other than ``(1.0,)`` each output is a (joint clock, served share)
     pair: output ``k`` is clock ``k % len(subset)`` at share ``served_shares[k // len(subset)]`` of
     the camera frames (the others are skipped: graceful degradation, counted as drops).
+
+    ``levels`` adds one output per level after those: a learned *latency level* for the per-stage
+    allocator of :mod:`lotus.governor.mpc` (``mpc-energy``: at every stage the cheapest clocks
+    predicted to end the frame by ``level x min(deadline, frame period)``), the residual design of
+    ``docs/governor.md``: the network picks how hard to level, the model picks each stage's clocks.
     """
 
     name: str
@@ -128,6 +133,7 @@ class FeatureSpec:
     reward: RewardKind
     hold_s: float = 0.0  # > 0: the choice is held this many seconds before the network is asked again
     served_shares: tuple[float, ...] = (1.0,)  # shares of camera frames the outputs may serve, each in [0.5, 1]
+    levels: tuple[float, ...] = ()  # latency levels of the allocator outputs (after the clock outputs), each in (0, 1]
 
     def inputs(self, obs: np.ndarray, actions: ActionTable) -> np.ndarray:
         return self.transform(np.atleast_2d(obs), actions)
@@ -138,12 +144,20 @@ class FeatureSpec:
         return np.asarray(subset if subset is not None else range(actions.n), dtype=np.int64)
 
     def action_map(self, actions: ActionTable) -> np.ndarray:
-        """Joint clock index of each network output ``int64 [K * len(served_shares)]``."""
-        return np.tile(self.clocks(actions), len(self.served_shares))
+        """Joint clock index of each network output ``int64 [K * len(served_shares) + len(levels)]``
+        (a level output's entry is the top clocks, what its allocator falls back to)."""
+        clocks = np.tile(self.clocks(actions), len(self.served_shares))
+        return np.concatenate([clocks, np.full(len(self.levels), actions.n - 1, dtype=np.int64)])
 
     def share_map(self, actions: ActionTable) -> np.ndarray:
-        """Served share of each network output ``float64 [K * len(served_shares)]``."""
-        return np.repeat(np.asarray(self.served_shares, dtype=float), len(self.clocks(actions)))
+        """Served share of each network output ``float64 [K * len(served_shares) + len(levels)]``."""
+        shares = np.repeat(np.asarray(self.served_shares, dtype=float), len(self.clocks(actions)))
+        return np.concatenate([shares, np.ones(len(self.levels))])
+
+    def level_map(self, actions: ActionTable) -> np.ndarray:
+        """Latency level of each network output ``float64 [len(action_map)]`` (0: a clock output)."""
+        n_clock = len(self.clocks(actions)) * len(self.served_shares)
+        return np.concatenate([np.zeros(n_clock), np.asarray(self.levels, dtype=float)])
 
 
 FEATURE_SPECS: dict[str, FeatureSpec] = {

@@ -104,6 +104,7 @@ class MpcPolicy(PolicyBase):
         self.deadline_ms = float(deadline_ms or wl.default_deadline_ms)
         fps = wl.default_fps if fps is None else fps
         self.period_ms = 1e3 / fps if fps > 0 else math.inf
+        self.latency_margin = latency_margin
         self.target_ms = latency_margin * min(self.deadline_ms, self.period_ms)
         self.horizon_s, self.margin_c = horizon_s, thermal_margin_c
         cpu_idx, gpu_idx = actions.split(np.arange(actions.n))
@@ -125,6 +126,13 @@ class MpcPolicy(PolicyBase):
         self.stretch = np.ones(n)  # factor on the latency target while the thermal limit binds
         self._dt = np.full(n, NOMINAL_DECISION_S)
         self.budget_i = np.full(n, np.inf)  # integral part of the latency goal's power budget, W (inf: not started)
+        # per board: the latency target's share of min(deadline, frame period) (a learned level sets it)
+        self.margins = np.full(n, self.latency_margin)
+
+    def reset_rows(self, rows: np.ndarray) -> None:
+        """Restart the boards where ``rows`` (bool ``[n]``) is set, as :meth:`reset` does all of them."""
+        self.k[rows], self.drift[rows], self.stretch[rows] = 1.0, 0.0, 1.0
+        self._dt[rows], self.budget_i[rows] = NOMINAL_DECISION_S, np.inf
 
     def _stage_parts(self, stage2: bool, proposals: float) -> tuple[np.ndarray, np.ndarray, float]:
         """``(cpu_ms, gpu_ms, mem_ms)`` of one stage at every joint action (model, no correction)."""
@@ -145,11 +153,15 @@ class MpcPolicy(PolicyBase):
                                       np.exp)  # fmt: skip
         return np.asarray(p_c + p_g + p_s)
 
-    def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
+    def act(self, obs: np.ndarray, dt_s: TimeStep = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """Joint clocks ``int64 [N]`` for ``obs`` ``[N, F]``; with ``rows`` (bool ``[N]``) only those
+        boards decide (and move their state); the others' entries are the top clocks."""
         obs = np.atleast_2d(obs)
-        out = np.empty(obs.shape[0], dtype=np.int64)
+        out = np.full(obs.shape[0], self.actions.n - 1, dtype=np.int64)
         dts = np.broadcast_to(np.asarray(NOMINAL_DECISION_S if dt_s is None else dt_s, dtype=float), out.shape)
-        for i, row in enumerate(obs):
+        which = range(obs.shape[0]) if rows is None else np.flatnonzero(rows).tolist()
+        for i in which:
+            row = obs[i]
             w = 1.0 - math.exp(-float(dts[i]) / DRIFT_TAU_S)
             self.drift[i] += w * (float(row[IDX["temp_slope"]]) - self.drift[i])
             self._dt[i] = float(dts[i])
@@ -196,7 +208,8 @@ class MpcPolicy(PolicyBase):
         limit = trip_proxy - self.margin_c
         if self.goal == "latency":
             return self._fastest_in_budget(i, pred, p_avg, limit - hot_now - slope * BUDGET_LOOKAHEAD_S)
-        meets = pred <= self.target_ms * self.stretch[i] - (elapsed if stage2 else 0.0)
+        target_ms = float(self.margins[i]) * min(deadline, self.period_ms) * self.stretch[i]
+        meets = pred <= target_ms - (elapsed if stage2 else 0.0)
         good = meets & (t_pred <= limit)
         if good.any():
             choice = int(np.flatnonzero(good)[np.argmin(p_avg[good])])
@@ -226,3 +239,12 @@ class MpcPolicy(PolicyBase):
         idx = np.flatnonzero(fits)
         order = np.lexsort((p_avg[idx], np.round(pred[idx], 3)))
         return int(idx[order[0]])
+
+
+def level_allocator(actions: ActionTable, board: str, power_mode: str | None, workload: str,
+                    deadline_ms: float | None, fps: float | None) -> MpcPolicy:  # fmt: skip
+    """The per-stage allocator a learned latency level drives (``drl --levels``, training and daemon alike):
+    ``mpc-energy`` on the nominal profiles (``deadline_ms``, ``fps`` None: the workload's), its
+    :attr:`MpcPolicy.margins` set per board to the level."""
+    return MpcPolicy(actions, board=board, workload=workload, deadline_ms=deadline_ms, fps=fps,
+                     power_mode=power_mode, goal="energy")  # fmt: skip

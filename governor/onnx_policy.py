@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from lotus.governor.admission import ServedShare
 from lotus.governor.artifacts import PolicyArtifact, load_artifact
 from lotus.governor.features import FEATURE_SPECS
 from lotus.governor.protocol import NOMINAL_DECISION_S, DecisionKind, PolicyBase, PolicyDiagnostics, TimeStep
+
+if TYPE_CHECKING:
+    from lotus.governor.mpc import MpcPolicy
 
 
 class OnnxPolicy(PolicyBase):
@@ -41,6 +45,7 @@ class OnnxPolicy(PolicyBase):
         # the share of camera frames each output serves (metadata without it: every frame)
         self.share_map = np.asarray(artifact.meta.get("served_share") or [1.0] * len(self.action_map), dtype=float)
         self._held_out = np.zeros(0, dtype=np.int64)  # per board: the network output being held
+        self._out = np.zeros(0, dtype=np.int64)  # per board: the network's last output (per-stage path)
         self.deadline_scale_max = artifact.deadline_scale_max
         self.trained_deadline_ms = artifact.trained_deadline_ms  # read once: diagnostics() runs every frame
         opts = ort.SessionOptions()
@@ -59,6 +64,9 @@ class OnnxPolicy(PolicyBase):
         self._serves = ServedShare(1) if self.hold_s > 0 and (self.share_map < 1.0).any() else None
         self._held = np.zeros(0, dtype=np.int64)  # per board: the action being held
         self._since = np.zeros(0)  # per board: seconds since the network was last asked
+        # drl --levels: outputs that set a latency level for the per-stage allocator instead of clocks
+        self.level_map = np.asarray(artifact.meta.get("level_map") or [0.0] * len(self.action_map), dtype=float)
+        self._allocator = self._level_allocator() if (self.level_map > 0).any() else None
         # drl reads the schema's features as they are, already inside the +-5 the network saw
         self._identity = spec.n_inputs == N_FEATURES and spec.name == "drl"
         width = self.session.get_outputs()[0].shape[-1]
@@ -67,6 +75,18 @@ class OnnxPolicy(PolicyBase):
                 f"policy network {artifact.onnx_path} scores {width} actions but its metadata maps "
                 f"{len(self.action_map)}"
             )
+
+    def _level_allocator(self) -> MpcPolicy:
+        """The allocator the level outputs drive, on the profile and scenario the network was trained for."""
+        from lotus.governor.mpc import level_allocator
+
+        meta, sc = self.artifact.meta, self.artifact.meta.get("scenario") or {}
+        try:
+            return level_allocator(self.actions, str(meta["board"]), meta.get("power_mode"), str(sc["workload"]),
+                                   _number(sc.get("deadline_ms")), _number(sc.get("fps")))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            where = self.artifact.json_path
+            raise PolicyError(f"policy {where} has level outputs but no usable scenario: {exc}") from None
 
     @classmethod
     def load(cls, name_or_path: str | Path, actions: ActionTable | None = None, threads: int = 1) -> OnnxPolicy:
@@ -78,6 +98,8 @@ class OnnxPolicy(PolicyBase):
         )
 
     def reset(self, n: int = 1) -> None:
+        if self._allocator is not None:
+            self._allocator.reset(n)
         self._held = np.zeros(0, dtype=np.int64)
         self._held_out = np.zeros(0, dtype=np.int64)
         self._since = np.zeros(0)
@@ -107,6 +129,22 @@ class OnnxPolicy(PolicyBase):
         return np.asarray(self.session.run(None, {self.input_name: x})[0])
 
     def act(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
+        if self._allocator is None:
+            return self._act_clocks(obs, dt_s)
+        joint = self._act_clocks(obs, dt_s)  # sets _held_out (held) or _out (per stage)
+        out = self._held_out if self.hold_s > 0 else self._out
+        level = self.level_map[out]
+        rows = level > 0
+        if not rows.any():
+            return joint
+        obs2 = np.atleast_2d(obs)
+        if len(self._allocator.k) != len(obs2):
+            self._allocator.reset(len(obs2))
+        self._allocator.margins[rows] = level[rows]
+        return np.where(rows, self._allocator.act(obs2, dt_s, rows=rows), joint)
+
+    def _act_clocks(self, obs: np.ndarray, dt_s: TimeStep = None) -> np.ndarray:
+        """The outputs' joint clocks (a level output: the top clocks), held or per stage."""
         if self.hold_s <= 0:
             return self._decide(obs)
         obs = obs if obs.ndim == 2 else np.atleast_2d(obs)
@@ -135,7 +173,8 @@ class OnnxPolicy(PolicyBase):
 
     def _decide(self, obs: np.ndarray) -> np.ndarray:
         """The network's joint clock for every row of ``obs``."""
-        return self.action_map[self._choose(obs)]
+        self._out = self._choose(obs)
+        return self.action_map[self._out]
 
     def _choose(self, obs: np.ndarray) -> np.ndarray:
         """The network's output index for every row of ``obs``."""
@@ -151,3 +190,8 @@ class OnnxPolicy(PolicyBase):
         if not np.isfinite(scores[np.arange(len(best)), best]).all() or np.isnan(scores).any():
             raise PolicyError(f"policy {self.name} produced non-finite outputs")
         return best.astype(np.int64)
+
+
+def _number(value: object) -> float | None:
+    """A metadata number as a float; None stays None (the workload's default)."""
+    return None if value is None else float(value)  # type: ignore[arg-type]

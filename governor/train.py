@@ -77,6 +77,8 @@ class TrainConfig:
     :param served_shares: drl's served shares of camera frames instead of its family's (each in 0.5..1).
     :param hold_s: drl's seconds each choice is held instead of its family's 1 s; 0: a decision
         before every stage (the stage-1 and stage-2 clocks chosen apart, as ``lotus-dac24`` decides).
+    :param levels: drl's latency levels for the per-stage allocator, each in (0, 1] (outputs added
+        after its clocks; :class:`~lotus.governor.features.FeatureSpec`); None: none.
     """
 
     policy: str = "drl"
@@ -97,6 +99,7 @@ class TrainConfig:
     clocks: str | None = None
     served_shares: tuple[float, ...] | None = None
     hold_s: float | None = None
+    levels: tuple[float, ...] | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,12 +118,15 @@ CLOCK_CHOICES: dict[str, Callable[[ActionTable], list[int]]] = {"grid": clock_gr
 
 
 def training_spec(cfg: TrainConfig) -> FeatureSpec:
-    """The family's :class:`FeatureSpec` with the run's ``clocks``, ``served_shares`` and ``hold_s``, if given."""
+    """The family's :class:`FeatureSpec` with the run's ``clocks``, ``served_shares``, ``hold_s`` and
+    ``levels``, if given."""
     spec = FEATURE_SPECS[cfg.policy]
-    if cfg.clocks is None and cfg.served_shares is None and cfg.hold_s is None:
+    if cfg.clocks is None and cfg.served_shares is None and cfg.hold_s is None and cfg.levels is None:
         return spec
     if cfg.policy != "drl":
-        raise ConfigError("clocks, served shares and hold are drl's options (the baselines keep their papers' actions)")
+        raise ConfigError(
+            "clocks, served shares, hold and levels are drl's options (the baselines keep their papers' actions)"
+        )
     update: dict[str, Any] = {}
     if cfg.hold_s is not None:
         if not 0.0 <= cfg.hold_s <= 60.0:
@@ -137,6 +143,13 @@ def training_spec(cfg: TrainConfig) -> FeatureSpec:
         if not shares or any(not 0.5 <= x <= 1.0 for x in shares) or len(set(shares)) != len(shares):
             raise ConfigError(f"served shares must be distinct values in 0.5..1, got {list(cfg.served_shares)}")
         update["served_shares"] = shares
+    if cfg.levels is not None:
+        levels = tuple(float(x) for x in cfg.levels)
+        if not levels or any(not 0.0 < x <= 1.0 for x in levels) or len(set(levels)) != len(levels):
+            raise ConfigError(f"levels must be distinct values in (0, 1], got {list(cfg.levels)}")
+        if cfg.served_shares is not None:
+            raise ConfigError("levels and served shares do not combine (a level output serves every frame)")
+        update["levels"] = levels
     return replace(spec, **update)
 
 
@@ -347,6 +360,8 @@ def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, 
         "training": {**asdict(cfg), "hyperparams": _hyperparams(cfg)},
         "scenario": scenario.model_dump(mode="json"),
     }
+    if spec.levels:  # the allocator is rebuilt from the board, mode and the scenario's workload, deadline, rate
+        meta["level_map"] = spec.level_map(res.actions).tolist()
     write_metadata(out / f"{artifact_name(cfg)}.json", meta)
     return meta
 

@@ -55,6 +55,16 @@ class DetectorVecEnv(VecEnv):
         self.action_map = spec.action_map(benv.actions)
         self.share_map = spec.share_map(benv.actions)
         self._serves = ServedShare(benv.n) if (self.share_map < 1.0).any() else None
+        self.level_map = spec.level_map(benv.actions)
+        self._allocator = None  # drl --levels: the per-stage allocator of the level outputs
+        if spec.levels:
+            from lotus.governor.mpc import level_allocator
+
+            sc, res = benv.scenario, benv.res
+            fps = 1.0 / res.period_s if res.period_s > 0 else 0.0
+            self._allocator = level_allocator(benv.actions, res.board.name, sc.power_mode, sc.workload,
+                                              res.deadline_ms, fps)  # fmt: skip
+            self._allocator.reset(benv.n)
         if admission and (shield or self._serves is not None):
             raise ValueError("admission in the loop is for a policy without the clipping shield or served shares")
         obs_space = spaces.Box(-5.0, 5.0, shape=(spec.n_inputs,), dtype=np.float32)
@@ -75,6 +85,8 @@ class DetectorVecEnv(VecEnv):
             self._serves.reset(np.ones(self.num_envs, dtype=bool))
         if self.shield is not None:
             self.shield.reset(self.num_envs)
+        if self._allocator is not None:
+            self._allocator.reset(self.num_envs)
         return self._inputs(obs)
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -88,10 +100,9 @@ class DetectorVecEnv(VecEnv):
 
     def _step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         assert self._actions is not None, "step_async first"
-        if self.spec.hold_s <= 0:
-            joint = self.action_map[self._actions]
-            return self._stage_with_admission(joint) if self.admission else self._one_step(joint)
         joint = self.action_map[self._actions]
+        if self.spec.hold_s <= 0:
+            return self._stage_with_admission(joint) if self.admission else self._one_step(joint)
         if self.admission:
             return self._held_with_admission(joint)
         share = self.share_map[self._actions]
@@ -178,10 +189,23 @@ class DetectorVecEnv(VecEnv):
             infos[i] = step_infos[i]
         ended |= dones & boards
 
+    def _levelled(self, joint: np.ndarray, active: np.ndarray | None) -> np.ndarray:
+        """``joint`` ``[n]`` with each board on a level output given its allocator's clocks for this stage."""
+        assert self._allocator is not None and self._actions is not None and self._raw_obs is not None
+        level = self.level_map[self._actions]
+        rows = level > 0 if active is None else (level > 0) & active
+        if not rows.any():
+            return joint
+        self._allocator.margins[rows] = level[rows]
+        return np.where(rows, self._allocator.act(self._raw_obs, self._dt_s, rows=rows), joint)
+
     def _one_step(
         self, joint: np.ndarray, active: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
-        """One stage decision of every board (or of the ``active`` ones) with joint actions ``joint`` ``[n]``."""
+        """One stage decision of every board (or of the ``active`` ones) with joint actions ``joint`` ``[n]``
+        (a board on a level output: its allocator's clocks)."""
+        if self._allocator is not None and self._raw_obs is not None:
+            joint = self._levelled(joint, active)
         if self._clip and self.shield is not None and self._raw_obs is not None:
             joint = self.shield.clip(self._raw_obs, joint, self._dt_s)
         step = self.benv.step(joint) if active is None else self.benv.step(joint, active=active)
@@ -208,6 +232,8 @@ class DetectorVecEnv(VecEnv):
         if self.shield is not None and dones.any():
             self.shield.reset_boards(dones)
             self._admit_t[dones] = 0.0  # a restarted board's clock starts at 0
+        if self._allocator is not None and dones.any():
+            self._allocator.reset_rows(dones)
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if dones.any():
             final = self._inputs(self.benv.final_obs)
