@@ -64,7 +64,7 @@ STATE_FIELDS = (
     "arrival", "frame_start", "stage1_ms", "proposals", "last_proposals", "last_latency",
     "energy", "frame_energy", "counter", "key", "dropped", "lat_hist0",
     "lat_hist1", "lat_hist2", "s1_hist0", "s1_hist1", "s1_hist2", "done",
-    "sen_c", "sen_g", "poll_tmax", "app_c", "app_g",
+    "sen_c", "sen_g", "poll_tmax", "app_c", "app_g", "lat_mean", "lat_n",
     # per-board randomised parameters
     "amb", "trip", "wl_scale", "fan_mode", "r_scale", "d_scale",
 )  # fmt: skip
@@ -240,7 +240,7 @@ def draw_board(res: Resolved, rng: np.random.Generator) -> dict[str, Any]:
         "key": int(rng.integers(0, 2**63, dtype=np.int64)), "dropped": 0,
         "sen_c": start, "sen_g": start, "poll_tmax": start, "app_c": n_c - 1, "app_g": n_g - 1,
         "lat_hist0": 0.0, "lat_hist1": 0.0, "lat_hist2": 0.0,
-        "s1_hist0": 0.0, "s1_hist1": 0.0, "s1_hist2": 0.0, "done": False,
+        "s1_hist0": 0.0, "s1_hist1": 0.0, "s1_hist2": 0.0, "done": False, "lat_mean": 0.0, "lat_n": 0.0,
         "amb": amb, "trip": trip, "wl_scale": wl_scale, "fan_mode": fan_mode, "r_scale": r_scale, "d_scale": d_scale,
         "_trace": trace, "_coef_table": coefficient_table(res.board, r_scale, c_scale),
     }  # fmt: skip
@@ -292,6 +292,8 @@ class SimCore:
     poll_tmax: Value  # hotter die at the last firmware poll, C (the step-wise trend)
     app_c: Value  # clock indices applied during the last stage (a change stalls, physics.switch_stall_s)
     app_g: Value
+    lat_mean: Value  # mean latency of the episode's finished frames, ms (the objective-run reward)
+    lat_n: Value  # frames in that mean
     amb: Value  # per-board randomised parameters: ambient, C
     trip: Value  # passive trip point, C
     wl_scale: Value  # factor on stage costs
@@ -653,6 +655,7 @@ class SimCore:
         latency_ms = s_to_ms(self.t - self.frame_start)
         frame_energy = self.frame_energy
         lat_ema_prev = filters.lat_ema
+        lat_mean_prev, lat_n_prev = self.lat_mean, self.lat_n
         if phase1 is not False:
             self.stage1_ms = pick(phase1, stage_ms, self.stage1_ms)
             self.s1_hist0, self.s1_hist1, self.s1_hist2 = (
@@ -662,6 +665,9 @@ class SimCore:
             )
         if frame_done is not False:
             filters.update_latency(latency_ms, self.frame == 0, frame_done)
+            self.lat_n = pick(frame_done, lat_n_prev + 1.0, lat_n_prev)
+            self.lat_mean = pick(frame_done, lat_mean_prev + (latency_ms - lat_mean_prev) / (lat_n_prev + 1.0),
+                                 lat_mean_prev)  # fmt: skip
             self.last_latency = pick(frame_done, latency_ms, self.last_latency)
             self.frame_energy = pick(frame_done, 0.0, self.frame_energy)
             self._advance_frame(frame_done)
@@ -672,10 +678,12 @@ class SimCore:
         # the inference thread is busy (computing or waiting on the GPU) for the whole stage
         self._last_cpu_util = stage_ms * S_PER_MS / dt_safe
         self._last_gpu_util = gpu_ms * S_PER_MS / dt_safe
-        return self._result(
+        out = self._result(
             self._full(frame_done), lat_ema_prev, tmax, stage_ms, latency_ms, pick(frame_done, stage_ms, 0.0),
             idle_s, n_prop, frame_energy, e_start, dt, fc_idx, fg_idx, throttled, dropped_before,
         )  # fmt: skip
+        out["lat_mean_prev_ms"], out["lat_n_prev"] = lat_mean_prev, lat_n_prev
+        return out
 
     def _result(
         self, frame_done: Value, lat_ema_prev: Value, tmax: Value, stage_ms: Value, latency_ms: Value,
@@ -758,6 +766,7 @@ class SimCore:
             e_start, dt, fc_idx, fg_idx, throttled, dropped_before,
         )  # fmt: skip
         out["skipped"] = sel
+        out["lat_mean_prev_ms"], out["lat_n_prev"] = self.lat_mean, self.lat_n
         return out
 
     def _advance_frame(self, frame_done: Value) -> None:

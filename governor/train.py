@@ -345,6 +345,7 @@ def export(model: Any, cfg: TrainConfig, spec: FeatureSpec, scenario: Scenario, 
         "reward_weights": {
             "stable": STABLE_WEIGHTS,
             "objective": OBJECTIVE_WEIGHTS,
+            "objective-run": OBJECTIVE_WEIGHTS,
             "objective-projected": PROJECTED_WEIGHTS,
         }.get(scenario.reward),  # fmt: skip
         "n_inputs": spec.n_inputs,
