@@ -158,3 +158,11 @@ def test_level_allocator_is_mpc_energy_with_per_board_margins() -> None:
     mask = np.array([False, True])
     alloc.reset_rows(mask)
     assert alloc.k[1] == 1.0 and alloc.stretch[1] == 1.0
+
+
+def test_train_cli_rejects_levels_that_are_not_numbers(tmp_path: Path) -> None:
+    args = ["train", "--policy", "drl", "--levels", "0.8,high", "--steps", "1024", "--out", str(tmp_path / "g")]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code != 0
+    assert "--levels wants comma-separated numbers" in result.output + str(result.exception)
+    assert not (tmp_path / "g").exists()  # refused before any work
