@@ -21,7 +21,8 @@ def test_bench_serve_reports_overhead_and_where_it_goes() -> None:
     assert 0 < doc["raw_p50_ms"] and 0 < doc["in_server_p50_ms"] < doc["detect_p50_ms"]
     # the served time is the daemon's own time plus the HTTP round trip, each positive
     assert doc["http_p50_ms"] > 0
-    assert doc["overhead_p50_ms"] == pytest.approx(doc["detect_p50_ms"] - doc["raw_p50_ms"], abs=1e-3)
+    # each figure is rounded to 1 us: the three roundings may part by up to 1.5 us
+    assert doc["overhead_p50_ms"] == pytest.approx(doc["detect_p50_ms"] - doc["raw_p50_ms"], abs=2e-3)
     assert 0 < doc["decision_p50_us"] < 5_000  # a governor decision happened and was timed
     assert doc["daemon_rss_mb"] > 0
 
