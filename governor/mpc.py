@@ -104,8 +104,7 @@ class MpcPolicy(PolicyBase):
         self.deadline_ms = float(deadline_ms or wl.default_deadline_ms)
         fps = wl.default_fps if fps is None else fps
         self.period_ms = 1e3 / fps if fps > 0 else math.inf
-        self.latency_margin = latency_margin
-        self.target_ms = latency_margin * min(self.deadline_ms, self.period_ms)
+        self.latency_margin = latency_margin  # every board's margin until :attr:`margins` is set
         self.horizon_s, self.margin_c = horizon_s, thermal_margin_c
         cpu_idx, gpu_idx = actions.split(np.arange(actions.n))
         self.f_c = np.asarray(actions.cpu_khz, dtype=float)[cpu_idx] / 1e6  # GHz per joint action

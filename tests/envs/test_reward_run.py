@@ -40,8 +40,8 @@ def test_return_is_frames_times_the_metric_in_a_cool_room() -> None:
 
 
 def test_it_prices_the_slow_variance_that_the_ema_reward_misses() -> None:
-    """On a clock pattern that alternates slow and fast stretches, the EMA reward charges less
-    spread than the run reward does; on a constant clock both charge only the trace's spread."""
+    """On a clock pattern that alternates slow and fast stretches of forty frames, the EMA reward
+    charges less spread than the run reward does (the EMA follows each stretch)."""
     slow = [0, 0] * 40 + [11, 11] * 40  # forty frames low, forty at the top, repeated
     got = {}
     for kind in ("objective", "objective-run"):

@@ -155,9 +155,11 @@ def test_level_allocator_is_mpc_energy_with_per_board_margins() -> None:
         obs, *_ = env.step(a)
     speed = [np.mean([actions.cpu_khz[actions.split(np.array([p[b]]))[0][0]] for p in picks]) for b in (0, 1)]
     assert speed[0] > speed[1]  # the lower level asks for faster clocks
-    mask = np.array([False, True])
-    alloc.reset_rows(mask)
-    assert alloc.k[1] == 1.0 and alloc.stretch[1] == 1.0
+    k0, drift0 = alloc.k[0], alloc.drift[0]
+    assert alloc.k[1] != 1.0 and alloc.drift[1] != 0.0  # 200 stages moved the correction and the drift
+    alloc.reset_rows(np.array([False, True]))
+    assert alloc.k[1] == 1.0 and alloc.drift[1] == 0.0 and alloc.stretch[1] == 1.0
+    assert alloc.k[0] == k0 and alloc.drift[0] == drift0  # the other board keeps its state
 
 
 def test_train_cli_rejects_levels_that_are_not_numbers(tmp_path: Path) -> None:
