@@ -333,6 +333,7 @@ def bench_fixed_clocks(
     served_shares: str = typer.Option(
         "1", help="shares of the camera frames each clock serves, comma-separated in 0.5..1 (the rest are skipped)"
     ),
+    shield: bool = typer.Option(False, help="ask for each clock from inside the safety shield (caps and admission)"),
     json_out: bool = typer.Option(False, "--json", help="print the rows and the summary as JSON"),
 ) -> None:
     """Hold each joint clock for a whole run: is 0 % throttling feasible here, at what objective?"""
@@ -358,14 +359,15 @@ def bench_fixed_clocks(
     bar = progress_bar(dur * count * seeds, f"fixed clocks {scenario}")
     try:
         rows = sweep_fixed_clocks(
-            by_name[scenario].scenario, dur, range(seeds), all_clocks, progress=bar.update, served_shares=shares
-        )
+            by_name[scenario].scenario, dur, range(seeds), all_clocks, progress=bar.update, served_shares=shares,
+            shield=shield,
+        )  # fmt: skip
     finally:
         bar.close()
     if json_out:
-        print_json({"scenario": scenario, "duration_s": dur, "rows": rows, **feasibility(rows)})
+        print_json({"scenario": scenario, "duration_s": dur, "shielded": shield, "rows": rows, **feasibility(rows)})
         return
-    print(f"{scenario}: {dur:g} s, seeds 0..{seeds - 1}\n")
+    print(f"{scenario}: {dur:g} s, seeds 0..{seeds - 1}{', inside the shield' if shield else ''}\n")
     print(format_fixed_clocks(rows))
 
 

@@ -13,6 +13,10 @@ With ``served_shares`` each clock is also held while serving only that share of 
 frames (the others skipped evenly, each counted as a drop: :class:`~lotus.governor.admission.ServedShare`),
 which shows what an admission action can buy in a room that cannot hold the full frame rate.
 
+With ``shield`` each clock is asked for from inside the safety shield (its caps and admission rule,
+as every ``+shield`` policy and ``drl`` run): the constant to hold a shielded policy against, since
+in a hot room the shield, not the policy, decides how much heat is spent.
+
 The metrics are those of ``lotus eval`` (:mod:`lotus.governor.metrics`: every camera frame
 counted, a drop is a miss), averaged over seeds with a 95 % CI.
 """
@@ -33,7 +37,9 @@ from lotus.governor.admission import ServedShare
 from lotus.governor.features import clock_grid
 from lotus.governor.metrics import mean_ci95, recording_metrics
 from lotus.governor.protocol import PolicyBase, TimeStep
+from lotus.governor.policies import make_policy
 from lotus.governor.rollout import rollout
+from lotus.governor.shield import Shield
 
 
 class FixedClocks(PolicyBase):
@@ -56,6 +62,11 @@ class FixedClocks(PolicyBase):
         self.name = f"fixed-{self.cpu_mhz:.0f}-{self.gpu_mhz:.0f}" + ("" if share == 1.0 else f"@{share:.2f}")
         self._served = ServedShare(1)
 
+    @property
+    def serves_share(self) -> bool:
+        """Whether it skips frames itself (a shield around it then asks :meth:`admit` too)."""
+        return self.share < 1.0
+
     def reset(self, n: int = 1) -> None:
         self._served = ServedShare(1)
 
@@ -74,24 +85,31 @@ def sweep_fixed_clocks(
     all_clocks: bool = False,
     progress: Callable[[float], None] | None = None,
     served_shares: Sequence[float] = (1.0,),
+    shield: bool = False,
+    actions: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per joint clock (drl's 5 x 5 grid, or the whole table with ``all_clocks``) and served share.
+    """One row per joint clock (drl's 5 x 5 grid, the whole table with ``all_clocks``, or the joint
+    indices ``actions``) and served share; with ``shield`` each clock runs inside :class:`Shield`.
 
-    Each row: ``cpu_mhz``, ``gpu_mhz``, ``share``, mean and 95 % CI of ``objective``,
-    ``throttled_pct``, ``on_time_pct``, ``max_temp_c``, and ``shutdowns`` (runs out of ``len(seeds)``).
+    Each row: ``cpu_mhz``, ``gpu_mhz``, ``share``, ``shielded``, mean and 95 % CI of ``objective``,
+    ``throttled_pct``, ``on_time_pct``, ``max_temp_c``, ``latency_mean_ms``, ``latency_std_ms``, and
+    ``shutdowns`` (runs out of ``len(seeds)``).
     """
     res = Resolved.from_scenario(scenario)
     fps = 1.0 / res.period_s if res.period_s else 0.0
-    actions = range(res.actions.n) if all_clocks else clock_grid(res.actions)
+    if actions is None:
+        actions = range(res.actions.n) if all_clocks else clock_grid(res.actions)
     rows = []
     for action, share in itertools.product(actions, served_shares):
-        policy = FixedClocks(res.actions, action, share)
-        runs = [
-            recording_metrics(rollout(policy, scenario, duration_s, seed=seed, progress=progress), duration_s, fps)
-            for seed in seeds
-        ]
-        row: dict[str, Any] = {"cpu_mhz": policy.cpu_mhz, "gpu_mhz": policy.gpu_mhz, "share": share, "seeds": len(runs)}
-        for key in ("objective", "throttled_pct", "on_time_pct", "max_temp_c"):
+        fixed = FixedClocks(res.actions, action, share)
+        runs = []
+        for seed in seeds:  # a fresh policy per run: the shield keeps per-run state
+            policy = FixedClocks(res.actions, action, share)
+            run = Shield(policy, res.actions, make_policy("stock", res.actions)) if shield else policy
+            runs.append(recording_metrics(rollout(run, scenario, duration_s, seed=seed, progress=progress), duration_s, fps))
+        row: dict[str, Any] = {"cpu_mhz": fixed.cpu_mhz, "gpu_mhz": fixed.gpu_mhz, "share": share,
+                               "shielded": shield, "seeds": len(runs)}  # fmt: skip
+        for key in ("objective", "throttled_pct", "on_time_pct", "max_temp_c", "latency_mean_ms", "latency_std_ms"):
             row[key], row[f"{key}_ci95"] = mean_ci95([float(r[key]) for r in runs])
         row["shutdowns"] = sum(bool(r["shutdown"]) for r in runs)
         row["max_throttled_pct"] = max(float(r["throttled_pct"]) for r in runs)

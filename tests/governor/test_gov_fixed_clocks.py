@@ -86,3 +86,27 @@ def test_cli_rejects_a_share_out_of_range() -> None:
     bad = CliRunner().invoke(build_app(), ["bench", "fixed-clocks", "--suite", "smoke", "--scenario",
                                            "nano15-hot-box", "--served-shares", "1,0.3"])  # fmt: skip
     assert bad.exit_code != 0
+
+
+def test_inside_the_shield_a_clock_sheds_frames_instead_of_throttling() -> None:
+    """A board 2 C under the trip in a 40 C box: the bare top clocks throttle most of a minute; the
+    same clocks asked for inside the shield throttle a tenth as much and skip frames instead."""
+    hot = Scenario(fps=30.0, ambient_c=40.0, trace="video", r_scale=1.3, init_temp_c=97.0)
+    top = [Resolved.from_scenario(hot).actions.n - 1]
+    (bare,) = sweep_fixed_clocks(hot, 60.0, [0], actions=top)
+    (inside,) = sweep_fixed_clocks(hot, 60.0, [0], actions=top, shield=True)
+    assert inside["shielded"] and not bare["shielded"]
+    assert bare["throttled_pct"] > 50.0 and inside["throttled_pct"] < bare["throttled_pct"] / 10
+    assert inside["max_temp_c"] < bare["max_temp_c"]
+    assert inside["on_time_pct"] < bare["on_time_pct"]  # the shield's skips are misses
+    # a served share is kept inside the shield too: the shield asks the clock's own admit as well
+    (half,) = sweep_fixed_clocks(hot, 60.0, [0], actions=top, shield=True, served_shares=(0.5,))
+    assert half["throttled_pct"] < inside["throttled_pct"]
+
+
+def test_cli_runs_the_clocks_inside_the_shield() -> None:
+    ok = CliRunner().invoke(build_app(), ["bench", "fixed-clocks", "--suite", "smoke", "--scenario",
+                                          "nano15-hot-box", "--duration", "4", "--shield", "--json"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.stdout)
+    assert doc["shielded"] is True and len(doc["rows"]) == 25 and all(r["shielded"] for r in doc["rows"])
