@@ -36,8 +36,8 @@ from lotus.envs.scenario import Scenario
 from lotus.governor.admission import ServedShare
 from lotus.governor.features import clock_grid
 from lotus.governor.metrics import mean_ci95, recording_metrics
-from lotus.governor.protocol import PolicyBase, TimeStep
 from lotus.governor.policies import make_policy
+from lotus.governor.protocol import PolicyBase, TimeStep
 from lotus.governor.rollout import rollout
 from lotus.governor.shield import Shield
 
@@ -106,7 +106,8 @@ def sweep_fixed_clocks(
         for seed in seeds:  # a fresh policy per run: the shield keeps per-run state
             policy = FixedClocks(res.actions, action, share)
             run = Shield(policy, res.actions, make_policy("stock", res.actions)) if shield else policy
-            runs.append(recording_metrics(rollout(run, scenario, duration_s, seed=seed, progress=progress), duration_s, fps))
+            rec = rollout(run, scenario, duration_s, seed=seed, progress=progress)
+            runs.append(recording_metrics(rec, duration_s, fps))
         row: dict[str, Any] = {"cpu_mhz": fixed.cpu_mhz, "gpu_mhz": fixed.gpu_mhz, "share": share,
                                "shielded": shield, "seeds": len(runs)}  # fmt: skip
         for key in ("objective", "throttled_pct", "on_time_pct", "max_temp_c", "latency_mean_ms", "latency_std_ms"):
