@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from lotus.governor.evaluate import EvalResult
 
 STANDARD_POLICIES = (
-    "stock", "stock+shield", "performance", "mpc", "mpc+shield", "mpc-energy", "mpc-energy+shield", "ztt",
-    "ztt+shield", "ztt-pub", "lotus-dac24", "lotus-dac24+shield", "lotus-dac24-pub", "drl", "foresight",
+    "stock", "stock+shield", "performance", "performance+shield", "mpc", "mpc+shield", "mpc-energy",
+    "mpc-energy+shield", "ztt", "ztt+shield", "ztt-pub", "lotus-dac24", "lotus-dac24+shield", "lotus-dac24-pub", "drl",
+    "foresight",
 )  # fmt: skip
 
 
