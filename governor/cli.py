@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command("train", help="Train a governor in the simulator (SB3) and export it to ONNX.")(train)
     app.command("eval", help="Compare governors on identical simulated scenarios: table, JSON, plots.")(evaluate)
     group(app, "bench", BENCH_HELP).command("fixed-clocks")(bench_fixed_clocks)
+    app.command("criteria", help="Judge a suite run against issue 11's criteria for one policy (no runs).")(criteria)
 
 
 def _scenario(**fields: object):  # noqa: ANN202
@@ -369,6 +370,31 @@ def bench_fixed_clocks(
         return
     print(f"{scenario}: {dur:g} s, seeds 0..{seeds - 1}{', inside the shield' if shield else ''}\n")
     print(format_fixed_clocks(rows))
+
+
+def criteria(
+    folder: Path = typer.Argument(..., help="a `lotus eval --suite` output folder (holds suite.json)"),
+    policy: str = typer.Option("drl", help="the policy under test, as named in the suite"),
+    main: str = typer.Option("nano15-25c-video", help="the main scenario, where it must be near the reference"),
+    out: Path = typer.Option(None, help="also write the table to this Markdown file"),
+    strict: bool = typer.Option(False, help="exit with status 1 unless every criterion is met"),
+    json_out: bool = typer.Option(False, "--json", help="print the verdicts as JSON"),
+) -> None:
+    """Per scenario: no throttling, no shutdown, the lowest objective, on time within a point; then the suite's
+    average against the best non-learned baseline and the main scenario against the reference."""
+    from lotus.governor.criteria import format_verdicts, judge, load_suite, verdicts_json
+
+    verdicts = judge(load_suite(folder), policy, main)
+    text = format_verdicts(verdicts, policy)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"# `{policy}` against issue 11's criteria on `{folder}`\n\n" + text)
+    if json_out:
+        print_json(verdicts_json(verdicts))
+    else:
+        print(text, end="")
+    if strict and not all(v.met for v in verdicts):
+        raise typer.Exit(1)
 
 
 def _print_suite(doc: dict, out: Path, json_out: bool) -> None:
