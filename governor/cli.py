@@ -398,8 +398,14 @@ def criteria(
 
 
 def _print_suite(doc: dict, out: Path, json_out: bool) -> None:
+    from lotus.governor.criteria import MAIN_SCENARIO, format_verdicts, judge
     from lotus.governor.report import format_suite_table
 
+    verdicts = None
+    ran = {r["policy"] for e in doc["scenarios"].values() for r in e["table"]}
+    if "drl" in ran and MAIN_SCENARIO in doc["scenarios"]:  # the run judges itself (`lotus criteria`)
+        verdicts = judge(doc, "drl")
+        (out / "criteria.md").write_text("# `drl` against issue 11's criteria\n\n" + format_verdicts(verdicts, "drl"))
     if json_out:
         print_json(doc["ranking"])
         return
@@ -409,6 +415,9 @@ def _print_suite(doc: dict, out: Path, json_out: bool) -> None:
     print("\nranking (mean rank of the objective over scenarios; foresight excluded):")
     for row in doc["ranking"]:
         print(f"  {row['policy']:<22} mean rank {row['mean_rank']:.2f}  wins {row['wins']}")
+    if verdicts is not None:
+        met = sum(v.met is True for v in verdicts)
+        print(f"drl meets {met} of {len(verdicts)} of issue 11's criteria here ({out / 'criteria.md'})")
     print(f"wrote {out / 'suite.json'} and one folder per scenario")
 
 

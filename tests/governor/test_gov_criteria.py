@@ -112,7 +112,8 @@ def test_cli_judges_a_real_smoke_suite_run(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["eval", "--suite", "smoke", "--duration", "6", "--seeds", "2",
                                    "--policies", policies, "--out", str(tmp_path)])  # fmt: skip
     assert res.exit_code == 0, res.output
-    report = tmp_path / "criteria.md"
+    assert not (tmp_path / "criteria.md").exists()  # the run had no drl: it judged nothing itself
+    report = tmp_path / "mine.md"
     res = CliRunner().invoke(app, ["criteria", str(tmp_path), "--policy", "performance+shield", "--out", str(report)])
     assert res.exit_code == 0, res.output
     assert "performance+shield" in report.read_text() and "met" in res.output
@@ -129,6 +130,16 @@ def test_cli_judges_a_real_smoke_suite_run(tmp_path: Path) -> None:
     assert strict.exit_code == (0 if all(v["met"] for v in judge_json(tmp_path, "stock")) else 1)
     missing = CliRunner().invoke(app, ["criteria", str(tmp_path / "nope")])
     assert missing.exit_code != 0 and "holds no suite.json" in str(missing.exception)
+
+
+def test_a_suite_run_with_drl_judges_itself(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["eval", "--suite", "smoke", "--duration", "6", "--seeds", "2",
+                                   "--policies", "drl,stock,foresight", "--out", str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    written = (tmp_path / "criteria.md").read_text()
+    assert written.count("| lowest-objective |") == 2 and "suite-average" in written
+    met = sum(v["met"] is True for v in judge_json(tmp_path, "drl"))
+    assert f"drl meets {met} of 10 of issue 11's criteria here" in res.output
 
 
 def judge_json(folder: Path, policy: str) -> list[dict[str, Any]]:
