@@ -79,8 +79,10 @@ class GovernorController:
         self._on_control = on_control
         self.has_gpu = has_gpu
         self.policy_spec = policy
+        t0 = time.perf_counter()
         self.policy = build_policy(policy, actions, margin_c)
         self.policy.reset(1)
+        self.policy_load_s = time.perf_counter() - t0  # files read, ONNX session built (issue 11: < 1 s on a board)
         self.version = self.policy.diagnostics().version
         self.mode: GovernorMode = mode
         self.decisions = 0
@@ -95,11 +97,13 @@ class GovernorController:
     # --- run-time changes ---------------------------------------------------------------------
     def set_policy(self, spec: str) -> None:
         """Switch policy; PolicyError for unknown names (a broken ``drl`` file falls back to stock)."""
+        t0 = time.perf_counter()
         policy = build_policy(spec, self.actions, self.margin_c)
         policy.reset(1)
+        load_s = time.perf_counter() - t0
         version = policy.diagnostics().version
         with self._lock:
-            self.policy, self.policy_spec, self.version = policy, spec, version
+            self.policy, self.policy_spec, self.version, self.policy_load_s = policy, spec, version, load_s
         log.info("governor policy -> %s (%s)", spec, self.version)
         self._warn_deadlines()
 
@@ -247,6 +251,7 @@ class GovernorController:
             "deciding": self.deciding,
             "policy_name": diag.policy_name,
             "version": self.version,
+            "policy_load_ms": round(self.policy_load_s * 1e3, 2),
             "load_error": diag.load_error,
             "fallbacks": diag.fallbacks,
             "interventions": diag.interventions,

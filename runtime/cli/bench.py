@@ -195,6 +195,7 @@ def bench_serve(
                 time.sleep(0.2)
             if ready is None:
                 raise RuntimeError("server did not become ready in 120 s")
+            policy_load_ms = client.get("/v1/governor").json().get("policy_load_ms")
 
             def served(name: str) -> dict:
                 r = client.post(f"/v1/detect?model={model}", content=images[name][0],
@@ -266,6 +267,7 @@ def bench_serve(
         f"detect_throughput_fps_c{concurrency}": round(c_fps, 2),
         f"throughput_ratio_c{concurrency}": round(c_fps / raw_fps, 3),
         "decision_p50_us": round(_p50(decision_us), 1),
+        "policy_load_ms": policy_load_ms,  # the daemon's own timing of building its policy at start
         # where the first image's overhead goes: the daemon's own time per request, and the rest
         # (HTTP, JSON, client), on the same frames as its detect_p50_ms
         "in_server_p50_ms": round(_p50(in_server_ms[names[0]]), 3),

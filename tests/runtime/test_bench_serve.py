@@ -24,6 +24,7 @@ def test_bench_serve_reports_overhead_and_where_it_goes() -> None:
     # each figure is rounded to 1 us: the three roundings may part by up to 1.5 us
     assert doc["overhead_p50_ms"] == pytest.approx(doc["detect_p50_ms"] - doc["raw_p50_ms"], abs=2e-3)
     assert 0 < doc["decision_p50_us"] < 5_000  # a governor decision happened and was timed
+    assert doc["policy_load_ms"] > 0  # the daemon timed building its policy
     assert doc["daemon_rss_mb"] > 0
 
 
