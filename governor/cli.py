@@ -382,10 +382,11 @@ def criteria(
 ) -> None:
     """Per scenario: no throttling, no shutdown, the lowest objective, on time within a point; then the suite's
     average against the best non-learned baseline and the main scenario against the reference."""
-    from lotus.governor.criteria import format_verdicts, judge, load_suite, verdicts_json
+    from lotus.governor.criteria import format_verdicts, judge, load_suite, verdicts_json, witnesses
 
-    verdicts = judge(load_suite(folder), policy, main)
-    text = format_verdicts(verdicts, policy)
+    doc = load_suite(folder)
+    verdicts = judge(doc, policy, main)
+    text = format_verdicts(verdicts, policy, witnesses(doc))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(f"# `{policy}` against issue 11's criteria on `{folder}`\n\n" + text)
@@ -398,14 +399,15 @@ def criteria(
 
 
 def _print_suite(doc: dict, out: Path, json_out: bool) -> None:
-    from lotus.governor.criteria import MAIN_SCENARIO, format_verdicts, judge
+    from lotus.governor.criteria import MAIN_SCENARIO, format_verdicts, judge, witnesses
     from lotus.governor.report import format_suite_table
 
     verdicts = None
     ran = {r["policy"] for e in doc["scenarios"].values() for r in e["table"]}
     if "drl" in ran and MAIN_SCENARIO in doc["scenarios"]:  # the run judges itself (`lotus criteria`)
         verdicts = judge(doc, "drl")
-        (out / "criteria.md").write_text("# `drl` against issue 11's criteria\n\n" + format_verdicts(verdicts, "drl"))
+        text = format_verdicts(verdicts, "drl", witnesses(doc))
+        (out / "criteria.md").write_text("# `drl` against issue 11's criteria\n\n" + text)
     if json_out:
         print_json(doc["ranking"])
         return

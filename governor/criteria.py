@@ -177,14 +177,33 @@ def judge(doc: dict[str, Any], policy: str = "drl", main: str = MAIN_SCENARIO) -
     return [*out, _suite_average(doc, policy), _near_reference(doc, policy, main)]
 
 
-def format_verdicts(verdicts: Sequence[Verdict], policy: str) -> str:
-    """A Markdown table of the verdicts and a one-line count."""
+def witnesses(doc: dict[str, Any]) -> dict[str, list[str]]:
+    """Per scenario, every run (any policy, the references included) that meets that scenario's four
+    criteria together, judged against the other policies as the policy under test is.
+
+    An empty list says no run of this suite shows the four can be met together there: the
+    criteria conflict in that room, or nothing tried reaches them.
+    """
+    out: dict[str, list[str]] = {}
+    for name, entry in doc["scenarios"].items():
+        runs = [r["policy"] for r in entry["table"]]
+        out[name] = [p for p in runs if all(v.met for v in _scenario_verdicts(name, entry, p))]
+    return out
+
+
+def format_verdicts(verdicts: Sequence[Verdict], policy: str, shown: dict[str, list[str]] | None = None) -> str:
+    """A Markdown table of the verdicts and a one-line count; with ``shown`` (:func:`witnesses`),
+    which runs meet each scenario's criteria together."""
     mark = {True: "met", False: "**not met**", None: "cannot tell"}
     lines = [f"| criterion | scenario | {policy} | detail |", "|---|---|---|---|"]
     lines += [f"| {v.criterion} | {v.scenario or '(suite)'} | {mark[v.met]} | {v.detail} |" for v in verdicts]
     met = sum(v.met is True for v in verdicts)
     lines.append(f"\n{met} of {len(verdicts)} met, {sum(v.met is False for v in verdicts)} not met, "
                  f"{sum(v.met is None for v in verdicts)} cannot tell.")  # fmt: skip
+    if shown is not None:
+        lines.append("\nRuns that meet a scenario's four criteria together (any policy of the run, the references "
+                     "included, each judged against the others):\n")  # fmt: skip
+        lines += [f"- {name}: {', '.join(f'`{p}`' for p in runs) if runs else 'none'}" for name, runs in shown.items()]
     return "\n".join(lines) + "\n"
 
 

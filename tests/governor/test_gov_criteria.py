@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from lotus.core.cli import build_app
 from lotus.core.errors import ConfigError
-from lotus.governor.criteria import Verdict, is_learned, judge
+from lotus.governor.criteria import Verdict, format_verdicts, is_learned, judge, witnesses
 from lotus.governor.evaluate import aggregate
 
 app = build_app()
@@ -92,6 +92,27 @@ def test_a_room_the_reference_cannot_beat_says_no_strict_win_is_open() -> None:
     rooms = {"nano15-25c-video": _room({"foresight": 21.0, "drl": 21.0, "performance": 21.0})}
     tie = _by(judge(_doc(rooms), "drl"), "lowest-objective", "nano15-25c-video")
     assert tie.met is False and "no strict win is open" in tie.detail
+
+
+def test_witnesses_name_the_runs_that_meet_a_room_together() -> None:
+    late = {"on_time": 70.0}
+    rooms = {
+        "cool": _room({"foresight": 21.0, "drl": 21.0, "performance": 21.0}),  # a three-way tie: nobody
+        # only mpc is the lowest of the others, unthrottled and within a point of stock's 80 % on time;
+        # foresight is lower still but 10 points behind stock on time
+        "hot": _room(
+            {"foresight": 30.0, "drl": 32.0, "mpc": 31.0, "stock": 40.0},
+            foresight=late,
+            drl=late,
+            stock={"throttled": 20.0, "on_time": 80.0},
+            mpc={"on_time": 79.5},
+        ),  # fmt: skip
+    }
+    doc = _doc(rooms)
+    found = witnesses(doc)
+    assert found == {"cool": [], "hot": ["mpc"]}
+    text = format_verdicts(judge(doc, "drl", main="cool"), "drl", found)
+    assert "- cool: none" in text and "- hot: `mpc`" in text
 
 
 def test_learned_names_and_missing_runs() -> None:
