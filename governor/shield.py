@@ -54,6 +54,7 @@ import numpy as np
 
 from lotus.core.schema import HEADROOM_SCALE_C, IDX, ActionTable
 from lotus.governor.admission import ANCHORS, NOMINAL_SHUTDOWN_GAP_C, Admission
+from lotus.governor.lookahead import HORIZON_S, predicted_headroom_c
 from lotus.governor.protocol import (
     NOMINAL_DECISION_S,
     BarePolicy,
@@ -116,7 +117,7 @@ class Shield(PolicyBase):
         actions: ActionTable,
         fallback: Policy | BarePolicy,
         margin_c: float = MARGIN_C,
-        horizon_s: float = 1.5,
+        horizon_s: float = HORIZON_S,
         band_c: float = 1.0,
         down_every_s: float = DOWN_EVERY_S,
         up_every_s: float = UP_EVERY_S,
@@ -309,9 +310,7 @@ class Shield(PolicyBase):
     def _predict_one(self, obs: np.ndarray) -> float:
         """How far below the trip point the hotter die will be after the horizon, C (NaN propagates)."""
         row = obs[0].tolist()
-        cpu, gpu, slope = row[_I_CPU_HEADROOM], row[_I_GPU_HEADROOM], row[_I_SLOPE]
-        headroom = (cpu if cpu < gpu or cpu != cpu else gpu) * HEADROOM_SCALE_C
-        return float(headroom - (slope if slope > 0.0 or slope != slope else 0.0) * self.horizon_s)
+        return predicted_headroom_c(row[_I_CPU_HEADROOM], row[_I_GPU_HEADROOM], row[_I_SLOPE], self.horizon_s)
 
     def _stretch_one(self, obs: np.ndarray, predicted: float, dt: float) -> np.ndarray:
         """Move board 0's stretch ``dt`` seconds on; the observations its policy is shown."""

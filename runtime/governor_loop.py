@@ -23,6 +23,7 @@ import numpy as np
 
 from lotus.core.errors import DeviceError, PolicyError
 from lotus.core.schema import GOVERNOR_MODES, ActionTable, GovernorMode
+from lotus.governor.lookahead import LookaheadMonitor
 from lotus.governor.protocol import Admitting, Policy, PolicyDiagnostics
 from lotus.runtime.hw.base import Board
 
@@ -93,6 +94,7 @@ class GovernorController:
         self._last_decision_t: float | None = None  # time.perf_counter() of the previous decision, s
         self._last_admit_t: float | None = None  # time.perf_counter() of the previous admit call, s
         self.served_deadlines_ms: dict[str, float] = {}  # model name -> the latency target it is served at
+        self.lookahead = LookaheadMonitor()  # how far the shield's temperature look-ahead errs on this board
 
     # --- run-time changes ---------------------------------------------------------------------
     def set_policy(self, spec: str) -> None:
@@ -164,6 +166,7 @@ class GovernorController:
             action = int(self.policy.act(obs, dt_s)[0])
             cpu_khz, gpu_hz = self.actions.clocks(action)
             t1 = time.perf_counter()
+            self.lookahead.observe(t0, obs[0])
             applied = False
             if self.mode == "active":
                 gpu = gpu_hz if self.has_gpu else None
@@ -257,6 +260,7 @@ class GovernorController:
             "interventions": diag.interventions,
             "deadline_stretch": diag.deadline_stretch,
             "shield_margin_c": getattr(self.policy, "margin_c", None),
+            "lookahead_error_c": self.lookahead.summary(),
             "trained_deadline_ms": None if diag.trained_deadline_ms is None else list(diag.trained_deadline_ms),
             "deadline_mismatch_ms": self.deadline_mismatch(),
             "skipped_frames": diag.skipped_frames,

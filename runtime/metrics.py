@@ -71,6 +71,14 @@ class Metrics:
         self.stretch = Gauge(
             "lotus_governor_deadline_stretch", "Deadline factor the shield shows the policy (1: none)", registry=r
         )
+        self.lookahead = Gauge(
+            "lotus_shield_lookahead_error_celsius",
+            "How optimistic the shield's 1.5 s temperature prediction was near the trip, C (predicted minus sensed)",
+            ["quantile"], registry=r,
+        )  # fmt: skip
+        self.lookahead_checked = Gauge(
+            "lotus_shield_lookahead_checks", "Predictions near the trip checked against the sensors", registry=r
+        )
 
     def observe_frame(self, result: FrameResult, d1: Decision, d2: Decision, throttle_started: bool) -> None:
         """Record one frame: stage times, energy, the two governor decisions (before stage 2 and

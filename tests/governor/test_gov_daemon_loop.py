@@ -100,3 +100,19 @@ def test_a_device_error_drops_to_shadow(actions) -> None:  # noqa: ANN001
     gov = GovernorController(FakeBoard(fail=True), actions, "performance", "active", on_control=released.append)
     d = gov.decide(_obs())
     assert not d.applied and gov.mode == "shadow" and gov.write_errors == 1 and released == [False]
+
+
+def test_the_daemon_checks_the_shields_look_ahead_against_its_sensors(actions) -> None:  # noqa: ANN001
+    """Decisions near the trip, 1.5 s apart in wall time: each prediction is checked and reported."""
+    gov = GovernorController(FakeBoard(), actions, "drl", "shadow")
+    assert gov.status()["lookahead_error_c"]["checked"] == 0
+    hot = _obs()
+    hot[0, IDX["cpu_headroom"]] = hot[0, IDX["gpu_headroom"]] = 2.0 / 30.0  # 2 C under the trip, steady
+    gov.decide(hot)
+    time.sleep(1.6)
+    cooler = hot.copy()
+    cooler[0, IDX["cpu_headroom"]] = cooler[0, IDX["gpu_headroom"]] = 2.5 / 30.0  # 0.5 C cooler: pessimistic
+    gov.decide(cooler)
+    err = gov.status()["lookahead_error_c"]
+    assert err["checked"] == 1 and err["max_c"] == pytest.approx(-0.5, abs=1e-5)
+    assert err["horizon_s"] == 1.5 and err["p999_c"] == pytest.approx(-0.5, abs=0.051)

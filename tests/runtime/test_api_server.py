@@ -146,6 +146,9 @@ def test_metrics_parse_with_base_units(client: httpx.Client) -> None:
     assert families["lotus_policy_info"].samples[0].labels["policy"] == "drl"
     # a cool simulated board: the shield shows drl the real deadline
     assert families["lotus_governor_deadline_stretch"].samples[0].value == 1.0
+    # a cool board: no prediction came near the trip, so none was checked and no quantile is published
+    assert families["lotus_shield_lookahead_checks"].samples[0].value == 0.0
+    assert client.get("/v1/governor").json()["lookahead_error_c"]["max_c"] is None
     status = client.get("/v1/governor").json()
     assert status["deadline_stretch"] == 1.0
     assert 0.0 < status["policy_load_ms"] < 60_000  # timed, not a placeholder (the figure lives in bench serve)
