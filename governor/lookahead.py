@@ -27,6 +27,7 @@ NEAR_TRIP_C = 4.0  # only predictions this close to the trip count: where the ma
 BIN_C = 0.05  # histogram bin, C
 SPAN_C = 10.0  # errors are binned in [-SPAN_C, SPAN_C]; the extreme bins take anything beyond
 MAX_PENDING = 4096  # predictions waiting for their check (60 decisions/s x 1.5 s is about 90)
+MAX_LATE_S = 0.2  # a check more than this long after its due time is dropped (no decisions while frames are skipped)
 _I_CPU, _I_GPU, _I_SLOPE = IDX["cpu_headroom"], IDX["gpu_headroom"], IDX["temp_slope"]
 
 
@@ -45,7 +46,9 @@ class LookaheadMonitor:
     """Checks each prediction ``horizon_s`` later against the sensed headroom; keeps a histogram.
 
     The error of a prediction is ``predicted - sensed`` headroom (C): positive when the shield
-    thought it had more room than it had. Only predictions within ``near_c`` of the trip count.
+    thought it had more room than it had. Only predictions within ``near_c`` of the trip count, and
+    only checks that come within :data:`MAX_LATE_S` of their due time (while frames are skipped no
+    decisions are made, and a reading seconds later measures the room, not the look-ahead).
     Memory is bounded: a fixed histogram and at most :data:`MAX_PENDING` pending predictions.
     """
 
@@ -54,6 +57,7 @@ class LookaheadMonitor:
         self._pending: collections.deque[tuple[float, float]] = collections.deque(maxlen=MAX_PENDING)
         self._bins = np.zeros(int(round(2 * SPAN_C / BIN_C)), dtype=np.int64)
         self.checked = 0  # predictions near the trip that were checked
+        self.stale = 0  # predictions dropped: no observation came within MAX_LATE_S of their due time
         self.max_c = -math.inf  # the most optimistic error seen, C
 
     def observe(self, t_s: float, obs_row: np.ndarray) -> None:
@@ -65,7 +69,10 @@ class LookaheadMonitor:
         now = min(cpu, gpu) * HEADROOM_SCALE_C  # the hotter die's sensed distance to the trip, C
         pending = self._pending
         while pending and pending[0][0] <= t_s:
-            _, predicted = pending.popleft()
+            due, predicted = pending.popleft()
+            if t_s - due > MAX_LATE_S:  # the die moved on for longer than the horizon: not this prediction's error
+                self.stale += 1
+                continue
             err = predicted - now
             self.checked += 1
             self.max_c = max(self.max_c, err)
@@ -88,6 +95,7 @@ class LookaheadMonitor:
             "horizon_s": self.horizon_s,
             "near_trip_c": self.near_c,
             "checked": self.checked,
+            "stale": self.stale,
             "p50_c": self.quantile_c(0.5),
             "p99_c": self.quantile_c(0.99),
             "p999_c": self.quantile_c(0.999),

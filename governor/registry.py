@@ -13,7 +13,7 @@ from lotus.core.errors import PolicyError
 from lotus.core.schema import ActionTable
 from lotus.governor.context import PolicyContext, build_mpc, load_python_policy
 from lotus.governor.policies import REGISTRY, Policy, make_policy, register
-from lotus.governor.shield import Shield
+from lotus.governor.shield import AUTO, Shield
 
 # shipped artifacts (-pub: as published; drl-stable: the previous drl recipe, per-stage on the stable reward)
 LEARNED = ("drl", "lotus-dac24", "ztt", "lotus-dac24-pub", "ztt-pub", "drl-stable")
@@ -30,23 +30,26 @@ def shielded(name_or_path: str | Path, actions: ActionTable, **shield_kw: Any) -
     return Shield(lambda: _onnx(name_or_path, actions), actions, make_policy("stock", actions), **shield_kw)
 
 
-def split_margin(spec: str) -> tuple[str, float | None]:
+def split_margin(spec: str) -> tuple[str, float | str | None]:
     """``NAME+shield@M`` -> (``NAME+shield``, M): a shielded policy with the shield's margin set to
-    M C (the suite's shield-margin ablation, from the command line); any other spec -> (spec, None).
+    M C (the suite's shield-margin ablation, from the command line), or to ``auto`` (measured on the
+    board, :func:`lotus.governor.shield.measured_margin_c`); any other spec -> (spec, None).
 
-    :raises PolicyError: ``@`` after something other than ``+shield``, or M not a number >= 0.
+    :raises PolicyError: ``@`` after something other than ``+shield``, or M not a number >= 0 nor ``auto``.
     """
     base, at, text = spec.rpartition("@")
     if not at or spec.endswith((".json", ".onnx")) or spec.startswith("python:"):
         return spec, None
     if not base.endswith("+shield"):
         raise PolicyError(f"policy {spec!r}: a margin (@M, C) goes after +shield, e.g. ztt+shield@1")
+    if text == AUTO:
+        return base, AUTO
     try:
         margin = float(text)
     except ValueError:
         margin = float("nan")
     if not margin >= 0:
-        raise PolicyError(f"policy {spec!r}: the shield margin after @ must be a number of C >= 0")
+        raise PolicyError(f"policy {spec!r}: the shield margin after @ must be a number of C >= 0, or auto")
     return base, margin
 
 
@@ -55,7 +58,7 @@ def build_policy(
     actions: ActionTable,
     shield: bool | None = None,
     context: PolicyContext | None = None,
-    margin_c: float | None = None,
+    margin_c: float | str | None = None,
 ) -> Policy:
     """Any policy by name (see :func:`governor.policies.policy_names`) or by ``.json``/``.onnx`` path.
 
@@ -65,7 +68,7 @@ def build_policy(
     profiles, deadline and camera rate).
 
     :param shield: force the shield on or off; by default only ``drl`` and policy files get it.
-    :param margin_c: the shield's thermal margin below the trip, C (None: its default,
+    :param margin_c: the shield's thermal margin below the trip, C, or ``auto`` (None: its default,
         :data:`~lotus.governor.shield.MARGIN_C`).
     """
     spec, at_margin = split_margin(spec)

@@ -110,6 +110,7 @@ def run_env(
     core = env.core
     gap_c = float(core.shutdown - core.trip)
     last_t, reported, dt_s, admit_t = 0.0, 0.0, 0.0, 0.0
+    decided_t: float | None = None  # when the previous decision was made, s (None: none yet)
     steps, frames = rec.steps, rec.frames
     while True:
         if admit is not None and core.phase == 0:
@@ -122,12 +123,14 @@ def run_env(
             rec.skipped_frames += 1
             obs, reward, terminated, truncated, info = env.skip_frame()
         else:
+            # the time since the previous decision, skipped frames included (as the daemon's wall clock)
+            dt_s = 0.0 if decided_t is None else last_t - decided_t
+            decided_t = last_t
             obs, reward, terminated, truncated, info = env.step(decide(obs, dt_s))
         rec.total_reward += reward
         for k in STEP_KEYS:
             steps[k].append(info[k])
-        dt_s = info["time_s"] - last_t
-        steps["dt_s"].append(dt_s)
+        steps["dt_s"].append(info["time_s"] - last_t)
         last_t = info["time_s"]
         if info["frame_done"]:
             for k in FRAME_KEYS:

@@ -54,7 +54,7 @@ import numpy as np
 
 from lotus.core.schema import HEADROOM_SCALE_C, IDX, ActionTable
 from lotus.governor.admission import ANCHORS, NOMINAL_SHUTDOWN_GAP_C, Admission
-from lotus.governor.lookahead import HORIZON_S, predicted_headroom_c
+from lotus.governor.lookahead import HORIZON_S, LookaheadMonitor, predicted_headroom_c
 from lotus.governor.protocol import (
     NOMINAL_DECISION_S,
     BarePolicy,
@@ -79,6 +79,23 @@ STRETCH_RATE_PER_S = 5e-4 / NOMINAL_DECISION_S  # 3 % per second (was 0.05 % per
 MAX_DT_S = 1.0  # longest gap between two decisions the shield credits, s
 MARGIN_C = 2.0  # default thermal margin under the passive trip, C (docs/governor.md, shield-margin ablation)
 ADMISSION_LEAD_C = 0.5  # admission engages this far below the caps' limit (trip - margin_c), C
+AUTO = "auto"  # margin_c: measured on the board (:func:`measured_margin_c`)
+AUTO_MIN_CHECKS = 600  # near-trip predictions checked before a measured margin replaces MARGIN_C (~10 s)
+AUTO_EVERY = 60  # checks between two updates of the measured margin
+AUTO_SLACK_C = 0.25  # added to the 99.9 % quantile of the look-ahead's optimism, C
+AUTO_FLOOR_C = 0.5  # the measured margin never goes below this (the daemon config's own floor), C
+AUTO_CEILING_C = 10.0  # nor above this, however badly the look-ahead errs, C
+
+
+def measured_margin_c(monitor: LookaheadMonitor) -> float:
+    """The margin a board's own look-ahead errors call for, C: :data:`MARGIN_C` until
+    :data:`AUTO_MIN_CHECKS` near-trip predictions were checked, then the 99.9 % quantile of their
+    optimism plus :data:`AUTO_SLACK_C`, within [:data:`AUTO_FLOOR_C`, :data:`AUTO_CEILING_C`]
+    (wider than the default on a board whose look-ahead errs more)."""
+    q = monitor.quantile_c(0.999)
+    if monitor.checked < AUTO_MIN_CHECKS or q is None:
+        return MARGIN_C
+    return min(max(q + AUTO_SLACK_C, AUTO_FLOOR_C), AUTO_CEILING_C)
 
 
 class Shield(PolicyBase):
@@ -116,7 +133,7 @@ class Shield(PolicyBase):
         inner: Policy | BarePolicy | Callable[[], object] | None,
         actions: ActionTable,
         fallback: Policy | BarePolicy,
-        margin_c: float = MARGIN_C,
+        margin_c: float | str = MARGIN_C,
         horizon_s: float = HORIZON_S,
         band_c: float = 1.0,
         down_every_s: float = DOWN_EVERY_S,
@@ -131,10 +148,15 @@ class Shield(PolicyBase):
     ) -> None:
         if not (down_every_s > 0 and up_every_s > 0 and max_dt_s > 0):
             raise ValueError("down_every_s, up_every_s and max_dt_s must be positive")
-        if not margin_c >= 0:
-            raise ValueError(f"margin_c must be >= 0 C, got {margin_c}")
+        # "auto": the margin follows the look-ahead errors measured on this board (one board only)
+        self.auto_margin: LookaheadMonitor | None = LookaheadMonitor(horizon_s) if margin_c == AUTO else None
+        if self.auto_margin is not None:
+            margin_c = MARGIN_C
+        elif isinstance(margin_c, str) or not margin_c >= 0:
+            raise ValueError(f"margin_c must be >= 0 C or {AUTO!r}, got {margin_c!r}")
         self.actions, self.fallback = actions, as_policy(fallback)
-        self.margin_c, self.horizon_s, self.band_c = margin_c, horizon_s, band_c
+        self.margin_c, self.horizon_s, self.band_c = float(margin_c), horizon_s, band_c
+        self._auto_t, self._auto_seen = 0.0, 0  # the measured margin's clock (s) and checks at its last update
         self.down_every_s, self.up_every_s, self.max_dt_s = down_every_s, up_every_s, max_dt_s
         self._down_ns, self._up_ns = max(round(down_every_s * 1e9), 1), max(round(up_every_s * 1e9), 1)
         self.stretch_at_c, self.stretch_rate_per_s = stretch_at_c, stretch_rate_per_s
@@ -167,6 +189,9 @@ class Shield(PolicyBase):
 
     # --- the Policy protocol --------------------------------------------------------------------
     def reset(self, n: int = 1) -> None:
+        if self.auto_margin is not None:  # a new run may be a new board: measure again from the default
+            self.auto_margin = LookaheadMonitor(self.horizon_s)
+            self.margin_c, self._auto_t, self._auto_seen = MARGIN_C, 0.0, 0
         self._new_state(n)
         if self.inner is not None:
             self.inner.reset(n)
@@ -181,6 +206,10 @@ class Shield(PolicyBase):
         if len(self._cap_c) != n:
             self._new_state(n)
         stretch = self.stretch_max > 1.0 and self.inner is not None
+        if self.auto_margin is not None:
+            if n != 1:
+                raise ValueError(f"a shield with margin_c={AUTO!r} guards one board, got {n}")
+            self._measure_margin(obs, self._dt_one(dt_s))
         if n == 1 and self.scalar_path:  # the daemon's per-stage path, in plain Python
             dt = self._dt_one(dt_s)
             predicted = self._predict_one(obs)
@@ -204,6 +233,21 @@ class Shield(PolicyBase):
             skipped_frames=sum(a.skipped for a in self._admissions) + self._policy_skips,
             served_fps_cap=self._admissions[0].served_fps_cap, trained_deadline_ms=trained,
         )  # fmt: skip
+
+    def _measure_margin(self, obs: np.ndarray, dt: float) -> None:
+        """Feed this decision to the look-ahead monitor; every :data:`AUTO_EVERY` checks, move the
+        caps' and the admission rule's limits to :func:`measured_margin_c`."""
+        monitor = self.auto_margin
+        assert monitor is not None
+        self._auto_t += dt
+        monitor.observe(self._auto_t, obs[0])
+        if monitor.checked - self._auto_seen < AUTO_EVERY:
+            return
+        self._auto_seen = monitor.checked
+        self.margin_c = measured_margin_c(monitor)
+        if self.admission_anchor == "trip":
+            for rule in self._admissions:
+                rule.margin_c = self.margin_c + ADMISSION_LEAD_C
 
     # --- admission ------------------------------------------------------------------------------
     def admit(self, obs: np.ndarray, dt_s: float | None = None, shutdown_gap_c: float | None = None) -> bool:

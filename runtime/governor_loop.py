@@ -46,7 +46,7 @@ class Decision:
 DEADLINE_TOLERANCE = 0.25
 
 
-def build_policy(spec: str, actions: ActionTable, margin_c: float | None = None) -> Policy:
+def build_policy(spec: str, actions: ActionTable, margin_c: float | str | None = None) -> Policy:
     """``governor.registry.build_policy`` (numpy + onnxruntime only; never SB3/torch); ``margin_c``:
     the shield's thermal margin under the trip, C (None: the shield's default)."""
     from lotus.governor.registry import build_policy as _build
@@ -73,7 +73,7 @@ class GovernorController:
         mode: GovernorMode,
         on_control: Callable[[bool], None] | None = None,
         has_gpu: bool = True,
-        margin_c: float | None = None,
+        margin_c: float | str | None = None,
     ) -> None:
         self.board, self.actions, self.margin_c = board, actions, margin_c
         self._lock = threading.Lock()
@@ -260,6 +260,7 @@ class GovernorController:
             "interventions": diag.interventions,
             "deadline_stretch": diag.deadline_stretch,
             "shield_margin_c": getattr(self.policy, "margin_c", None),
+            "shield_margin_auto": getattr(self.policy, "auto_margin", None) is not None,
             "lookahead_error_c": self.lookahead.summary(),
             "trained_deadline_ms": None if diag.trained_deadline_ms is None else list(diag.trained_deadline_ms),
             "deadline_mismatch_ms": self.deadline_mismatch(),

@@ -377,3 +377,29 @@ def test_skip_leaves_boards_outside_the_mask_bit_identical() -> None:
     for name in ("t", "th_c", "th_g", "th_s", "energy", "dropped", "sen_c", "sen_g", "arrival"):
         np.testing.assert_array_equal(getattr(a.core, name), getattr(b.core, name), err_msg=name)
     np.testing.assert_array_equal(a.observe(), b.observe())
+
+
+def test_after_skipped_frames_a_decision_gets_the_whole_time_since_the_previous_one(actions) -> None:  # noqa: ANN001
+    """The shield's clocks run on ``dt_s``: in a rollout it must be the simulated time since the previous
+    decision, skipped frames included, as the daemon's wall clock gives it (a skip used to cut it short)."""
+    from lotus.governor.rollout import run_env
+
+    hot = Scenario(ambient_c=40.0, trace="bursty", r_scale=1.3, init_temp_c=97.0, episode_frames=2000)
+    env = TwoStageDetectorEnv(hot)
+    shield = build_policy("performance+shield", actions)
+    shield.reset(1)
+    at: list[float] = []  # the simulator's clock at each decision, s
+    given: list[float] = []  # the dt_s each decision was handed, s
+
+    def decide(obs: np.ndarray, dt_s: float) -> int:
+        at.append(float(env.core.t))
+        given.append(dt_s)
+        return int(shield.act(obs[None, :], dt_s)[0])
+
+    def admit(obs: np.ndarray, dt_s: float, gap_c: float) -> bool:
+        return shield.admit(obs[None, :], dt_s, gap_c)
+
+    rec = run_env(env, decide, "performance+shield", 0, 30.0, admit=admit)
+    assert rec.skipped_frames > 10  # the admission rule was at work
+    assert given[0] == 0.0
+    np.testing.assert_allclose(given[1:], np.diff(at), atol=1e-9)

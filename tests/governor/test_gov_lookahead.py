@@ -61,8 +61,8 @@ def test_far_from_the_trip_nothing_is_checked_and_memory_is_bounded() -> None:
     mon = LookaheadMonitor()
     for k in range(10_000):
         mon.observe(k * 1e-4, _obs(20.0, 0.0))  # 1 s of decisions far from the trip
-    assert mon.summary() == {"horizon_s": 1.5, "near_trip_c": 4.0, "checked": 0, "p50_c": None, "p99_c": None,
-                             "p999_c": None, "max_c": None}  # fmt: skip
+    empty = {"horizon_s": 1.5, "near_trip_c": 4.0, "checked": 0, "stale": 0}
+    assert mon.summary() == {**empty, "p50_c": None, "p99_c": None, "p999_c": None, "max_c": None}
     mon.observe(2.0, _obs(float("nan"), 0.0))  # a failed sensor read is neither checked nor kept
     assert mon.checked == 0 and not mon._pending
     stalled = LookaheadMonitor()
@@ -88,5 +88,5 @@ def test_in_the_simulated_box_the_sensed_error_stays_under_the_margin() -> None:
     policy.act = watched  # type: ignore[method-assign]
     rollout(policy, scenario.model_copy(update={"init_temp_c": 96.0}), 120.0, seed=0)
     s = mon.summary()
-    assert s["checked"] > 150  # the box starts near the trip (frames it skips take no decisions)
+    assert s["checked"] > 100  # the box starts near the trip (frames it skips take no decisions)
     assert 0.0 < s["max_c"] < 2.0 and s["p999_c"] <= s["max_c"] + 0.05

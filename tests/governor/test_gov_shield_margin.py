@@ -94,3 +94,65 @@ def test_a_policy_spec_sets_the_margin_from_the_command_line(actions) -> None:  
     records = evaluate(hot, ["performance+shield@1", "performance+shield@5"], [0], 300.0).records
     assert [r["policy"] for r in records] == ["performance+shield@1", "performance+shield@5"]
     assert records[1]["max_temp_c"] < TRIP_C - 3.0 < records[0]["max_temp_c"] < TRIP_C
+
+
+def test_an_auto_margin_is_measured_on_the_board(actions) -> None:  # noqa: ANN001
+    """``@auto``: 2 C until enough near-trip predictions were checked, then what their errors call for."""
+    import numpy as np
+
+    from lotus.core.schema import HEADROOM_SCALE_C, IDX, N_FEATURES
+    from lotus.governor.lookahead import LookaheadMonitor
+    from lotus.governor.registry import split_margin
+    from lotus.governor.shield import AUTO_CEILING_C, AUTO_FLOOR_C, AUTO_MIN_CHECKS, measured_margin_c
+
+    assert split_margin("mpc+shield@auto") == ("mpc+shield", "auto")
+    shield = build_policy("performance+shield@auto", actions)
+    assert isinstance(shield, Shield) and shield.auto_margin is not None and shield.margin_c == MARGIN_C
+
+    def obs(headroom_c: float) -> np.ndarray:
+        row = np.zeros((1, N_FEATURES), dtype=np.float32)
+        row[0, IDX["cpu_headroom"]] = row[0, IDX["gpu_headroom"]] = headroom_c / HEADROOM_SCALE_C
+        return row
+
+    # a sensor that reads 3 C hotter every other second than the steady straight line predicted:
+    # the look-ahead is 3 C optimistic on half its checks, and the margin widens past the default
+    for k in range(6000):
+        t = k / 60
+        shield.act(obs(3.5 - (3.0 if int(t) % 2 else 0.0)), 1 / 60)
+    assert shield.auto_margin.checked >= AUTO_MIN_CHECKS
+    assert shield.margin_c == pytest.approx(3.25, abs=0.06)  # the 99.9 % quantile (3 C) + 0.25 C
+    assert all(rule.margin_c == shield.margin_c + 0.5 for rule in shield._admissions)  # admission follows
+    shield.reset(1)  # a new run measures again
+    assert shield.margin_c == MARGIN_C and shield.auto_margin.checked == 0
+    with pytest.raises(ValueError, match="one board"):
+        shield.act(np.repeat(obs(3.0), 2, axis=0), 1 / 60)
+    # the rule alone: the default before enough checks, then floor and ceiling
+    assert measured_margin_c(LookaheadMonitor()) == MARGIN_C
+    exact = LookaheadMonitor()
+    for k in range(3000):
+        exact.observe(k / 60, obs(1.0)[0])  # steady: every prediction exact
+    assert exact.checked >= AUTO_MIN_CHECKS and measured_margin_c(exact) == AUTO_FLOOR_C
+    wild = LookaheadMonitor()
+    for k in range(3000):
+        wild.observe(k / 60, obs(3.9 if (k // 90) % 2 else -20.0)[0])  # 24 C jumps
+    assert measured_margin_c(wild) == AUTO_CEILING_C
+    with pytest.raises(ValueError, match="margin_c"):
+        Shield(None, actions, build_policy("stock", actions), margin_c="wide")
+
+
+def test_the_daemon_takes_an_auto_margin_from_its_config(tmp_path: Path) -> None:
+    from lotus.runtime.api import create_app
+    from lotus.runtime.testing import ServerThread
+
+    settings = load_settings(
+        None,
+        {
+            "board": {"backend": "sim", "state_file": str(tmp_path / "state.json")},
+            "models": {"threads": 1, "warmup_frames": 1},
+            "governor": {"policy": "drl", "shield_margin_c": "auto"},
+        },
+    )
+    with ServerThread(create_app(settings)) as url:
+        status = httpx.get(url + "/v1/governor").json()
+    assert status["shield_margin_auto"] is True and status["shield_margin_c"] == MARGIN_C  # nothing measured yet
+    assert status["deciding"] == "drl"
