@@ -29,6 +29,12 @@ shutdown. ``admission_anchor="shutdown"`` restores the former rule (engage 3 C b
 never below the trip), which left the caps and the firmware to act first. Its state is per board
 and apart from :meth:`act`, whose fast path it leaves alone.
 
+**The margin** is :data:`MARGIN_C` (2 C) unless set. ``margin_c="auto"`` (one board only) measures
+it instead: a :class:`~lotus.governor.lookahead.LookaheadMonitor` checks the shield's own
+predictions against the readings ``horizon_s`` later, and once enough near-trip checks are in,
+the caps' and the admission rule's limits follow :func:`measured_margin_c` (wider on a board whose
+look-ahead errs more, never under :data:`AUTO_FLOOR_C`).
+
 **Time.** Both loops run on time, not on decisions, so they react as fast at 10 fps as at 60:
 every :meth:`Shield.act` (and :meth:`Shield.clip`) gets ``dt_s``, the seconds since that board's
 previous decision; the daemon measures it, the simulator passes its own clock. Each board keeps
