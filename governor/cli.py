@@ -258,8 +258,9 @@ def evaluate(
     policies: str = typer.Option(
         None,
         help="comma-separated names: stock, performance, mpc, ztt, lotus-dac24, drl, foresight, foresight-cool "
-        "(the reference under the no-throttling constraint), NAME+shield, NAME+shield@M (shield margin M C), "
-        "policy JSON paths, python:PATH_OR_MODULE:CLASS (default: the suite's, else the classic six plus mpc)",
+        "(the reference under the no-throttling constraint), NAME+shield, NAME+shield@M (shield margin M C, "
+        "or auto: measured), policy JSON paths, python:PATH_OR_MODULE:CLASS "
+        "(default: the suite's, else the classic six plus mpc)",
     ),
     suite: str = typer.Option(None, help="run a named suite instead of one scenario: smoke | standard"),
     scenarios: str = typer.Option(None, help="with --suite: only these comma-separated scenarios of it"),
