@@ -51,7 +51,8 @@ class DetectorVecEnv(VecEnv):
         self._admit_t = np.zeros(benv.n)  # board time of each board's previous admission call, s
         self.skipped_frames = 0  # frames the admission rule skipped since construction
         self._raw_obs: np.ndarray | None = None
-        self._dt_s = np.zeros(benv.n)  # simulated seconds since each board's previous decision
+        self._dt_s = np.zeros(benv.n)  # simulated seconds each board's last step took
+        self._since_s = np.zeros(benv.n)  # simulated seconds since each board's previous decision (skips included)
         self.action_map = spec.action_map(benv.actions)
         self.share_map = spec.share_map(benv.actions)
         self._serves = ServedShare(benv.n) if (self.share_map < 1.0).any() else None
@@ -80,6 +81,7 @@ class DetectorVecEnv(VecEnv):
         self._reset_seeds()
         self._raw_obs = obs
         self._dt_s = np.zeros(self.num_envs)
+        self._since_s = np.zeros(self.num_envs)
         self._admit_t = np.zeros(self.num_envs)
         if self._serves is not None:
             self._serves.reset(np.ones(self.num_envs, dtype=bool))
@@ -197,7 +199,7 @@ class DetectorVecEnv(VecEnv):
         if not rows.any():
             return joint
         self._allocator.margins[rows] = level[rows]
-        return np.where(rows, self._allocator.act(self._raw_obs, self._dt_s, rows=rows), joint)
+        return np.where(rows, self._allocator.act(self._raw_obs, self._since_s, rows=rows), joint)
 
     def _one_step(
         self, joint: np.ndarray, active: np.ndarray | None = None
@@ -207,12 +209,13 @@ class DetectorVecEnv(VecEnv):
         if self._allocator is not None and self._raw_obs is not None:
             joint = self._levelled(joint, active)
         if self._clip and self.shield is not None and self._raw_obs is not None:
-            joint = self.shield.clip(self._raw_obs, joint, self._dt_s)
+            joint = self.shield.clip(self._raw_obs, joint, self._since_s)
         step = self.benv.step(joint) if active is None else self.benv.step(joint, active=active)
         obs, reward, terminated, truncated, out = step
         dones = terminated | truncated
         dt = np.where(dones, 0.0, out["dt_s"])  # a restarted board's episode starts now
         self._dt_s = dt if active is None else np.where(active, dt, self._dt_s)
+        self._since_s = dt if active is None else np.where(active, dt, self._since_s)
         return self._after(obs, reward, terminated, truncated, dones)
 
     def _skip_step(self, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
@@ -220,6 +223,8 @@ class DetectorVecEnv(VecEnv):
         obs, reward, terminated, truncated, out = self.benv.skip_frames(mask)
         dones = (terminated | truncated) & mask
         self._dt_s = np.where(mask, np.where(dones, 0.0, out["dt_s"]), self._dt_s)
+        # a skip is no decision: the next decision's time since the previous one includes it (as in the daemon)
+        self._since_s = np.where(mask, np.where(dones, 0.0, self._since_s + out["dt_s"]), self._since_s)
         return self._after(obs, reward, terminated, truncated, dones)
 
     def _after(

@@ -128,3 +128,47 @@ def test_hold_is_drl_only_and_bounded() -> None:
         training_spec(TrainConfig(hold_s=-1.0))
     with pytest.raises(ConfigError, match="served shares need a held decision"):
         training_spec(TrainConfig(hold_s=0.0, served_shares=(1.0, 0.5)))
+
+
+def test_after_a_skip_the_next_decision_gets_the_whole_time_since_the_previous_one() -> None:
+    """Served shares skip frames in training: the shield's clip (and a level allocator) must then get
+    the time since each board's previous decision, skips included, as in rollouts and the daemon."""
+    from lotus.governor.train import TrainConfig, training_spec
+
+    spec = training_spec(TrainConfig(served_shares=(1.0, 0.5)))
+    venv = DetectorVecEnv(BatchedDetectorEnv(3, HOT), spec, shield=True)
+    given: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (board times, dt handed to clip, who decides)
+    clip, step = venv.shield.clip, venv.benv.step
+    pending: list[np.ndarray] = []
+
+    def watched_clip(obs: np.ndarray, a: np.ndarray, dt_s: np.ndarray) -> np.ndarray:
+        pending.append(np.asarray(dt_s, dtype=float).copy())
+        return clip(obs, a, dt_s)
+
+    def watched_step(joint: np.ndarray, active: np.ndarray | None = None):  # noqa: ANN202
+        t = np.asarray(venv.benv.core.t, dtype=float).copy()
+        who = np.ones(venv.num_envs, dtype=bool) if active is None else active.copy()
+        given.append((t, pending.pop(), who))
+        return step(joint) if active is None else step(joint, active=active)
+
+    skips = [0]
+    skip_frames = venv.benv.skip_frames
+
+    def counted_skips(mask: np.ndarray):  # noqa: ANN202
+        skips[0] += int(np.count_nonzero(mask))
+        return skip_frames(mask)
+
+    venv.shield.clip = watched_clip  # type: ignore[method-assign]
+    venv.benv.step = watched_step  # type: ignore[method-assign]
+    venv.benv.skip_frames = counted_skips  # type: ignore[method-assign]
+    venv.seed(0)
+    venv.reset()
+    half = int(np.flatnonzero(venv.share_map == 0.5)[-1])  # the top clocks serving half the frames
+    for _ in range(6):
+        venv.step_async(np.full(venv.num_envs, half))
+        venv.step_wait()
+    assert skips[0] > 10  # the served share skipped frames between decisions
+    for board in range(venv.num_envs):
+        times = [t[board] for t, _, who in given if who[board]]
+        handed = [dt[board] for _, dt, who in given if who[board]]
+        np.testing.assert_allclose(handed[1:], np.diff(times), atol=1e-9)
