@@ -212,15 +212,17 @@ class Shield(PolicyBase):
         if len(self._cap_c) != n:
             self._new_state(n)
         stretch = self.stretch_max > 1.0 and self.inner is not None
+        if n == 1 and self.scalar_path:  # the daemon's per-stage path, in plain Python
+            dt = self._dt_one(dt_s)
+            if self.auto_margin is not None:
+                self._measure_margin(obs, dt)
+            predicted = self._predict_one(obs)
+            shown = self._stretch_one(obs, predicted, dt) if stretch else obs
+            return self._clip_one(predicted, self._proposed(obs, shown, dt_s), dt)
         if self.auto_margin is not None:
             if n != 1:
                 raise ValueError(f"a shield with margin_c={AUTO!r} guards one board, got {n}")
             self._measure_margin(obs, self._dt_one(dt_s))
-        if n == 1 and self.scalar_path:  # the daemon's per-stage path, in plain Python
-            dt = self._dt_one(dt_s)
-            predicted = self._predict_one(obs)
-            shown = self._stretch_one(obs, predicted, dt) if stretch else obs
-            return self._clip_one(predicted, self._proposed(obs, shown, dt_s), dt)
         dts = self._dt_many(dt_s, n)
         predicted_n = self._predict_many(obs)
         shown = self._stretch_many(obs, predicted_n, dts) if stretch else obs

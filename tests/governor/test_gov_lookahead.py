@@ -32,6 +32,10 @@ def test_the_shield_predicts_with_the_shared_function(actions) -> None:  # noqa:
                                     float(obs[0, IDX["temp_slope"]]), shield.horizon_s)  # fmt: skip
         assert shield._predict_one(obs) == want
         assert shield._predict_many(obs)[0] == pytest.approx(want, abs=1e-9)
+    # the numbers themselves: 5 C of headroom rising 0.4 C/s leaves 4.4 C after 1.5 s; the GPU, 3 C
+    # cooler, does not count while the CPU is the hotter die
+    assert shield._predict_one(_obs(5.0, 0.4)[None, :]) == pytest.approx(4.4, abs=1e-5)
+    assert shield._predict_one(_obs(1.0, -0.2)[None, :]) == pytest.approx(1.0, abs=1e-5)
     # a falling die does not lend headroom; NaN stays NaN (the shield's fallback handles it)
     assert predicted_headroom_c(0.1, 0.2, -1.0, 1.5) == pytest.approx(3.0)
     assert math.isnan(predicted_headroom_c(float("nan"), 0.2, 0.1, 1.5))

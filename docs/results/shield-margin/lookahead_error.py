@@ -17,9 +17,10 @@ import sys
 
 import numpy as np
 
-from lotus.core.schema import HEADROOM_SCALE_C, IDX
+from lotus.core.schema import IDX
 from lotus.envs.core import Resolved
 from lotus.governor.context import PolicyContext
+from lotus.governor.lookahead import HORIZON_S, predicted_headroom_c
 from lotus.governor.registry import build_policy
 from lotus.governor.rollout import rollout
 from lotus.governor.suite import suite
@@ -27,7 +28,7 @@ from lotus.governor.suite import suite
 ROOMS = ("nano15-35c-enclosure", "nano15-30c-variant")
 POLICIES = ("drl", "mpc+shield")
 SEEDS = range(3)
-HORIZON_S = 1.5
+_CPU, _GPU, _SLOPE = IDX["cpu_headroom"], IDX["gpu_headroom"], IDX["temp_slope"]
 NEAR_C = 4.0  # decisions whose prediction was within this much of the trip (where the margin matters)
 
 
@@ -44,9 +45,8 @@ def errors(room: str, spec: str, seed: int) -> np.ndarray:
 
     def logged(obs: np.ndarray, dt_s: float | None = None) -> np.ndarray:
         clock[0] += float(dt_s or 0.0)
-        row = np.atleast_2d(obs)[0]
-        head = min(float(row[IDX["cpu_headroom"]]), float(row[IDX["gpu_headroom"]])) * HEADROOM_SCALE_C
-        log.append((clock[0], head - max(float(row[IDX["temp_slope"]]), 0.0) * HORIZON_S))
+        row = np.atleast_2d(obs)[0].tolist()
+        log.append((clock[0], predicted_headroom_c(row[_CPU], row[_GPU], row[_SLOPE], HORIZON_S)))
         return act(obs, dt_s)
 
     policy.act = logged  # type: ignore[method-assign]
